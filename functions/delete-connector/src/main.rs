@@ -1,0 +1,4 @@
+//! `DELETE /api/v1/connectors`: wires the shared handler to the Lambda runtime.
+fn main() -> Result<(), shared::app::Error> {
+    shared::app::serve(shared::http::Endpoint::DeleteConnector)
+}

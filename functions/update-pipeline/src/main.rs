@@ -1,0 +1,4 @@
+//! `PUT /api/v1/pipelines`: wires the shared handler to the Lambda runtime.
+fn main() -> Result<(), shared::app::Error> {
+    shared::app::serve(shared::http::Endpoint::UpdatePipeline)
+}

@@ -1,0 +1,9 @@
+//! The local stack: Pipelines on a laptop, through the same handlers and routes as in AWS.
+//!
+//! - [`stack`]: SDK clients for DynamoDB Local and moto, and the table and queues of
+//!   `template.yaml`, created when missing.
+//! - [`gateway`]: an HTTP server that does what API Gateway does: matches the route, runs the
+//!   authorizer, builds the API Gateway v2 event and calls the function's handler.
+
+pub mod gateway;
+pub mod stack;

@@ -1,0 +1,88 @@
+//! Clients and resources of the local stack (DynamoDB Local on :8000, moto on :4566).
+//!
+//! Endpoints come from `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL_SQS` when set, else the
+//! local ports; credentials and region are dummies unless the environment has real ones. This
+//! module is only for the local stack: the functions themselves use the plain AWS environment.
+
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::Credentials;
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_sqs::types::QueueAttributeName;
+use shared::app::{App, Error};
+
+pub const DEFAULT_TABLE: &str = "pipelines";
+pub const DEFAULT_QUEUE: &str = "pipelines-runs";
+
+pub struct Clients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+}
+
+pub async fn clients() -> Clients {
+    let region = env_or("AWS_REGION", "us-east-1");
+    let credentials = Credentials::new(env_or("AWS_ACCESS_KEY_ID", "local"), env_or("AWS_SECRET_ACCESS_KEY", "local"), None, None, "local-stack");
+    let sdk = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region)).credentials_provider(credentials).load().await;
+    let dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(env_or("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000")).build();
+    let sqs = aws_sdk_sqs::config::Builder::from(&sdk).endpoint_url(env_or("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:4566")).build();
+    Clients { dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb), sqs: aws_sdk_sqs::Client::from_conf(sqs) }
+}
+
+/// Creates the table of `template.yaml` if it does not exist.
+pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), Error> {
+    if client.describe_table().table_name(name).send().await.is_ok() {
+        return Ok(());
+    }
+    let attr = |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build();
+    let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
+    let created = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("PK")?)
+        .attribute_definitions(attr("SK")?)
+        .key_schema(key("PK", KeyType::Hash)?)
+        .key_schema(key("SK", KeyType::Range)?)
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        // Another process created it meanwhile.
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => Ok(()),
+        Err(e) => Err(format!("creating table {name}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)).into()),
+    }
+}
+
+/// Creates a queue with a dead-letter queue (as in `template.yaml`) and returns its URL.
+pub async fn ensure_queue(client: &aws_sdk_sqs::Client, name: &str) -> Result<String, Error> {
+    let dlq = client.create_queue().queue_name(format!("{name}-dlq")).send().await?;
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(dlq.queue_url().unwrap_or_default())
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap_or_default();
+    let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5" }).to_string();
+    let queue = client
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::VisibilityTimeout, "120")
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .send()
+        .await?;
+    Ok(queue.queue_url().unwrap_or_default().to_string())
+}
+
+/// An [`App`] on the local stack, with its table and queue created when missing.
+pub async fn app(table: &str, queue: &str) -> Result<App, Error> {
+    let c = clients().await;
+    ensure_table(&c.dynamodb, table).await?;
+    let queue_url = ensure_queue(&c.sqs, queue).await?;
+    Ok(App::new(c.dynamodb, c.sqs, table, Some(&queue_url)))
+}

@@ -1,0 +1,18 @@
+//! The domain: values that exist only when valid (built through `parse`), and the rules that
+//! decide what a request may change.
+
+pub mod api_key;
+pub mod connector;
+pub mod graph;
+pub mod ids;
+pub mod input;
+pub mod pipeline;
+pub mod run;
+pub mod schedule;
+pub mod schema;
+pub mod tenant;
+
+/// Now, as the product writes timestamps: RFC 3339, UTC, milliseconds (`2026-01-15T09:00:00.000Z`).
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

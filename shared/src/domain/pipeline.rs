@@ -1,0 +1,319 @@
+//! Pipelines: what a request may say of one, and the pipeline as stored.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::graph::{Edge, Graph, GraphInput, Node};
+use super::ids::{ConnectorId, PipelineId, SchemaId};
+use super::input::{any_text, int_in, one_of, text, Check, Object, Patch};
+use super::schedule::{CronSchedule, Timezone};
+use crate::error::ApiError;
+
+pub const MAX_NAME: usize = 200;
+pub const MAX_DESCRIPTION: usize = 2000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PipelineStatus {
+    Draft,
+    #[default]
+    Active,
+    Paused,
+}
+
+impl PipelineStatus {
+    const NAMES: &'static str = "draft, active, paused";
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorHandling {
+    Skip,
+    Fail,
+    DeadLetter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadMode {
+    Append,
+    Upsert,
+    Truncate,
+}
+
+/// How runs execute. Every value that exists is in range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionConfig {
+    pub batch_size: u32,
+    pub parallelism: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitioning: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_handling: Option<ErrorHandling>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_mode: Option<LoadMode>,
+}
+
+impl Default for ExecutionConfig {
+    fn default() -> Self {
+        Self { batch_size: 1000, parallelism: 1, partitioning: None, error_handling: None, load_mode: None }
+    }
+}
+
+impl ExecutionConfig {
+    const FIELDS: [&'static str; 5] = ["batchSize", "parallelism", "partitioning", "errorHandling", "loadMode"];
+
+    /// Reads `executionConfig` over `base`: keys given replace, `null` restores the default,
+    /// absent keys keep `base`'s value (a JSON merge patch).
+    fn read(check: &mut Check, body: &Object, base: &ExecutionConfig) -> Option<ExecutionConfig> {
+        let obj = check.object(body, "executionConfig")?;
+        check.only_known(&obj, &Self::FIELDS);
+        let default = ExecutionConfig::default();
+        let mut out = base.clone();
+        if let Some(p) = check.patch(&obj, "batchSize", int_in(1, 10_000)) {
+            out.batch_size = p.apply(Some(out.batch_size as i64)).map_or(default.batch_size, |n| n as u32);
+        }
+        if let Some(p) = check.patch(&obj, "parallelism", int_in(1, 64)) {
+            out.parallelism = p.apply(Some(out.parallelism as i64)).map_or(default.parallelism, |n| n as u32);
+        }
+        if let Some(p) = check.patch(&obj, "partitioning", |v| Ok(v.clone())) {
+            out.partitioning = p.apply(out.partitioning);
+        }
+        if let Some(p) = check.patch(&obj, "errorHandling", one_of("skip, fail, dead_letter")) {
+            out.error_handling = p.apply(out.error_handling);
+        }
+        if let Some(p) = check.patch(&obj, "loadMode", one_of("append, upsert, truncate")) {
+            out.load_mode = p.apply(out.load_mode);
+        }
+        Some(out)
+    }
+}
+
+/// A pipeline as stored. Its graph is embedded: replacing it is one conditional write of one
+/// item, so no reader ever sees half of an old graph and half of a new one (see `store`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pipeline {
+    pub id: PipelineId,
+    pub name: String,
+    pub description: Option<String>,
+    pub status: PipelineStatus,
+    pub schedule: Option<String>,
+    pub timezone: Option<String>,
+    pub execution_config: ExecutionConfig,
+    pub connector_id: ConnectorId,
+    pub schema_id: SchemaId,
+    pub nodes: Vec<Node>,
+    pub edges: Vec<Edge>,
+    pub last_run_at: Option<String>,
+    pub last_run_status: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Bumped by every write: the condition of the next one (optimistic concurrency).
+    pub version: u64,
+}
+
+/// What one pipeline item may hold: DynamoDB's limit is 400 KB, less room for keys and growth.
+const MAX_STORED_BYTES: usize = 350_000;
+
+impl Pipeline {
+    pub fn graph(&self) -> Graph {
+        Graph { nodes: self.nodes.clone(), edges: self.edges.clone() }
+    }
+
+    /// A pipeline too large to store in one item is the client's to shrink (usually node configs).
+    pub fn check_size(&self) -> Result<(), ApiError> {
+        let size = serde_json::to_vec(self).map(|v| v.len()).unwrap_or(usize::MAX);
+        if size > MAX_STORED_BYTES {
+            return Err(ApiError::field("nodes", format!("the pipeline takes {size} bytes; at most {MAX_STORED_BYTES} (shrink node configs)")));
+        }
+        Ok(())
+    }
+}
+
+const CREATE_FIELDS: [&str; 11] = [
+    "name", "description", "status", "schedule", "timezone", "executionConfig", "connectorId", "schemaId", "nodes", "edges", "id",
+];
+
+fn connector_id(v: &Value) -> Result<ConnectorId, String> {
+    v.as_str().and_then(ConnectorId::parse).ok_or_else(|| "must be a connector id (conn_...)".into())
+}
+
+fn schema_id(v: &Value) -> Result<SchemaId, String> {
+    v.as_str().and_then(SchemaId::parse).ok_or_else(|| "must be a schema id (schema_...)".into())
+}
+
+fn schedule(v: &Value) -> Result<CronSchedule, String> {
+    CronSchedule::parse(v.as_str().ok_or("must be a string")?)
+}
+
+fn timezone(v: &Value) -> Result<Timezone, String> {
+    Timezone::parse(v.as_str().ok_or("must be a string")?)
+}
+
+/// `POST /pipelines`, checked.
+#[derive(Debug, Clone)]
+pub struct NewPipeline {
+    pub name: String,
+    pub description: Option<String>,
+    pub status: PipelineStatus,
+    pub schedule: Option<CronSchedule>,
+    pub timezone: Option<Timezone>,
+    pub execution_config: ExecutionConfig,
+    pub connector_id: ConnectorId,
+    pub schema_id: SchemaId,
+    pub graph: Option<GraphInput>,
+}
+
+impl NewPipeline {
+    pub fn parse(body: &Value) -> Result<Self, ApiError> {
+        let obj = Object::root(body)?;
+        let mut check = Check::new();
+        check.only_known(&obj, &CREATE_FIELDS[..10]);
+        let name = check.required(&obj, "name", text(MAX_NAME));
+        let description = check.optional(&obj, "description", any_text(MAX_DESCRIPTION));
+        let status = check.optional(&obj, "status", one_of(PipelineStatus::NAMES)).unwrap_or_default();
+        let schedule = check.optional(&obj, "schedule", schedule);
+        let timezone = check.optional(&obj, "timezone", timezone);
+        let execution_config = ExecutionConfig::read(&mut check, &obj, &ExecutionConfig::default()).unwrap_or_default();
+        let connector_id = check.required(&obj, "connectorId", connector_id);
+        let schema_id = check.required(&obj, "schemaId", schema_id);
+        let graph = GraphInput::read(&mut check, &obj);
+        check.finish()?;
+        match (name, connector_id, schema_id, graph) {
+            (Some(name), Some(connector_id), Some(schema_id), Some(graph)) => Ok(Self {
+                name,
+                description,
+                status,
+                schedule,
+                timezone,
+                execution_config,
+                connector_id,
+                schema_id,
+                graph,
+            }),
+            _ => Err(ApiError::Internal("pipeline checks passed with a field missing".into())),
+        }
+    }
+
+    pub fn into_pipeline(self, id: PipelineId, now: &str) -> Pipeline {
+        let graph = self.graph.map(|g| g.assign(&Graph::default())).unwrap_or_default();
+        Pipeline {
+            id,
+            name: self.name,
+            description: self.description,
+            status: self.status,
+            schedule: self.schedule.map(|s| s.as_str().to_string()),
+            timezone: self.timezone.map(|t| t.name().to_string()),
+            execution_config: self.execution_config,
+            connector_id: self.connector_id,
+            schema_id: self.schema_id,
+            nodes: graph.nodes,
+            edges: graph.edges,
+            last_run_at: None,
+            last_run_status: None,
+            created_at: now.to_string(),
+            updated_at: now.to_string(),
+            version: 1,
+        }
+    }
+}
+
+/// `PUT /pipelines`, checked. Applied to the stored pipeline by `apply`.
+#[derive(Debug, Clone)]
+pub struct PipelineUpdate {
+    pub id: PipelineId,
+    name: Option<String>,
+    description: Patch<String>,
+    status: Option<PipelineStatus>,
+    schedule: Patch<CronSchedule>,
+    timezone: Patch<Timezone>,
+    execution_config: Option<Map<String, Value>>,
+    pub connector_id: Option<ConnectorId>,
+    pub schema_id: Option<SchemaId>,
+    graph: Option<GraphInput>,
+}
+
+impl PipelineUpdate {
+    pub fn parse(body: &Value) -> Result<Self, ApiError> {
+        let obj = Object::root(body)?;
+        let mut check = Check::new();
+        check.only_known(&obj, &CREATE_FIELDS);
+        let id = check.required(&obj, "id", |v| {
+            v.as_str().and_then(PipelineId::parse).ok_or_else(|| "must be a pipeline id (pipe_...)".to_string())
+        });
+        let name = check.optional(&obj, "name", text(MAX_NAME));
+        let description = check.patch(&obj, "description", any_text(MAX_DESCRIPTION));
+        let status = check.optional(&obj, "status", one_of(PipelineStatus::NAMES));
+        let schedule = check.patch(&obj, "schedule", schedule);
+        let timezone = check.patch(&obj, "timezone", timezone);
+        // Checked now against the defaults, merged over the stored config in `apply`.
+        let execution_config = check.object(&obj, "executionConfig").map(|_| obj.get("executionConfig"));
+        if execution_config.is_some() {
+            ExecutionConfig::read(&mut check, &obj, &ExecutionConfig::default());
+        }
+        let connector_id = check.optional(&obj, "connectorId", connector_id);
+        let schema_id = check.optional(&obj, "schemaId", schema_id);
+        let graph = GraphInput::read(&mut check, &obj);
+        check.finish()?;
+        match (id, description, schedule, timezone, graph) {
+            (Some(id), Some(description), Some(schedule), Some(timezone), Some(graph)) => Ok(Self {
+                id,
+                name,
+                description,
+                status,
+                schedule,
+                timezone,
+                execution_config: execution_config.flatten().and_then(|v| v.as_object().cloned()),
+                connector_id,
+                schema_id,
+                graph,
+            }),
+            _ => Err(ApiError::Internal("pipeline update checks passed with a field missing".into())),
+        }
+    }
+
+    /// The pipeline after this update.
+    pub fn apply(&self, current: &Pipeline, now: &str) -> Result<Pipeline, ApiError> {
+        let mut next = current.clone();
+        if let Some(name) = &self.name {
+            next.name = name.clone();
+        }
+        next.description = self.description.clone().apply(next.description);
+        if let Some(status) = self.status {
+            next.status = status;
+        }
+        next.schedule = match &self.schedule {
+            Patch::Absent => current.schedule.clone(),
+            Patch::Clear => None,
+            Patch::Set(cron) => Some(cron.as_str().to_string()),
+        };
+        next.timezone = match self.timezone {
+            Patch::Absent => current.timezone.clone(),
+            Patch::Clear => None,
+            Patch::Set(tz) => Some(tz.name().to_string()),
+        };
+        if let Some(patch) = &self.execution_config {
+            let body = serde_json::json!({ "executionConfig": patch });
+            let obj = Object::root(&body)?;
+            let mut check = Check::new();
+            next.execution_config = ExecutionConfig::read(&mut check, &obj, &current.execution_config).unwrap_or_default();
+            check.finish()?;
+        }
+        if let Some(id) = &self.connector_id {
+            next.connector_id = id.clone();
+        }
+        if let Some(id) = &self.schema_id {
+            next.schema_id = id.clone();
+        }
+        if let Some(graph) = &self.graph {
+            let graph = graph.clone().assign(&current.graph());
+            next.nodes = graph.nodes;
+            next.edges = graph.edges;
+        }
+        next.updated_at = now.to_string();
+        next.version = current.version + 1;
+        Ok(next)
+    }
+}

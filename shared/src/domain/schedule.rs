@@ -1,0 +1,104 @@
+//! Cron schedules and their time zones.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use croner::parser::{CronParser, Seconds, Year};
+use croner::Cron;
+
+/// A standard 5-field cron expression (minute hour day-of-month month day-of-week), as
+/// `0 2 * * *`. Exists only when valid.
+#[derive(Debug, Clone)]
+pub struct CronSchedule {
+    text: String,
+    cron: Cron,
+}
+
+impl CronSchedule {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let text = s.split_whitespace().collect::<Vec<_>>().join(" ");
+        let fields = text.split(' ').filter(|f| !f.is_empty()).count();
+        if fields != 5 {
+            return Err(format!(
+                "must be a 5-field cron expression (minute hour day-of-month month day-of-week), got {fields} field(s)"
+            ));
+        }
+        let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
+        let cron = parser.parse(&text).map_err(|e| format!("is not a valid cron expression: {e}"))?;
+        Ok(Self { text, cron })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The first slot strictly after `after`, in `tz` (daylight-saving changes included).
+    pub fn next_after(&self, after: DateTime<Utc>, tz: Timezone) -> Option<DateTime<Utc>> {
+        let local = after.with_timezone(&tz.0);
+        self.cron.find_next_occurrence(&local, false).ok().map(|t| t.with_timezone(&Utc))
+    }
+}
+
+impl PartialEq for CronSchedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+/// An IANA time zone name (`Europe/Paris`); UTC when a pipeline names none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timezone(Tz);
+
+impl Timezone {
+    pub const UTC: Timezone = Timezone(Tz::UTC);
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Tz::from_str(s).map(Self).map_err(|_| format!("'{s}' is not an IANA time zone (such as Europe/Paris)"))
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn accepts_standard_five_field_expressions() {
+        for ok in ["0 2 * * *", "*/5 * * * *", "0 9-17 * * 1-5", "30 1 1,15 * *", "0  2 * *  *"] {
+            assert!(CronSchedule::parse(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(CronSchedule::parse("0  2 * *  *").unwrap().as_str(), "0 2 * * *");
+    }
+
+    #[test]
+    fn rejects_invalid_expressions() {
+        for bad in ["", "* * * *", "0 0 2 * * *", "61 * * * *", "0 25 * * *", "a b c d e", "@daily", "0 0 32 * *"] {
+            assert!(CronSchedule::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn next_slot_follows_the_time_zone_across_dst() {
+        let cron = CronSchedule::parse("0 2 * * *").unwrap();
+        assert_eq!(cron.next_after(at("2026-03-16T01:00:00Z"), Timezone::UTC), Some(at("2026-03-16T02:00:00Z")));
+        let paris = Timezone::parse("Europe/Paris").unwrap();
+        // Winter: 02:00 Paris is 01:00 UTC; summer: 00:00 UTC.
+        assert_eq!(cron.next_after(at("2026-01-10T12:00:00Z"), paris), Some(at("2026-01-11T01:00:00Z")));
+        assert_eq!(cron.next_after(at("2026-07-10T12:00:00Z"), paris), Some(at("2026-07-11T00:00:00Z")));
+    }
+
+    #[test]
+    fn time_zones_must_be_iana_names() {
+        assert_eq!(Timezone::parse("America/New_York").unwrap().name(), "America/New_York");
+        assert!(Timezone::parse("Mars/Olympus").is_err());
+        assert!(Timezone::parse("").is_err());
+    }
+}

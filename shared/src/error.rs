@@ -1,0 +1,155 @@
+//! The product's errors, and their one mapping to HTTP.
+//!
+//! Body: `{"error":{"code","message","status","details"?}}` (spec/conventions.md).
+
+use serde::Serialize;
+
+/// A field at fault, named by its path in the request (`nodes[2].id`, `executionConfig.batchSize`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { message: String, details: Vec<FieldError> },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String, allow: Vec<&'static str> },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    Unavailable(String),
+    /// Our fault, never the client's: the message is logged, the client sees a generic one.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest { message: message.into(), details: Vec::new() }
+    }
+
+    /// A 400 about one field.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::invalid(vec![FieldError::new(field, message)])
+    }
+
+    /// A 400 listing every field at fault.
+    pub fn invalid(details: Vec<FieldError>) -> Self {
+        let message = match details.as_slice() {
+            [one] => format!("{}: {}", one.field, one.message),
+            _ => format!("{} fields are invalid", details.len()),
+        };
+        Self::BadRequest { message, details }
+    }
+
+    pub fn not_found(what: &str, id: &str) -> Self {
+        Self::NotFound(format!("{what} {id} not found"))
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::BadRequest { .. } => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::MethodNotAllowed { .. } => 405,
+            Self::Conflict(_) => 409,
+            Self::PayloadTooLarge { .. } => 413,
+            Self::Unavailable(_) => 503,
+            Self::Internal(_) => 500,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { .. } => "BAD_REQUEST",
+            Self::Unauthorized(_) => "UNAUTHORIZED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
+            Self::Conflict(_) => "CONFLICT",
+            Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    /// The JSON body the client sees.
+    pub fn body(&self) -> serde_json::Value {
+        let message = match self {
+            Self::Internal(_) => "internal error; the request id in the logs tells what happened".to_string(),
+            other => other.to_string(),
+        };
+        let mut error = serde_json::json!({
+            "code": self.code(),
+            "message": message,
+            "status": self.status(),
+        });
+        if let Self::BadRequest { details, .. } = self {
+            if !details.is_empty() {
+                error["details"] = serde_json::json!(details);
+            }
+        }
+        serde_json::json!({ "error": error })
+    }
+}
+
+/// Storage and queue failures are ours: they become 500s (or 503s where the caller may retry).
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_request_carries_field_details() {
+        let body = ApiError::field("name", "must not be empty").body();
+        assert_eq!(body["error"]["code"], "BAD_REQUEST");
+        assert_eq!(body["error"]["status"], 400);
+        assert_eq!(body["error"]["message"], "name: must not be empty");
+        assert_eq!(body["error"]["details"][0]["field"], "name");
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let body = ApiError::Internal("dynamodb said: secret item".into()).body();
+        assert_eq!(body["error"]["status"], 500);
+        assert!(!body["error"]["message"].as_str().unwrap().contains("secret"));
+    }
+
+    #[test]
+    fn every_variant_has_matching_status_and_code() {
+        let cases = [
+            (ApiError::Unauthorized("x".into()), 401, "UNAUTHORIZED"),
+            (ApiError::Forbidden("x".into()), 403, "FORBIDDEN"),
+            (ApiError::not_found("pipeline", "p"), 404, "NOT_FOUND"),
+            (ApiError::Conflict("x".into()), 409, "CONFLICT"),
+            (ApiError::PayloadTooLarge { limit: 1 }, 413, "PAYLOAD_TOO_LARGE"),
+        ];
+        for (e, status, code) in cases {
+            assert_eq!((e.status(), e.code()), (status, code));
+            assert!(e.body()["error"].get("details").is_none());
+        }
+    }
+}

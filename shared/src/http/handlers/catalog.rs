@@ -1,0 +1,99 @@
+//! Connectors and schemas: the same five endpoints over two kinds.
+
+use lambda_http::Request;
+use serde_json::Value;
+
+use crate::app::App;
+use crate::domain::connector::{Connector, ConnectorUpdate, NewConnector};
+use crate::domain::ids::{ConnectorId, SchemaId};
+use crate::domain::now;
+use crate::domain::schema::{NewSchema, Schema, SchemaUpdate};
+use crate::domain::tenant::Caller;
+use crate::error::ApiError;
+use crate::http::page::{list_body, PageRequest};
+use crate::http::request::{json_body, path_id, query_id};
+use crate::http::{json, no_content, Reply};
+use crate::store::{Entity, StoreError};
+
+/// What the generic endpoints need to know of a kind.
+pub(super) trait Resource: Entity + Sized {
+    const NAME: &'static str;
+    fn valid_id(s: &str) -> bool;
+    fn create(body: &Value, now: &str) -> Result<Self, ApiError>;
+    /// The id an update names, and the update as a function of the current value.
+    fn update(body: &Value) -> Result<(String, Box<dyn Fn(&Self, &str) -> Self + Send + Sync>), ApiError>;
+}
+
+impl Resource for Connector {
+    const NAME: &'static str = "connector";
+    fn valid_id(s: &str) -> bool {
+        ConnectorId::parse(s).is_some()
+    }
+    fn create(body: &Value, now: &str) -> Result<Self, ApiError> {
+        Ok(NewConnector::parse(body)?.into_connector(ConnectorId::generate(), now))
+    }
+    fn update(body: &Value) -> Result<(String, Box<dyn Fn(&Self, &str) -> Self + Send + Sync>), ApiError> {
+        let u = ConnectorUpdate::parse(body)?;
+        Ok((u.id.to_string(), Box::new(move |c, now| u.apply(c, now))))
+    }
+}
+
+impl Resource for Schema {
+    const NAME: &'static str = "schema";
+    fn valid_id(s: &str) -> bool {
+        SchemaId::parse(s).is_some()
+    }
+    fn create(body: &Value, now: &str) -> Result<Self, ApiError> {
+        Ok(NewSchema::parse(body)?.into_schema(SchemaId::generate(), now))
+    }
+    fn update(body: &Value) -> Result<(String, Box<dyn Fn(&Self, &str) -> Self + Send + Sync>), ApiError> {
+        let u = SchemaUpdate::parse(body)?;
+        Ok((u.id.to_string(), Box::new(move |s, now| u.apply(s, now))))
+    }
+}
+
+fn id_of<R: Resource>(raw: &str) -> Option<String> {
+    R::valid_id(raw).then(|| raw.to_string())
+}
+
+pub(super) async fn list<R: Resource>(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let page_req = PageRequest::from_request(req, R::valid_id)?;
+    let page = app.store.list::<R>(&caller.tenant, page_req.limit, page_req.after.as_deref()).await?;
+    let data = page.items.iter().map(serde_json::to_value).collect::<Result<Vec<_>, _>>().map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(json(200, &list_body(&page, page_req.limit, data, page.items.last().map(Entity::id))))
+}
+
+pub(super) async fn get<R: Resource>(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let id = path_id(req, id_of::<R>, R::NAME)?;
+    let item = app.store.get::<R>(&caller.tenant, &id).await?.ok_or_else(|| ApiError::not_found(R::NAME, &id))?;
+    Ok(json(200, &item))
+}
+
+pub(super) async fn create<R: Resource>(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let item = R::create(&json_body(req)?, &now())?;
+    app.store.create(&caller.tenant, &item).await?;
+    Ok(json(201, &item))
+}
+
+pub(super) async fn update<R: Resource>(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let (id, apply) = R::update(&json_body(req)?)?;
+    let current = app.store.get::<R>(&caller.tenant, &id).await?.ok_or_else(|| ApiError::not_found(R::NAME, &id))?;
+    let next = apply(&current, &now());
+    match app.store.replace(&caller.tenant, &next).await {
+        Ok(()) => Ok(json(200, &next)),
+        Err(StoreError::ConditionFailed { .. }) => Err(ApiError::not_found(R::NAME, &id)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn delete<R: Resource>(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let id = query_id(req, id_of::<R>, R::NAME)?;
+    match app.store.delete_unused::<R>(&caller.tenant, &id).await {
+        Ok(()) => Ok(no_content()),
+        Err(StoreError::ConditionFailed { .. }) => match app.store.get::<R>(&caller.tenant, &id).await? {
+            Some(_) => Err(ApiError::Conflict(format!("{} {id} is used by a pipeline; change or delete the pipeline first", R::NAME))),
+            None => Err(ApiError::not_found(R::NAME, &id)),
+        },
+        Err(e) => Err(e.into()),
+    }
+}

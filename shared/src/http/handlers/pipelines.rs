@@ -1,0 +1,151 @@
+//! Pipelines and their runs.
+
+use lambda_http::Request;
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::domain::ids::{PipelineId, RunId};
+use crate::domain::now;
+use crate::domain::pipeline::{NewPipeline, Pipeline, PipelineUpdate};
+use crate::domain::run::{Run, RunError, RunMessage, RunStatus, Trigger};
+use crate::domain::tenant::Caller;
+use crate::error::ApiError;
+use crate::http::page::{list_body, PageRequest};
+use crate::http::request::{json_body, path_id, query_id};
+use crate::http::{json, no_content, Reply};
+use crate::store::{PipelineConflict, Refs};
+
+/// Optimistic writes retry this often when another writer got in between, then answer 409.
+const WRITE_ATTEMPTS: usize = 5;
+
+fn view(p: &Pipeline, refs: &Refs) -> Value {
+    let connector = refs.connectors.get(&p.connector_id).map(|c| json!({ "id": c.id, "name": c.name, "type": c.kind }));
+    let schema = refs.schemas.get(&p.schema_id).map(|s| json!({ "id": s.id, "name": s.name, "displayName": s.display_name }));
+    json!({
+        "id": p.id,
+        "name": p.name,
+        "description": p.description,
+        "status": p.status,
+        "schedule": p.schedule,
+        "timezone": p.timezone.as_deref().unwrap_or("UTC"),
+        "executionConfig": p.execution_config,
+        "connector": connector,
+        "schema": schema,
+        "nodes": p.nodes,
+        "edges": p.edges,
+        "lastRunAt": p.last_run_at,
+        "lastRunStatus": p.last_run_status,
+        "createdAt": p.created_at,
+        "updatedAt": p.updated_at,
+    })
+}
+
+async fn view_one(app: &App, caller: &Caller, p: &Pipeline) -> Result<Value, ApiError> {
+    let refs = app.store.refs(&caller.tenant, &[&p.connector_id], &[&p.schema_id]).await?;
+    Ok(view(p, &refs))
+}
+
+fn reference_error(conflict: PipelineConflict) -> Option<ApiError> {
+    match conflict {
+        PipelineConflict::UnknownConnector => Some(ApiError::field("connectorId", "no connector with this id")),
+        PipelineConflict::UnknownSchema => Some(ApiError::field("schemaId", "no schema with this id")),
+        PipelineConflict::Changed => None,
+    }
+}
+
+async fn load(app: &App, caller: &Caller, id: &PipelineId) -> Result<Pipeline, ApiError> {
+    app.store.get::<Pipeline>(&caller.tenant, id.as_str()).await?.ok_or_else(|| ApiError::not_found("pipeline", id.as_str()))
+}
+
+pub(super) async fn list(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let page_req = PageRequest::from_request(req, |s| PipelineId::parse(s).is_some())?;
+    let page = app.store.list::<Pipeline>(&caller.tenant, page_req.limit, page_req.after.as_deref()).await?;
+    let connectors: Vec<_> = page.items.iter().map(|p| &p.connector_id).collect();
+    let schemas: Vec<_> = page.items.iter().map(|p| &p.schema_id).collect();
+    let refs = app.store.refs(&caller.tenant, &connectors, &schemas).await?;
+    let data = page.items.iter().map(|p| view(p, &refs)).collect();
+    Ok(json(200, &list_body(&page, page_req.limit, data, page.items.last().map(|p| p.id.as_str()))))
+}
+
+pub(super) async fn get(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let id = path_id(req, PipelineId::parse, "pipeline")?;
+    let p = load(app, caller, &id).await?;
+    Ok(json(200, &view_one(app, caller, &p).await?))
+}
+
+pub(super) async fn create(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let new = NewPipeline::parse(&json_body(req)?)?;
+    let p = new.into_pipeline(PipelineId::generate(), &now());
+    p.check_size()?;
+    if let Err(conflict) = app.store.create_pipeline(&caller.tenant, &p).await? {
+        return Err(reference_error(conflict).unwrap_or_else(|| ApiError::Internal("a new pipeline id was taken".into())));
+    }
+    Ok(json(201, &view_one(app, caller, &p).await?))
+}
+
+pub(super) async fn update(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let update = PipelineUpdate::parse(&json_body(req)?)?;
+    for _ in 0..WRITE_ATTEMPTS {
+        let current = load(app, caller, &update.id).await?;
+        let next = update.apply(&current, &now())?;
+        next.check_size()?;
+        match app.store.update_pipeline(&caller.tenant, &current, &next).await? {
+            Ok(()) => return Ok(json(200, &view_one(app, caller, &next).await?)),
+            Err(conflict) => {
+                if let Some(e) = reference_error(conflict) {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Err(ApiError::Conflict(format!("pipeline {} kept changing while being updated; retry", update.id)))
+}
+
+pub(super) async fn delete(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let id = query_id(req, PipelineId::parse, "pipeline")?;
+    for _ in 0..WRITE_ATTEMPTS {
+        let current = load(app, caller, &id).await?;
+        if app.store.delete_pipeline(&caller.tenant, &current).await?.is_ok() {
+            return Ok(no_content());
+        }
+    }
+    Err(ApiError::Conflict(format!("pipeline {id} kept changing while being deleted; retry")))
+}
+
+fn run_view(run: &Run) -> Value {
+    serde_json::to_value(run).unwrap_or_default()
+}
+
+/// Writes a `pending` run, then enqueues it. If the send fails the run is marked `failed` (never
+/// left `pending` for nobody) and the client gets a 503 to retry.
+pub(super) async fn trigger_run(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let id = path_id(req, PipelineId::parse, "pipeline")?;
+    let queue = app.queue.as_ref().ok_or_else(|| ApiError::Internal("QUEUE_URL is not configured".into()))?;
+    let run = Run {
+        id: RunId::generate(),
+        pipeline_id: id.clone(),
+        status: RunStatus::Pending,
+        trigger: Trigger::Manual,
+        created_at: now(),
+        completed_at: None,
+        error: None,
+    };
+    if !app.store.create_run(&caller.tenant, &run).await? {
+        return Err(ApiError::not_found("pipeline", id.as_str()));
+    }
+    if let Err(e) = queue.send(&RunMessage::new(&caller.tenant, &run)).await {
+        tracing::error!(run_id = %run.id, cause = %e, "enqueue failed");
+        let error = RunError { code: "ENQUEUE_FAILED".into(), message: "the run could not be queued".into() };
+        app.store.fail_pending_run(&caller.tenant, &run, error, &now()).await?;
+        return Err(ApiError::Unavailable("the run could not be queued; it was marked failed; retry".into()));
+    }
+    tracing::info!(run_id = %run.id, "run queued");
+    Ok(json(201, &run_view(&run)))
+}
+
+pub(super) async fn list_runs(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let id = path_id(req, PipelineId::parse, "pipeline")?;
+    load(app, caller, &id).await?;
+    let runs = app.store.list_runs(&caller.tenant, &id, 20).await?;
+    Ok(json(200, &runs.iter().map(run_view).collect::<Vec<_>>()))
+}

@@ -1,0 +1,43 @@
+//! Reading what a request carries: its JSON body, query parameters and path id.
+
+use lambda_http::{Body, Request, RequestExt};
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// Bodies above this are refused with 413 before they are parsed.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// The body as JSON: present, at most [`MAX_BODY`] bytes, well-formed.
+pub fn json_body(req: &Request) -> Result<Value, ApiError> {
+    let bytes: &[u8] = match req.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    };
+    if bytes.len() > MAX_BODY {
+        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY });
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("request body is required (a JSON object)"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
+}
+
+/// A query parameter, if given (and not empty).
+pub fn query(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref().and_then(|q| q.first(name)).filter(|v| !v.is_empty()).map(str::to_string)
+}
+
+/// The required `?id=` of a DELETE, as an id of the right kind.
+pub fn query_id<T>(req: &Request, parse: fn(&str) -> Option<T>, kind: &str) -> Result<T, ApiError> {
+    let raw = query(req, "id").ok_or_else(|| ApiError::field("id", "query parameter is required"))?;
+    parse(&raw).ok_or_else(|| ApiError::field("id", format!("must be a {kind} id")))
+}
+
+/// The `{id}` of the path; one that cannot be an id of that kind names nothing: 404.
+pub fn path_id<T>(req: &Request, parse: fn(&str) -> Option<T>, what: &str) -> Result<T, ApiError> {
+    let raw = req.path_parameters_ref().and_then(|p| p.first("id")).unwrap_or_default();
+    parse(raw).ok_or_else(|| ApiError::not_found(what, raw))
+}

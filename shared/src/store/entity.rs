@@ -1,0 +1,186 @@
+//! What pipelines, connectors, schemas and API keys have in common in the table: items in the
+//! tenant's partition under a kind prefix, a count per kind, pages through a cursor.
+
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{n, s, tenant_pk, Item, Store, StoreError};
+use crate::domain::tenant::TenantId;
+
+pub trait Entity: Serialize + DeserializeOwned + Send + Sync {
+    /// The sort-key prefix and count name: `PIPE`, `CONN`, `SCHEMA`, `KEY`.
+    const KIND: &'static str;
+    fn id(&self) -> &str;
+}
+
+/// One page of a list.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub has_more: bool,
+}
+
+pub(super) fn sk<E: Entity>(id: &str) -> String {
+    format!("{}#{id}", E::KIND)
+}
+
+fn count_key(tenant: &TenantId, kind: &str) -> Item {
+    Store::key(tenant_pk(tenant), format!("COUNT#{kind}"))
+}
+
+pub(super) fn to_item<E: Entity>(tenant: &TenantId, e: &E) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(e).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+    item.extend(Store::key(tenant_pk(tenant), sk::<E>(e.id())));
+    Ok(item)
+}
+
+pub(super) fn from_item<E: DeserializeOwned>(item: Item) -> Result<E, StoreError> {
+    serde_dynamo::from_item(item).map_err(|err| StoreError::Corrupt(err.to_string()))
+}
+
+impl Store {
+    pub async fn get<E: Entity>(&self, tenant: &TenantId, id: &str) -> Result<Option<E>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(tenant_pk(tenant), sk::<E>(id))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("GetItem", e))?;
+        out.item.map(from_item).transpose()
+    }
+
+    /// A page of `limit` items after the item `after` (exclusive), in id order, with the exact
+    /// total and whether more follow.
+    pub async fn list<E: Entity>(&self, tenant: &TenantId, limit: usize, after: Option<&str>) -> Result<Page<E>, StoreError> {
+        let (items, total) = tokio::join!(self.query_kind::<E>(tenant, limit + 1, after), self.count(tenant, E::KIND));
+        let mut items = items?;
+        let has_more = items.len() > limit;
+        items.truncate(limit);
+        Ok(Page { items, total: total?, has_more })
+    }
+
+    /// Up to `want` items of a kind. Usually one Query; more only when items are so large that
+    /// DynamoDB's 1 MB page holds fewer than `want`.
+    async fn query_kind<E: Entity>(&self, tenant: &TenantId, want: usize, after: Option<&str>) -> Result<Vec<E>, StoreError> {
+        let mut start = after.map(|id| Self::key(tenant_pk(tenant), sk::<E>(id)));
+        let mut out = Vec::with_capacity(want);
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :kind)")
+                .expression_attribute_values(":pk", s(tenant_pk(tenant)))
+                .expression_attribute_values(":kind", s(format!("{}#", E::KIND)))
+                .set_exclusive_start_key(start)
+                .limit((want - out.len()) as i32)
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| StoreError::dynamo("Query", e))?;
+            for item in page.items.unwrap_or_default() {
+                out.push(from_item(item)?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() || out.len() >= want {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The exact number of items of a kind in the tenant.
+    pub async fn count(&self, tenant: &TenantId, kind: &str) -> Result<u64, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(count_key(tenant, kind)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("GetItem", e))?;
+        let n = out.item.as_ref().and_then(|i| i.get("n")).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
+        Ok(n.unwrap_or(0).max(0) as u64)
+    }
+
+    pub(super) fn count_delta<E: Entity>(&self, tenant: &TenantId, delta: i64) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(count_key(tenant, E::KIND)))
+            .update_expression("ADD n :d")
+            .expression_attribute_values(":d", n(delta))
+            .build()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The transaction item that writes a new entity (failing if its id exists).
+    pub(super) fn put_new<E: Entity>(&self, tenant: &TenantId, e: &E) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(tenant, e)?))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// The transaction item that deletes an entity, if it exists and `extra` holds.
+    pub(super) fn delete_existing<E: Entity>(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        extra: Option<(&str, &str, AttributeValue)>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut delete = Delete::builder().table_name(&self.table).set_key(Some(Self::key(tenant_pk(tenant), sk::<E>(id))));
+        delete = match extra {
+            None => delete.condition_expression("attribute_exists(PK)"),
+            Some((condition, name, value)) => {
+                delete.condition_expression(format!("attribute_exists(PK) AND ({condition})")).expression_attribute_values(name, value)
+            }
+        };
+        Ok(TransactWriteItem::builder().delete(delete.build().map_err(|e| StoreError::Corrupt(e.to_string()))?).build())
+    }
+
+    /// Creates an entity and counts it.
+    pub async fn create<E: Entity>(&self, tenant: &TenantId, e: &E) -> Result<(), StoreError> {
+        self.transact("TransactWriteItems", vec![self.put_new(tenant, e)?, self.count_delta::<E>(tenant, 1)?]).await
+    }
+
+    /// Overwrites an existing entity's attributes, last writer wins. An UpdateItem, not a
+    /// PutItem: attributes the entity does not carry (a connector's `useCount`) are kept.
+    pub async fn replace<E: Entity>(&self, tenant: &TenantId, e: &E) -> Result<(), StoreError> {
+        let item: Item = serde_dynamo::to_item(e).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(tenant_pk(tenant), sk::<E>(e.id()))))
+            .condition_expression("attribute_exists(PK)");
+        let mut sets = Vec::with_capacity(item.len());
+        for (i, (name, value)) in item.into_iter().enumerate() {
+            sets.push(format!("#a{i} = :v{i}"));
+            update = update.expression_attribute_names(format!("#a{i}"), name).expression_attribute_values(format!(":v{i}"), value);
+        }
+        update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| match err.as_service_error() {
+                Some(se) if se.is_conditional_check_failed_exception() => StoreError::ConditionFailed { reasons: vec![] },
+                _ => StoreError::dynamo("UpdateItem", err),
+            })
+    }
+
+    /// Deletes an entity and uncounts it; `ConditionFailed` when it does not exist.
+    pub async fn delete<E: Entity>(&self, tenant: &TenantId, id: &str) -> Result<(), StoreError> {
+        self.transact("TransactWriteItems", vec![self.delete_existing::<E>(tenant, id, None)?, self.count_delta::<E>(tenant, -1)?])
+            .await
+    }
+}

@@ -1,0 +1,177 @@
+//! DynamoDB single-table storage.
+//!
+//! # Key design
+//!
+//! Every key starts with the tenant (`T#<tenant>`); a tenant id cannot contain `#`, so no key of
+//! one tenant is a prefix of another's.
+//!
+//! | item | PK | SK | notes |
+//! |---|---|---|---|
+//! | pipeline, with its graph | `T#<t>` | `PIPE#<pipelineId>` | `version` for optimistic writes |
+//! | connector | `T#<t>` | `CONN#<connectorId>` | `useCount`: pipelines using it |
+//! | schema | `T#<t>` | `SCHEMA#<schemaId>` | `useCount`: pipelines using it |
+//! | API key | `T#<t>` | `KEY#<keyId>` | SHA-256 of the secret, never the secret |
+//! | count of a kind | `T#<t>` | `COUNT#<KIND>` | `n`, kept exact by the transactions that create and delete |
+//! | run | `T#<t>#P#<pipelineId>` | `RUN#<runId>` | ids are UUIDv7: SK order is creation order |
+//!
+//! # Access patterns
+//!
+//! - List a tenant's pipelines (connectors, schemas, keys) a page at a time, oldest first: one
+//!   Query on `PK = T#<t> AND begins_with(SK, "PIPE#")` from the cursor's id, plus one GetItem of
+//!   the count for `total` (run concurrently), plus for pipelines one BatchGetItem resolving the
+//!   page's connectors and schemas. Nodes and edges come with each pipeline: they live in its
+//!   item. A fixed number of round trips whatever the page size; never a Scan.
+//! - Get one pipeline with its graph: one GetItem (plus one BatchGetItem for its references).
+//! - Replace a graph: one PutItem conditioned on the `version` read. The graph is embedded in the
+//!   pipeline item rather than spread over node and edge items: one item is written atomically,
+//!   so no reader ever sees half of an old graph and half of a new one, racing writers cannot
+//!   interleave (the loser re-reads and retries), and listing needs no extra queries. The cost is
+//!   DynamoDB's 400 KB item limit, which bounds a graph (200 nodes, 1000 edges, checked on input).
+//! - Create and delete: one TransactWriteItems that writes the item, adjusts the tenant's count,
+//!   and for pipelines adjusts the `useCount` of the connector and schema (whose existence in the
+//!   tenant is the transaction's condition: an unknown id cancels it).
+//! - Delete a connector or schema: conditioned on `useCount = 0` (409 otherwise).
+//! - List a pipeline's runs newest first: Query on the run partition, `ScanIndexForward = false`.
+//! - Update a run's status: UpdateItem conditioned on the status it leaves.
+//! - Resolve an API key: GetItem by the tenant and key id written in the key.
+//! - Delete a pipeline: the transaction above, then its runs are removed with BatchWriteItem.
+
+mod api_keys;
+mod catalog;
+mod entity;
+mod pipelines;
+mod runs;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+
+pub use catalog::Refs;
+pub use entity::{Entity, Page};
+pub use pipelines::PipelineConflict;
+
+use crate::domain::tenant::TenantId;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A write's condition did not hold (or a transaction was cancelled by one): the item was
+    /// missing, changed, or in use. `reasons` holds each transaction item's cancellation code.
+    #[error("condition failed")]
+    ConditionFailed { reasons: Vec<Option<String>> },
+    /// DynamoDB refused or failed; the code and request id, never the body (it can hold data).
+    #[error("dynamodb {op} failed: {detail}")]
+    Dynamo { op: &'static str, detail: String },
+    #[error("item does not decode: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    fn dynamo<E, R>(op: &'static str, e: SdkError<E, R>) -> Self
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let detail = match &e {
+            SdkError::ServiceError(s) => {
+                let meta = s.err().meta();
+                format!("{} (request id {})", meta.code().unwrap_or("unknown"), aws_sdk_dynamodb::operation::RequestId::request_id(meta).unwrap_or("-"))
+            }
+            SdkError::TimeoutError(_) => "timeout".into(),
+            SdkError::DispatchFailure(_) => "could not reach DynamoDB".into(),
+            other => format!("{other}"),
+        };
+        Self::Dynamo { op, detail }
+    }
+
+    /// The cancellation code of a transaction's item `i`.
+    pub fn reason(&self, i: usize) -> Option<&str> {
+        match self {
+            Self::ConditionFailed { reasons } => reasons.get(i).and_then(|r| r.as_deref()),
+            _ => None,
+        }
+    }
+}
+
+/// The table, through the real SDK; the endpoint comes from the AWS environment
+/// (`AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local).
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(crate) fn tenant_pk(tenant: &TenantId) -> String {
+    format!("T#{tenant}")
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn key(pk: String, sk: String) -> Item {
+        HashMap::from([("PK".to_string(), s(pk)), ("SK".to_string(), s(sk))])
+    }
+
+    /// Runs a transaction. Cancellations caused only by a concurrent transaction on the same
+    /// items (`TransactionConflict`, e.g. two creates bumping one count) are retried with backoff;
+    /// a failed condition is returned with each item's reason.
+    async fn transact(&self, op: &'static str, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        let mut delay = Duration::from_millis(20);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let err = match self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            let reasons = match &err {
+                SdkError::ServiceError(se) => match se.err() {
+                    TransactWriteItemsError::TransactionCanceledException(c) => {
+                        Some(c.cancellation_reasons().iter().map(|r| r.code().filter(|c| *c != "None").map(str::to_string)).collect::<Vec<_>>())
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            let Some(reasons) = reasons else { return Err(StoreError::dynamo(op, err)) };
+            let only_conflicts = reasons.iter().flatten().all(|r| r == "TransactionConflict");
+            if !only_conflicts {
+                return Err(StoreError::ConditionFailed { reasons });
+            }
+            if attempt >= 8 {
+                return Err(StoreError::Dynamo { op, detail: "transaction conflicts persisted".into() });
+            }
+            tokio::time::sleep(delay + Duration::from_millis(rand_jitter(delay.as_millis() as u64))).await;
+            delay = (delay * 2).min(Duration::from_millis(500));
+        }
+    }
+}
+
+/// Up to `max` ms of jitter, from the clock's nanoseconds (good enough to spread retries).
+fn rand_jitter(max: u64) -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() as u64).unwrap_or(0);
+    nanos % max.max(1)
+}
