@@ -38,7 +38,9 @@ pub struct PresentedKey {
 impl PresentedKey {
     pub fn parse(key: &str) -> Option<Self> {
         let mut parts = key.split('.');
-        let (Some("pl"), Some(tenant), Some(id), Some(secret), None) = (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some("pl"), Some(tenant), Some(id), Some(secret), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return None;
         };
         let tenant = String::from_utf8(URL_SAFE_NO_PAD.decode(tenant).ok()?).ok()?;
@@ -113,7 +115,13 @@ mod tests {
 
     #[test]
     fn malformed_keys_do_not_parse() {
-        for bad in ["", "pl", "pl.x.y.z", "xx.YWNtZQ.key_0190a1b2c3d4e5f6a7b8c9d0e1f2a3b4.s", "pl.YWNtZQ.key_0190a1b2c3d4e5f6a7b8c9d0e1f2a3b4.s.extra"] {
+        for bad in [
+            "",
+            "pl",
+            "pl.x.y.z",
+            "xx.YWNtZQ.key_0190a1b2c3d4e5f6a7b8c9d0e1f2a3b4.s",
+            "pl.YWNtZQ.key_0190a1b2c3d4e5f6a7b8c9d0e1f2a3b4.s.extra",
+        ] {
             assert!(PresentedKey::parse(bad).is_none(), "{bad}");
         }
         assert!(PresentedKey::parse("pl.YWNtZQ.key_0190a1b2c3d4e5f6a7b8c9d0e1f2a3b4.s").is_some());

@@ -119,16 +119,16 @@ mod tests {
     #[test]
     fn a_connector_needs_a_name_and_a_well_formed_type() {
         assert!(NewConnector::parse(&json!({"name": "Orders", "type": "http", "config": {"url": "x"}})).is_ok());
-        let Err(ApiError::BadRequest { details, .. }) = NewConnector::parse(&json!({"type": "Not A Type", "config": 3})) else {
-            panic!()
-        };
+        let Err(ApiError::BadRequest { details, .. }) = NewConnector::parse(&json!({"type": "Not A Type", "config": 3})) else { panic!() };
         let fields: Vec<_> = details.iter().map(|d| d.field.as_str()).collect();
         assert_eq!(fields, ["name", "type", "config"]);
     }
 
     #[test]
     fn update_keeps_what_it_does_not_name() {
-        let c = NewConnector::parse(&json!({"name": "A", "type": "s3", "description": "d"})).unwrap().into_connector(ConnectorId::generate(), "t0");
+        let c = NewConnector::parse(&json!({"name": "A", "type": "s3", "description": "d"}))
+            .unwrap()
+            .into_connector(ConnectorId::generate(), "t0");
         let u = ConnectorUpdate::parse(&json!({"id": c.id.as_str(), "name": "B", "description": null})).unwrap();
         let next = u.apply(&c, "t1");
         assert_eq!((next.name.as_str(), next.kind.as_str(), next.description.as_deref()), ("B", "s3", None));

@@ -126,15 +126,17 @@ impl Pipeline {
     pub fn check_size(&self) -> Result<(), ApiError> {
         let size = serde_json::to_vec(self).map(|v| v.len()).unwrap_or(usize::MAX);
         if size > MAX_STORED_BYTES {
-            return Err(ApiError::field("nodes", format!("the pipeline takes {size} bytes; at most {MAX_STORED_BYTES} (shrink node configs)")));
+            return Err(ApiError::field(
+                "nodes",
+                format!("the pipeline takes {size} bytes; at most {MAX_STORED_BYTES} (shrink node configs)"),
+            ));
         }
         Ok(())
     }
 }
 
-const CREATE_FIELDS: [&str; 11] = [
-    "name", "description", "status", "schedule", "timezone", "executionConfig", "connectorId", "schemaId", "nodes", "edges", "id",
-];
+const CREATE_FIELDS: [&str; 11] =
+    ["name", "description", "status", "schedule", "timezone", "executionConfig", "connectorId", "schemaId", "nodes", "edges", "id"];
 
 fn connector_id(v: &Value) -> Result<ConnectorId, String> {
     v.as_str().and_then(ConnectorId::parse).ok_or_else(|| "must be a connector id (conn_...)".into())
@@ -182,17 +184,9 @@ impl NewPipeline {
         let graph = GraphInput::read(&mut check, &obj);
         check.finish()?;
         match (name, connector_id, schema_id, graph) {
-            (Some(name), Some(connector_id), Some(schema_id), Some(graph)) => Ok(Self {
-                name,
-                description,
-                status,
-                schedule,
-                timezone,
-                execution_config,
-                connector_id,
-                schema_id,
-                graph,
-            }),
+            (Some(name), Some(connector_id), Some(schema_id), Some(graph)) => {
+                Ok(Self { name, description, status, schedule, timezone, execution_config, connector_id, schema_id, graph })
+            }
             _ => Err(ApiError::Internal("pipeline checks passed with a field missing".into())),
         }
     }
@@ -240,9 +234,8 @@ impl PipelineUpdate {
         let obj = Object::root(body)?;
         let mut check = Check::new();
         check.only_known(&obj, &CREATE_FIELDS);
-        let id = check.required(&obj, "id", |v| {
-            v.as_str().and_then(PipelineId::parse).ok_or_else(|| "must be a pipeline id (pipe_...)".to_string())
-        });
+        let id = check
+            .required(&obj, "id", |v| v.as_str().and_then(PipelineId::parse).ok_or_else(|| "must be a pipeline id (pipe_...)".to_string()));
         let name = check.optional(&obj, "name", text(MAX_NAME));
         let description = check.patch(&obj, "description", any_text(MAX_DESCRIPTION));
         let status = check.optional(&obj, "status", one_of(PipelineStatus::NAMES));

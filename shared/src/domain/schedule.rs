@@ -20,9 +20,7 @@ impl CronSchedule {
         let text = s.split_whitespace().collect::<Vec<_>>().join(" ");
         let fields = text.split(' ').filter(|f| !f.is_empty()).count();
         if fields != 5 {
-            return Err(format!(
-                "must be a 5-field cron expression (minute hour day-of-month month day-of-week), got {fields} field(s)"
-            ));
+            return Err(format!("must be a 5-field cron expression (minute hour day-of-month month day-of-week), got {fields} field(s)"));
         }
         let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
         let cron = parser.parse(&text).map_err(|e| format!("is not a valid cron expression: {e}"))?;

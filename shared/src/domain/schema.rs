@@ -143,9 +143,8 @@ impl SchemaUpdate {
         let obj = Object::root(body)?;
         let mut check = Check::new();
         check.only_known(&obj, &["id", "name", "displayName", "description", "fields"]);
-        let id = check.required(&obj, "id", |v| {
-            v.as_str().and_then(SchemaId::parse).ok_or_else(|| "must be a schema id (schema_...)".to_string())
-        });
+        let id = check
+            .required(&obj, "id", |v| v.as_str().and_then(SchemaId::parse).ok_or_else(|| "must be a schema id (schema_...)".to_string()));
         let name = check.optional(&obj, "name", identifier(MAX_NAME));
         let display_name = check.optional(&obj, "displayName", text(MAX_NAME));
         let description = check.patch(&obj, "description", any_text(MAX_DESCRIPTION));
@@ -209,7 +208,9 @@ mod tests {
         assert_eq!(fields_at_fault(json!({"name": "t", "fields": []})), ["fields"]);
         assert_eq!(fields_at_fault(json!({"name": "1bad", "fields": [{"name": "a b", "type": "text"}]})), ["name", "fields[0].name"]);
         assert_eq!(
-            fields_at_fault(json!({"name": "t", "fields": [{"name": "a", "type": "text"}, {"name": "a", "type": "json", "required": "yes"}]})),
+            fields_at_fault(
+                json!({"name": "t", "fields": [{"name": "a", "type": "text"}, {"name": "a", "type": "json", "required": "yes"}]})
+            ),
             ["fields[1].required", "fields[1].name"]
         );
     }

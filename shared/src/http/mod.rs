@@ -20,11 +20,7 @@ pub type Reply = Response<Body>;
 /// A JSON response.
 pub fn json(status: u16, value: &impl serde::Serialize) -> Reply {
     let body = serde_json::to_vec(value).unwrap_or_default();
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::Binary(body))
-        .unwrap_or_default()
+    Response::builder().status(status).header("content-type", "application/json").body(Body::Binary(body)).unwrap_or_default()
 }
 
 pub fn no_content() -> Reply {
@@ -61,12 +57,9 @@ pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Reply {
         let result = match (endpoint.route(), verdict) {
             (None, _) => Err(handlers::not_found(&req)),
             (Some(_), Verdict::Denied(e)) => Err(e),
-            (Some(route), Verdict::Caller(caller)) if route.role.is_some_and(|needed| caller.role < needed) => Err(ApiError::Forbidden(format!(
-                "role {} may not call {} {}",
-                caller.role.as_str(),
-                route.method,
-                route.path
-            ))),
+            (Some(route), Verdict::Caller(caller)) if route.role.is_some_and(|needed| caller.role < needed) => {
+                Err(ApiError::Forbidden(format!("role {} may not call {} {}", caller.role.as_str(), route.method, route.path)))
+            }
             (Some(_), Verdict::Caller(caller)) => handlers::dispatch(app, endpoint, &caller, &req).await,
         };
         match result {

@@ -26,7 +26,9 @@ pub fn encode_cursor(id: &str) -> String {
 
 /// The id inside a cursor, if it is one of ours and names an id of the right kind.
 pub fn decode_cursor(cursor: &str, valid_id: impl Fn(&str) -> bool) -> Option<String> {
-    let bytes = [&STANDARD, &URL_SAFE, &URL_SAFE_NO_PAD].iter().find_map(|e| e.decode(cursor.trim()).ok())?;
+    // A `+` that reached us unencoded in a query string arrives as a space.
+    let cursor = cursor.trim().replace(' ', "+");
+    let bytes = [&STANDARD, &URL_SAFE, &URL_SAFE_NO_PAD].iter().find_map(|e| e.decode(&cursor).ok())?;
     let value: Value = serde_json::from_slice(&bytes).ok()?;
     let id = value.get("id")?.as_str()?;
     valid_id(id).then(|| id.to_string())

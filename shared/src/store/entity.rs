@@ -167,20 +167,14 @@ impl Store {
             sets.push(format!("#a{i} = :v{i}"));
             update = update.expression_attribute_names(format!("#a{i}"), name).expression_attribute_values(format!(":v{i}"), value);
         }
-        update
-            .update_expression(format!("SET {}", sets.join(", ")))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|err| match err.as_service_error() {
-                Some(se) if se.is_conditional_check_failed_exception() => StoreError::ConditionFailed { reasons: vec![] },
-                _ => StoreError::dynamo("UpdateItem", err),
-            })
+        update.update_expression(format!("SET {}", sets.join(", "))).send().await.map(|_| ()).map_err(|err| match err.as_service_error() {
+            Some(se) if se.is_conditional_check_failed_exception() => StoreError::ConditionFailed { reasons: vec![] },
+            _ => StoreError::dynamo("UpdateItem", err),
+        })
     }
 
     /// Deletes an entity and uncounts it; `ConditionFailed` when it does not exist.
     pub async fn delete<E: Entity>(&self, tenant: &TenantId, id: &str) -> Result<(), StoreError> {
-        self.transact("TransactWriteItems", vec![self.delete_existing::<E>(tenant, id, None)?, self.count_delta::<E>(tenant, -1)?])
-            .await
+        self.transact("TransactWriteItems", vec![self.delete_existing::<E>(tenant, id, None)?, self.count_delta::<E>(tenant, -1)?]).await
     }
 }

@@ -80,7 +80,11 @@ impl StoreError {
         let detail = match &e {
             SdkError::ServiceError(s) => {
                 let meta = s.err().meta();
-                format!("{} (request id {})", meta.code().unwrap_or("unknown"), aws_sdk_dynamodb::operation::RequestId::request_id(meta).unwrap_or("-"))
+                format!(
+                    "{} (request id {})",
+                    meta.code().unwrap_or("unknown"),
+                    aws_sdk_dynamodb::operation::RequestId::request_id(meta).unwrap_or("-")
+                )
             }
             SdkError::TimeoutError(_) => "timeout".into(),
             SdkError::DispatchFailure(_) => "could not reach DynamoDB".into(),
@@ -149,9 +153,9 @@ impl Store {
             };
             let reasons = match &err {
                 SdkError::ServiceError(se) => match se.err() {
-                    TransactWriteItemsError::TransactionCanceledException(c) => {
-                        Some(c.cancellation_reasons().iter().map(|r| r.code().filter(|c| *c != "None").map(str::to_string)).collect::<Vec<_>>())
-                    }
+                    TransactWriteItemsError::TransactionCanceledException(c) => Some(
+                        c.cancellation_reasons().iter().map(|r| r.code().filter(|c| *c != "None").map(str::to_string)).collect::<Vec<_>>(),
+                    ),
                     _ => None,
                 },
                 _ => None,

@@ -35,12 +35,21 @@ impl Store {
             self.use_delta::<Connector>(tenant, p.connector_id.as_str(), 1)?,
             self.use_delta::<Schema>(tenant, p.schema_id.as_str(), 1)?,
         ];
-        Self::conflict(self.transact("TransactWriteItems", items).await, 2, [PipelineConflict::UnknownConnector, PipelineConflict::UnknownSchema])
+        Self::conflict(
+            self.transact("TransactWriteItems", items).await,
+            2,
+            [PipelineConflict::UnknownConnector, PipelineConflict::UnknownSchema],
+        )
     }
 
     /// Replaces `prev` by `next`, if `prev` is still what is stored (its `version`); moves the
     /// use counts when the connector or schema changed.
-    pub async fn update_pipeline(&self, tenant: &TenantId, prev: &Pipeline, next: &Pipeline) -> Result<Result<(), PipelineConflict>, StoreError> {
+    pub async fn update_pipeline(
+        &self,
+        tenant: &TenantId,
+        prev: &Pipeline,
+        next: &Pipeline,
+    ) -> Result<Result<(), PipelineConflict>, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(to_item(tenant, next)?))

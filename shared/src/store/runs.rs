@@ -125,7 +125,8 @@ impl Store {
                 let mut requests: Vec<WriteRequest> = chunk
                     .iter()
                     .map(|key| {
-                        let delete = DeleteRequest::builder().set_key(Some(key.clone())).build().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        let delete =
+                            DeleteRequest::builder().set_key(Some(key.clone())).build().map_err(|e| StoreError::Corrupt(e.to_string()))?;
                         Ok(WriteRequest::builder().delete_request(delete).build())
                     })
                     .collect::<Result<_, StoreError>>()?;

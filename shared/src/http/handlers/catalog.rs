@@ -19,9 +19,12 @@ use crate::store::{Entity, StoreError};
 pub(super) trait Resource: Entity + Sized {
     const NAME: &'static str;
     fn valid_id(s: &str) -> bool;
+    type Update;
     fn create(body: &Value, now: &str) -> Result<Self, ApiError>;
-    /// The id an update names, and the update as a function of the current value.
-    fn update(body: &Value) -> Result<(String, Box<dyn Fn(&Self, &str) -> Self + Send + Sync>), ApiError>;
+    fn parse_update(body: &Value) -> Result<Self::Update, ApiError>;
+    /// The id an update names.
+    fn update_id(update: &Self::Update) -> String;
+    fn apply(update: &Self::Update, current: &Self, now: &str) -> Self;
 }
 
 impl Resource for Connector {
@@ -32,9 +35,15 @@ impl Resource for Connector {
     fn create(body: &Value, now: &str) -> Result<Self, ApiError> {
         Ok(NewConnector::parse(body)?.into_connector(ConnectorId::generate(), now))
     }
-    fn update(body: &Value) -> Result<(String, Box<dyn Fn(&Self, &str) -> Self + Send + Sync>), ApiError> {
-        let u = ConnectorUpdate::parse(body)?;
-        Ok((u.id.to_string(), Box::new(move |c, now| u.apply(c, now))))
+    type Update = ConnectorUpdate;
+    fn parse_update(body: &Value) -> Result<ConnectorUpdate, ApiError> {
+        ConnectorUpdate::parse(body)
+    }
+    fn update_id(update: &ConnectorUpdate) -> String {
+        update.id.to_string()
+    }
+    fn apply(update: &ConnectorUpdate, current: &Self, now: &str) -> Self {
+        update.apply(current, now)
     }
 }
 
@@ -46,9 +55,15 @@ impl Resource for Schema {
     fn create(body: &Value, now: &str) -> Result<Self, ApiError> {
         Ok(NewSchema::parse(body)?.into_schema(SchemaId::generate(), now))
     }
-    fn update(body: &Value) -> Result<(String, Box<dyn Fn(&Self, &str) -> Self + Send + Sync>), ApiError> {
-        let u = SchemaUpdate::parse(body)?;
-        Ok((u.id.to_string(), Box::new(move |s, now| u.apply(s, now))))
+    type Update = SchemaUpdate;
+    fn parse_update(body: &Value) -> Result<SchemaUpdate, ApiError> {
+        SchemaUpdate::parse(body)
+    }
+    fn update_id(update: &SchemaUpdate) -> String {
+        update.id.to_string()
+    }
+    fn apply(update: &SchemaUpdate, current: &Self, now: &str) -> Self {
+        update.apply(current, now)
     }
 }
 
@@ -76,9 +91,10 @@ pub(super) async fn create<R: Resource>(app: &App, caller: &Caller, req: &Reques
 }
 
 pub(super) async fn update<R: Resource>(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
-    let (id, apply) = R::update(&json_body(req)?)?;
+    let update = R::parse_update(&json_body(req)?)?;
+    let id = R::update_id(&update);
     let current = app.store.get::<R>(&caller.tenant, &id).await?.ok_or_else(|| ApiError::not_found(R::NAME, &id))?;
-    let next = apply(&current, &now());
+    let next = R::apply(&update, &current, &now());
     match app.store.replace(&caller.tenant, &next).await {
         Ok(()) => Ok(json(200, &next)),
         Err(StoreError::ConditionFailed { .. }) => Err(ApiError::not_found(R::NAME, &id)),

@@ -1,0 +1,123 @@
+use reqwest::Method;
+use serde_json::json;
+use shared::domain::tenant::Role;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn missing_unknown_malformed_and_revoked_keys_are_401() {
+    let app = spawn_app().await;
+    let r = app.send(app.http.get(format!("{}/pipelines", app.base)).header("X-Tenant-Id", &app.tenant)).await;
+    assert_error(&r, 401, "UNAUTHORIZED");
+    let parts: Vec<&str> = app.key.split('.').collect();
+    let unknown_id = format!("pl.{}.{}.{}", parts[1], shared::domain::ids::ApiKeyId::generate(), parts[3]);
+    // Right tenant and key id, wrong secret.
+    let forged = format!("pl.{}.{}.{}", parts[1], parts[2], "0".repeat(64));
+    for key in ["nonsense", "pl.x.y.z", &unknown_id, &forged] {
+        assert_error(&app.send(app.req_as(key, &app.tenant, Method::GET, "/pipelines")).await, 401, "UNAUTHORIZED");
+    }
+
+    // Revocation takes effect at once.
+    let r = app.post("/api-keys", &json!({"name": "temp", "role": "viewer"})).await;
+    assert_eq!(r.status, 201);
+    let (key, id) = (r.body["key"].as_str().unwrap().to_string(), r.body["id"].as_str().unwrap().to_string());
+    assert_eq!(app.send(app.req_as(&key, &app.tenant, Method::GET, "/pipelines")).await.status, 200);
+    assert_eq!(app.delete(&format!("/api-keys?id={id}")).await.status, 204);
+    assert_error(&app.send(app.req_as(&key, &app.tenant, Method::GET, "/pipelines")).await, 401, "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn tenant_header_missing_is_400_and_foreign_is_403() {
+    let app = spawn_app().await;
+    let r = app.send(app.http.get(format!("{}/pipelines", app.base)).bearer_auth(&app.key)).await;
+    assert_error(&r, 400, "BAD_REQUEST");
+    let other = unique("t");
+    assert_error(&app.send(app.req_as(&app.key, &other, Method::GET, "/pipelines")).await, 403, "FORBIDDEN");
+    assert_error(&app.send(app.req_as(&app.key, "not a tenant!", Method::GET, "/pipelines")).await, 400, "BAD_REQUEST");
+}
+
+#[tokio::test]
+async fn roles_decide_reads_writes_and_key_management() {
+    let app = spawn_app().await;
+    let viewer = app.key_for(&app.tenant, Role::Viewer).await;
+    let editor = app.key_for(&app.tenant, Role::Editor).await;
+    let created = app.create_pipeline(&app.example_body().await).await;
+    let id = created["id"].as_str().unwrap();
+    let as_ = |key: &str, m: Method, path: &str| app.req_as(key, &app.tenant, m, path);
+
+    // Reads: every role.
+    for key in [&viewer, &editor, &app.key] {
+        for path in
+            ["/pipelines".to_string(), format!("/pipelines/{id}"), format!("/pipelines/{id}/runs"), "/connectors".into(), "/schemas".into()]
+        {
+            assert_eq!(app.send(as_(key, Method::GET, &path)).await.status, 200, "{path}");
+        }
+    }
+    // Writes: not the viewer.
+    let body = app.example_body().await;
+    assert_error(&app.send(as_(&viewer, Method::POST, "/pipelines").json(&body)).await, 403, "FORBIDDEN");
+    assert_error(&app.send(as_(&viewer, Method::PUT, "/pipelines").json(&json!({"id": id, "name": "x"}))).await, 403, "FORBIDDEN");
+    assert_error(&app.send(as_(&viewer, Method::DELETE, &format!("/pipelines?id={id}"))).await, 403, "FORBIDDEN");
+    assert_error(&app.send(as_(&viewer, Method::POST, &format!("/pipelines/{id}/run"))).await, 403, "FORBIDDEN");
+    assert_error(&app.send(as_(&viewer, Method::POST, "/connectors").json(&json!({"name": "c", "type": "http"}))).await, 403, "FORBIDDEN");
+    assert_eq!(app.send(as_(&editor, Method::POST, "/pipelines").json(&body)).await.status, 201);
+    assert_eq!(app.send(as_(&editor, Method::POST, &format!("/pipelines/{id}/run"))).await.status, 201);
+    assert_eq!(app.send(as_(&editor, Method::PUT, "/pipelines").json(&json!({"id": id, "name": "x"}))).await.status, 200);
+
+    // API keys: admin only.
+    for key in [&viewer, &editor] {
+        assert_error(&app.send(as_(key, Method::GET, "/api-keys")).await, 403, "FORBIDDEN");
+        assert_error(&app.send(as_(key, Method::POST, "/api-keys").json(&json!({"name": "k", "role": "admin"}))).await, 403, "FORBIDDEN");
+    }
+    assert_eq!(app.get("/api-keys").await.status, 200);
+}
+
+#[tokio::test]
+async fn api_keys_show_their_secret_once_and_never_in_lists() {
+    let app = spawn_app().await;
+    let r = app.post("/api-keys", &json!({"name": "ci", "role": "editor"})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let key = r.body["key"].as_str().unwrap();
+    assert_eq!((r.body["name"].as_str(), r.body["role"].as_str()), (Some("ci"), Some("editor")));
+
+    let list = app.get("/api-keys").await;
+    assert_eq!(list.body["total"], 2);
+    let text = list.body.to_string();
+    assert!(!text.contains(key.rsplit('.').next().unwrap()), "a secret leaked: {text}");
+    assert!(list.body["data"].as_array().unwrap().iter().all(|k| k.get("key").is_none() && k.get("secretHash").is_none()));
+
+    assert_eq!(detail_fields(&app.post("/api-keys", &json!({"name": "x", "role": "root"})).await.body), ["role"]);
+    assert_eq!(detail_fields(&app.post("/api-keys", &json!({"role": "viewer"})).await.body), ["name"]);
+    let missing = shared::domain::ids::ApiKeyId::generate();
+    assert_error(&app.delete(&format!("/api-keys?id={missing}")).await, 404, "NOT_FOUND");
+}
+
+/// Another tenant's resources answer exactly like missing ones.
+#[tokio::test]
+async fn tenants_never_see_each_other() {
+    let a = spawn_app().await;
+    let b = spawn_app().await;
+    let pipeline = a.create_pipeline(&a.example_body().await).await;
+    let (pid, cid, sid) =
+        (pipeline["id"].as_str().unwrap(), pipeline["connector"]["id"].as_str().unwrap(), pipeline["schema"]["id"].as_str().unwrap());
+    a.post(&format!("/pipelines/{pid}/run"), &json!({})).await;
+
+    for path in [format!("/pipelines/{pid}"), format!("/pipelines/{pid}/runs"), format!("/connectors/{cid}"), format!("/schemas/{sid}")] {
+        let r = b.get(&path).await;
+        assert_error(&r, 404, "NOT_FOUND");
+    }
+    for path in ["/pipelines", "/connectors", "/schemas"] {
+        let r = b.get(path).await;
+        assert_eq!((r.body["total"].as_u64(), r.body["data"].as_array().map(Vec::len)), (Some(0), Some(0)), "{path}");
+    }
+    assert_error(&b.put("/pipelines", &json!({"id": pid, "name": "stolen"})).await, 404, "NOT_FOUND");
+    assert_error(&b.delete(&format!("/pipelines?id={pid}")).await, 404, "NOT_FOUND");
+    assert_error(&b.post(&format!("/pipelines/{pid}/run"), &json!({})).await, 404, "NOT_FOUND");
+    assert_error(&b.put("/connectors", &json!({"id": cid, "name": "stolen"})).await, 404, "NOT_FOUND");
+    assert_error(&b.delete(&format!("/schemas?id={sid}")).await, 404, "NOT_FOUND");
+    // B cannot build on A's connector and schema.
+    let r = b.post("/pipelines", &example_pipeline(cid, sid)).await;
+    assert_error(&r, 400, "BAD_REQUEST");
+    // A's pipeline is untouched.
+    assert_eq!(a.get(&format!("/pipelines/{pid}")).await.body["name"], "Customer Import");
+}

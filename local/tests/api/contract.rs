@@ -1,0 +1,119 @@
+//! The gateway, the template and the sample events agree with the route table.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+use shared::http::{handle, Endpoint, ROUTES};
+
+use crate::support::*;
+
+fn repo(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+/// (method, path, binary) for every HttpApi event of `template.yaml`.
+fn template_routes() -> BTreeSet<(String, String, String)> {
+    let text = std::fs::read_to_string(repo("template.yaml")).expect("template.yaml");
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
+    let mut routes = BTreeSet::new();
+    for (_, resource) in doc["Resources"].as_mapping().expect("Resources") {
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap_or_default().to_string();
+        for (_, event) in resource["Properties"]["Events"].as_mapping().into_iter().flatten() {
+            if event["Type"].as_str() == Some("HttpApi") {
+                let props = &event["Properties"];
+                let method = props["Method"].as_str().unwrap_or_default().to_uppercase();
+                routes.insert((method, props["Path"].as_str().unwrap_or_default().to_string(), binary.clone()));
+            }
+        }
+    }
+    routes
+}
+
+#[test]
+fn template_routes_are_the_gateway_routes() {
+    let mut gateway: BTreeSet<(String, String, String)> =
+        ROUTES.iter().map(|r| (r.method.to_string(), r.path.to_string(), r.function.to_string())).collect();
+    gateway.insert(("ANY".into(), "$default".into(), shared::http::routes::NOT_FOUND_FUNCTION.into()));
+    assert_eq!(template_routes(), gateway);
+}
+
+#[test]
+fn every_function_crate_is_in_the_template() {
+    let text = std::fs::read_to_string(repo("template.yaml")).unwrap();
+    for entry in std::fs::read_dir(repo("functions")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(text.contains(&format!("Binary: {name}\n")), "functions/{name} is not in template.yaml");
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_and_wrong_methods_405() {
+    let app = spawn_app().await;
+    let r = app.get("/nope").await;
+    assert_error(&r, 404, "NOT_FOUND");
+    let r = app.send(app.req(reqwest::Method::PATCH, "/pipelines")).await;
+    assert_error(&r, 405, "METHOD_NOT_ALLOWED");
+    assert_eq!(r.headers["allow"], "GET, POST, PUT, DELETE");
+    assert_error(&app.send(app.req(reqwest::Method::DELETE, "/connectors/x")).await, 405, "METHOD_NOT_ALLOWED");
+    // Unauthenticated requests to unknown routes are still 404, not a leak of anything.
+    assert_error(&app.send(app.http.get(format!("{}/nope", app.base))).await, 404, "NOT_FOUND");
+}
+
+const SAMPLE_CONNECTOR: &str = "conn_019ad0c0a0a07000800000000000c0c1";
+const SAMPLE_SCHEMA: &str = "schema_019ad0c0a0a07000800000000000c0c2";
+const SAMPLE_PIPELINE: &str = "pipe_019ad0c0a0a07000800000000000c0c3";
+const SAMPLE_KEY: &str = "key_019ad0c0a0a07000800000000000c0c4";
+
+/// Every `events/` file is a valid API Gateway event its function accepts: each runs through the
+/// function's handler (with the sample ids swapped for real ones in a fresh tenant) and succeeds.
+#[tokio::test]
+async fn every_sample_event_is_accepted_by_its_function() {
+    let app = spawn_app().await;
+    let (connector, schema) = (app.create_connector().await, app.create_schema().await);
+    let pipeline = app.create_pipeline(&example_pipeline(&connector, &schema)).await;
+    let extra = app.post("/api-keys", &json!({"name": "to revoke", "role": "viewer"})).await.body;
+    // The create-pipeline event uses the sample connector and schema too: deletes get unused ones.
+    let (unused_connector, unused_schema) = (app.create_connector().await, app.create_schema().await);
+    let swap = |text: String, deleting: bool| {
+        let (connector, schema) = if deleting { (&unused_connector, &unused_schema) } else { (&connector, &schema) };
+        text.replace(SAMPLE_CONNECTOR, connector)
+            .replace(SAMPLE_SCHEMA, schema)
+            .replace(SAMPLE_PIPELINE, pipeline["id"].as_str().unwrap())
+            .replace(SAMPLE_KEY, extra["id"].as_str().unwrap())
+    };
+
+    let mut files: Vec<String> =
+        std::fs::read_dir(repo("events")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    files.sort_by_key(|f| (f.starts_with("delete-"), f.clone()));
+    let mut seen = BTreeSet::new();
+    for file in files {
+        let name = file.trim_end_matches(".json").to_string();
+        let text = swap(std::fs::read_to_string(repo(&format!("events/{file}"))).unwrap(), name.starts_with("delete-"));
+        let mut event: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        if name == "authorizer" {
+            event["headers"]["authorization"] = json!(format!("Bearer {}", app.key));
+            event["headers"]["x-tenant-id"] = json!(app.tenant);
+            let event = serde_json::from_value(event).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let response = shared::app::authorizer_response(&app.app, &event).await;
+            assert!(response.is_authorized);
+            assert_eq!(response.context["tenantId"], app.tenant.as_str(), "{file}");
+            assert_eq!(response.context["role"], "admin", "{file}");
+            seen.insert(name);
+            continue;
+        }
+        event["requestContext"]["authorizer"]["lambda"]["tenantId"] = json!(app.tenant);
+        let endpoint = ROUTES.iter().find(|r| r.function == name).map_or(Endpoint::NotFound, |r| r.endpoint);
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let reply = handle(&app.app, endpoint, request).await;
+        let status = reply.status().as_u16();
+        if endpoint == Endpoint::NotFound {
+            assert_eq!(status, 404, "{file}");
+        } else {
+            assert!((200..300).contains(&status), "{file}: {status} {:?}", reply.body());
+        }
+        seen.insert(name);
+    }
+    let mut want: BTreeSet<String> = ROUTES.iter().map(|r| r.function.to_string()).collect();
+    want.extend(["authorizer".to_string(), "not-found".to_string()]);
+    assert_eq!(seen, want, "one event per function");
+}

@@ -1,0 +1,8 @@
+//! Black-box tests of the API through the local gateway, against DynamoDB Local and moto.
+
+mod auth;
+mod catalog;
+mod contract;
+mod pipelines;
+mod runs;
+mod support;

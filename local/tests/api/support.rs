@@ -1,0 +1,160 @@
+//! `spawn_app`: the local gateway on a random port, over DynamoDB Local and moto through the real
+//! SDK, with a fresh tenant and an admin key for it. Every test gets its own tenant and queue, so
+//! tests run in parallel without seeing each other (which is itself tenant isolation at work).
+
+use std::sync::Arc;
+
+use reqwest::{Method, RequestBuilder};
+use serde_json::{json, Value};
+use shared::app::App;
+use shared::domain::api_key::issue;
+use shared::domain::tenant::{Role, TenantId};
+
+pub const TABLE: &str = "pipelines-test";
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub tenant: String,
+    pub key: String,
+    pub app: Arc<App>,
+    pub queue_url: String,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+pub struct Response {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with_queue(None).await
+}
+
+/// With `queue_url`, the app sends runs there instead of to its own new queue.
+pub async fn spawn_app_with_queue(queue_url: Option<&str>) -> TestApp {
+    let clients = local::stack::clients().await;
+    local::stack::ensure_table(&clients.dynamodb, TABLE).await.expect("table");
+    let own_queue = local::stack::ensure_queue(&clients.sqs, &unique("runs")).await.expect("queue");
+    let queue_url = queue_url.map(str::to_string).unwrap_or(own_queue);
+    let app = Arc::new(App::new(clients.dynamodb, clients.sqs.clone(), TABLE, Some(&queue_url)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}/api/v1", listener.local_addr().expect("addr"));
+    let server = axum::serve(listener, local::gateway::router(app.clone()));
+    tokio::spawn(async move { server.await });
+    let tenant = unique("t");
+    let mut test =
+        TestApp { base, http: reqwest::Client::new(), tenant: tenant.clone(), key: String::new(), app, queue_url, sqs: clients.sqs };
+    test.key = test.key_for(&tenant, Role::Admin).await;
+    test
+}
+
+impl TestApp {
+    /// Issues a key straight into the table, as `make key` does.
+    pub async fn key_for(&self, tenant: &str, role: Role) -> String {
+        let tenant = TenantId::parse(tenant).expect("tenant");
+        let issued = issue(&tenant, "test".into(), role, &shared::domain::now());
+        self.app.store.create(&tenant, &issued.stored).await.expect("key");
+        issued.key
+    }
+
+    /// A request as this app's admin.
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.req_as(&self.key, &self.tenant, method, path)
+    }
+
+    pub fn req_as(&self, key: &str, tenant: &str, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base)).bearer_auth(key).header("X-Tenant-Id", tenant)
+    }
+
+    pub async fn send(&self, req: RequestBuilder) -> Response {
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Response { status, body, headers }
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.send(self.req(Method::GET, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.send(self.req(Method::POST, path).json(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Response {
+        self.send(self.req(Method::PUT, path).json(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.send(self.req(Method::DELETE, path)).await
+    }
+
+    pub async fn create_connector(&self) -> String {
+        let r = self.post("/connectors", &json!({"name": "Production Snowflake", "type": "snowflake", "config": {}})).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body["id"].as_str().expect("id").to_string()
+    }
+
+    pub async fn create_schema(&self) -> String {
+        let r = self
+            .post("/schemas", &json!({"name": "customers", "displayName": "Customers", "fields": [{"name": "id", "type": "integer", "primaryKey": true}]}))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body["id"].as_str().expect("id").to_string()
+    }
+
+    /// The reference page's example pipeline, on a new connector and schema.
+    pub async fn example_body(&self) -> Value {
+        let (connector, schema) = (self.create_connector().await, self.create_schema().await);
+        example_pipeline(&connector, &schema)
+    }
+
+    pub async fn create_pipeline(&self, body: &Value) -> Value {
+        let r = self.post("/pipelines", body).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body
+    }
+}
+
+pub fn example_pipeline(connector: &str, schema: &str) -> Value {
+    json!({
+        "name": "Customer Import",
+        "connectorId": connector,
+        "schemaId": schema,
+        "schedule": "0 2 * * *",
+        "executionConfig": { "batchSize": 5000, "parallelism": 4 },
+        "nodes": [
+            { "id": "n1", "nodeType": "source", "label": "Snowflake Source", "config": {} },
+            { "id": "n2", "nodeType": "transform", "label": "Rename Fields", "config": { "type": "rename_field" } },
+            { "id": "n3", "nodeType": "target", "label": "Customer Table", "config": {} }
+        ],
+        "edges": [
+            { "source": "n1", "target": "n2" },
+            { "source": "n2", "target": "n3" }
+        ]
+    })
+}
+
+/// The field names of a 400's details.
+pub fn detail_fields(body: &Value) -> Vec<String> {
+    body["error"]["details"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|e| e["field"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts the product's error format and status.
+pub fn assert_error(r: &Response, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(r.body["error"]["status"], status, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], code, "{}", r.body);
+    assert!(r.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", r.body);
+}
