@@ -17,7 +17,7 @@ dev:
 	$(STACK) run env $(LOCAL_ENV) TABLE_NAME=$${TABLE_NAME:-pipelines} target/debug/dev
 
 test:
-	$(STACK) run env $(LOCAL_ENV) cargo test --workspace --all-targets
+	$(STACK) run env $(LOCAL_ENV) scripts/cargo-test.sh
 
 # make key TENANT=acme ROLE=editor [NAME=ci]. With TABLE_NAME set, it uses the plain AWS
 # environment (production bootstrap); without, the running local stack's table.

@@ -52,15 +52,15 @@ start() {
   else
     emu="$dir/ddb/package/emulator"
     # From its own folder: DynamoDB Local writes a metadata file into its working directory.
-    cd "$dir/run" && nohup java -Djava.library.path="$emu/DynamoDBLocal_lib" -jar "$emu/DynamoDBLocal.jar" \
-      -inMemory -sharedDb -port "$ddb_port" >"$dir/run/dynamodb.log" 2>&1 &
+    # exec: the pid recorded is java's own, so that `stop` stops it.
+    (cd "$dir/run" && exec java -Djava.library.path="$emu/DynamoDBLocal_lib" -jar "$emu/DynamoDBLocal.jar" \
+      -inMemory -sharedDb -port "$ddb_port") >"$dir/run/dynamodb.log" 2>&1 &
     echo $! >"$run_dir/dynamodb.pid"
-    cd "$root"
   fi
   if listening "$moto_port"; then
     echo "local-stack: moto already on :$moto_port"
   else
-    nohup "$dir/venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$dir/run/moto.log" 2>&1 &
+    "$dir/venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$dir/run/moto.log" 2>&1 &
     echo $! >"$run_dir/moto.pid"
   fi
   wait_for "$ddb_port" dynamodb 60

@@ -4,6 +4,9 @@
 //!   `template.yaml`, created when missing.
 //! - [`gateway`]: an HTTP server that does what API Gateway does: matches the route, runs the
 //!   authorizer, builds the API Gateway v2 event and calls the function's handler.
+//! - [`runner`]: the SQS event source mapping (queue to worker) and the EventBridge tick
+//!   (scheduler), as loops.
 
 pub mod gateway;
+pub mod runner;
 pub mod stack;

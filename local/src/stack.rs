@@ -6,7 +6,9 @@
 
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType,
+};
 use aws_sdk_sqs::types::QueueAttributeName;
 use shared::app::{App, Error};
 
@@ -40,14 +42,23 @@ pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Resu
     }
     let attr = |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build();
     let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
+    let work_index = GlobalSecondaryIndex::builder()
+        .index_name(shared::store::index::NAME)
+        .key_schema(key(shared::store::index::PK, KeyType::Hash)?)
+        .key_schema(key(shared::store::index::SK, KeyType::Range)?)
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()?;
     let created = client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attr("PK")?)
         .attribute_definitions(attr("SK")?)
+        .attribute_definitions(attr(shared::store::index::PK)?)
+        .attribute_definitions(attr(shared::store::index::SK)?)
         .key_schema(key("PK", KeyType::Hash)?)
         .key_schema(key("SK", KeyType::Range)?)
+        .global_secondary_indexes(work_index)
         .send()
         .await;
     match created {

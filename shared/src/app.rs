@@ -2,12 +2,15 @@
 //! handler to the Lambda runtime (a function's `main.rs` calls one of them and nothing else).
 
 use aws_lambda_events::apigw::{ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, LambdaEvent};
 
 use crate::auth::{authorize, Verdict};
+use crate::engine::job::{ConnectorEngine, Engine};
 use crate::http::{handle, Endpoint};
 use crate::queue::RunQueue;
 use crate::store::Store;
+use crate::worker::{process_message, RunSettings, WorkerError};
 
 pub type Error = lambda_runtime::Error;
 
@@ -80,6 +83,62 @@ pub fn serve_authorizer() -> Result<(), Error> {
         let app: &'static App = Box::leak(Box::new(App::from_env().await?));
         lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| async move {
             Ok::<_, Error>(authorizer_response(app, &event.payload).await)
+        }))
+        .await
+    })
+}
+
+/// The worker's answer to a batch of run messages: the ids of those to redeliver. Malformed
+/// messages are among them, so that SQS moves them to the dead-letter queue after
+/// `maxReceiveCount`; so are messages that met a passing storage error.
+pub async fn worker_batch(app: &App, engine: &dyn Engine, settings: &RunSettings, event: SqsEvent) -> SqsBatchResponse {
+    let work = event.records.into_iter().map(|record| async move {
+        let id = record.message_id.unwrap_or_default();
+        match process_message(app, engine, settings, record.body.as_deref().unwrap_or_default()).await {
+            Ok(_) => None,
+            Err(e @ WorkerError::Malformed(_)) => {
+                tracing::error!(message_id = %id, cause = %e, "poison message");
+                Some(id)
+            }
+            Err(e) => {
+                tracing::warn!(message_id = %id, cause = %e, "run message will be redelivered");
+                Some(id)
+            }
+        }
+    });
+    let mut response = SqsBatchResponse::default();
+    for id in futures::future::join_all(work).await.into_iter().flatten() {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+/// Runs the worker function (SQS event source with `ReportBatchItemFailures`).
+pub fn serve_worker() -> Result<(), Error> {
+    runtime()?.block_on(async {
+        init_tracing();
+        let app: &'static App = Box::leak(Box::new(App::from_env().await?));
+        let settings: &'static RunSettings = Box::leak(Box::new(RunSettings::from_env()));
+        lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+            Ok::<_, Error>(worker_batch(app, &ConnectorEngine, settings, event.payload).await)
+        }))
+        .await
+    })
+}
+
+/// Runs the scheduler function (EventBridge rule, every minute).
+pub fn serve_scheduler() -> Result<(), Error> {
+    runtime()?.block_on(async {
+        init_tracing();
+        let app: &'static App = Box::leak(Box::new(App::from_env().await?));
+        let settings: &'static RunSettings = Box::leak(Box::new(RunSettings::from_env()));
+        lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| async move {
+            let report = crate::scheduler::tick(app, settings, chrono::Utc::now()).await?;
+            Ok::<_, Error>(
+                serde_json::json!({ "fired": report.fired, "skipped": report.skipped, "resent": report.resent, "failed": report.failed }),
+            )
         }))
         .await
     })

@@ -31,6 +31,8 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String, allow: Vec<&'static str> },
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -71,6 +73,7 @@ impl ApiError {
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::Conflict(_) => 409,
+            Self::Unprocessable(_) => 422,
             Self::PayloadTooLarge { .. } => 413,
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,
@@ -85,6 +88,7 @@ impl ApiError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::Conflict(_) => "CONFLICT",
+            Self::Unprocessable(_) => "UNPROCESSABLE_ENTITY",
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_ERROR",

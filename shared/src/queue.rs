@@ -23,6 +23,10 @@ impl RunQueue {
         &self.url
     }
 
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     pub async fn send(&self, message: &RunMessage) -> Result<(), QueueError> {
         let body = serde_json::to_string(message).map_err(|e| QueueError(e.to_string()))?;
         self.client.send_message().queue_url(&self.url).message_body(body).send().await.map(|_| ()).map_err(|e| {

@@ -1,5 +1,6 @@
 //! `make dev`: the whole system on a laptop. Creates the table and queue on the local stack,
-//! issues an admin key for the `demo` tenant, and serves the API on 127.0.0.1:$PORT (3000).
+//! runs the worker (polling the queue) and the scheduler (every minute), issues an admin key for
+//! the `demo` tenant, and serves the API on 127.0.0.1:$PORT (3000).
 
 use std::sync::Arc;
 
@@ -13,6 +14,11 @@ async fn main() -> Result<(), Error> {
     let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| local::stack::DEFAULT_TABLE.into());
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3000);
     let app = Arc::new(local::stack::app(&table, local::stack::DEFAULT_QUEUE).await?);
+
+    // The worker polls the queue and the scheduler ticks every minute, as in AWS.
+    let settings = shared::worker::RunSettings::from_env();
+    local::runner::spawn_worker(app.clone(), Arc::new(shared::engine::job::ConnectorEngine), settings.clone());
+    local::runner::spawn_scheduler(app.clone(), settings);
 
     let tenant = TenantId::parse("demo")?;
     let key = issue(&tenant, "make dev".into(), Role::Admin, &shared::domain::now());

@@ -63,6 +63,7 @@ const SAMPLE_CONNECTOR: &str = "conn_019ad0c0a0a07000800000000000c0c1";
 const SAMPLE_SCHEMA: &str = "schema_019ad0c0a0a07000800000000000c0c2";
 const SAMPLE_PIPELINE: &str = "pipe_019ad0c0a0a07000800000000000c0c3";
 const SAMPLE_KEY: &str = "key_019ad0c0a0a07000800000000000c0c4";
+const SAMPLE_RUN: &str = "run_019ad0c0a0a07000800000000000c0c5";
 
 /// Every `events/` file is a valid API Gateway event its function accepts: each runs through the
 /// function's handler (with the sample ids swapped for real ones in a fresh tenant) and succeeds.
@@ -74,12 +75,15 @@ async fn every_sample_event_is_accepted_by_its_function() {
     let extra = app.post("/api-keys", &json!({"name": "to revoke", "role": "viewer"})).await.body;
     // The create-pipeline event uses the sample connector and schema too: deletes get unused ones.
     let (unused_connector, unused_schema) = (app.create_connector().await, app.create_schema().await);
+    let run = app.trigger(pipeline["id"].as_str().unwrap()).await;
     let swap = |text: String, deleting: bool| {
         let (connector, schema) = if deleting { (&unused_connector, &unused_schema) } else { (&connector, &schema) };
         text.replace(SAMPLE_CONNECTOR, connector)
             .replace(SAMPLE_SCHEMA, schema)
             .replace(SAMPLE_PIPELINE, pipeline["id"].as_str().unwrap())
             .replace(SAMPLE_KEY, extra["id"].as_str().unwrap())
+            .replace(SAMPLE_RUN, &run)
+            .replace("\\\"tenantId\\\":\\\"demo\\\"", &format!("\\\"tenantId\\\":\\\"{}\\\"", app.tenant))
     };
 
     let mut files: Vec<String> =
@@ -101,6 +105,20 @@ async fn every_sample_event_is_accepted_by_its_function() {
             seen.insert(name);
             continue;
         }
+        if name == "worker" {
+            let event = serde_json::from_value(event).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let settings = shared::worker::RunSettings::default();
+            let response = shared::app::worker_batch(&app.app, &shared::engine::job::ConnectorEngine, &settings, event).await;
+            assert!(response.batch_item_failures.is_empty(), "{file}");
+            seen.insert(name);
+            continue;
+        }
+        if name == "scheduler" {
+            assert_eq!(event["detail-type"], "Scheduled Event", "{file}");
+            shared::scheduler::tick(&app.app, &shared::worker::RunSettings::default(), chrono::Utc::now()).await.expect("tick");
+            seen.insert(name);
+            continue;
+        }
         event["requestContext"]["authorizer"]["lambda"]["tenantId"] = json!(app.tenant);
         let endpoint = ROUTES.iter().find(|r| r.function == name).map_or(Endpoint::NotFound, |r| r.endpoint);
         let request = lambda_http::request::from_str(&event.to_string()).unwrap_or_else(|e| panic!("{file}: {e}"));
@@ -114,6 +132,6 @@ async fn every_sample_event_is_accepted_by_its_function() {
         seen.insert(name);
     }
     let mut want: BTreeSet<String> = ROUTES.iter().map(|r| r.function.to_string()).collect();
-    want.extend(["authorizer".to_string(), "not-found".to_string()]);
+    want.extend(["authorizer", "not-found", "worker", "scheduler"].map(String::from));
     assert_eq!(seen, want, "one event per function");
 }

@@ -73,7 +73,7 @@ async fn triggering_a_missing_pipeline_is_404_and_writes_nothing() {
 async fn a_lost_send_fails_the_run_instead_of_stranding_it() {
     let healthy = spawn_app().await;
     let broken_url = format!("{}-gone", healthy.queue_url);
-    let app = spawn_app_with_queue(Some(&broken_url)).await;
+    let app = spawn_app_with_queue(&broken_url).await;
     let p = app.create_pipeline(&app.example_body().await).await;
     let pid = p["id"].as_str().unwrap();
     let r = app.post(&format!("/pipelines/{pid}/run"), &json!({})).await;

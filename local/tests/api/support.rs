@@ -33,16 +33,25 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with_queue(None).await
+    spawn(TABLE, None).await
 }
 
 /// With `queue_url`, the app sends runs there instead of to its own new queue.
-pub async fn spawn_app_with_queue(queue_url: Option<&str>) -> TestApp {
+pub async fn spawn_app_with_queue(queue_url: &str) -> TestApp {
+    spawn(TABLE, Some(queue_url)).await
+}
+
+/// An app with a table of its own: for the scheduler, whose tick sees every tenant of a table.
+pub async fn spawn_isolated_app() -> TestApp {
+    spawn(&unique("pipelines-test"), None).await
+}
+
+async fn spawn(table: &str, queue_url: Option<&str>) -> TestApp {
     let clients = local::stack::clients().await;
-    local::stack::ensure_table(&clients.dynamodb, TABLE).await.expect("table");
+    local::stack::ensure_table(&clients.dynamodb, table).await.expect("table");
     let own_queue = local::stack::ensure_queue(&clients.sqs, &unique("runs")).await.expect("queue");
     let queue_url = queue_url.map(str::to_string).unwrap_or(own_queue);
-    let app = Arc::new(App::new(clients.dynamodb, clients.sqs.clone(), TABLE, Some(&queue_url)));
+    let app = Arc::new(App::new(clients.dynamodb, clients.sqs.clone(), table, Some(&queue_url)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}/api/v1", listener.local_addr().expect("addr"));
     let server = axum::serve(listener, local::gateway::router(app.clone()));
@@ -157,4 +166,91 @@ pub fn assert_error(r: &Response, status: u16, code: &str) {
     assert_eq!(r.body["error"]["status"], status, "{}", r.body);
     assert_eq!(r.body["error"]["code"], code, "{}", r.body);
     assert!(r.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", r.body);
+}
+
+/// An engine for lifecycle tests: `batches` batches of `delay` each, a checkpoint before every
+/// batch (as a real engine does), then a report. With `gate`, each batch also waits for a permit.
+pub struct BatchEngine {
+    pub batches: usize,
+    pub delay: std::time::Duration,
+    pub gate: Option<Arc<tokio::sync::Semaphore>>,
+    pub started: Arc<tokio::sync::Notify>,
+}
+
+impl BatchEngine {
+    pub fn new(batches: usize, delay_ms: u64) -> Self {
+        Self { batches, delay: std::time::Duration::from_millis(delay_ms), gate: None, started: Arc::new(tokio::sync::Notify::new()) }
+    }
+}
+
+impl shared::engine::job::Engine for BatchEngine {
+    fn execute<'a>(
+        &'a self,
+        _job: &'a shared::engine::job::Job<'a>,
+        control: &'a dyn shared::engine::job::Control,
+    ) -> futures::future::BoxFuture<'a, Result<shared::engine::job::Report, shared::engine::job::RunFailure>> {
+        Box::pin(async move {
+            self.started.notify_one();
+            for _ in 0..self.batches {
+                control.checkpoint().await.map_err(shared::engine::job::RunFailure::Stopped)?;
+                if let Some(gate) = &self.gate {
+                    gate.acquire().await.expect("gate").forget();
+                }
+                tokio::time::sleep(self.delay).await;
+            }
+            Ok(shared::engine::job::Report { with_errors: false, stats: json!({"rowsIn": self.batches}), log: vec![] })
+        })
+    }
+}
+
+/// An engine that never returns: the worker running it can only be killed.
+pub struct HangingEngine(pub Arc<tokio::sync::Notify>);
+
+impl shared::engine::job::Engine for HangingEngine {
+    fn execute<'a>(
+        &'a self,
+        _job: &'a shared::engine::job::Job<'a>,
+        _control: &'a dyn shared::engine::job::Control,
+    ) -> futures::future::BoxFuture<'a, Result<shared::engine::job::Report, shared::engine::job::RunFailure>> {
+        Box::pin(async move {
+            self.0.notify_one();
+            std::future::pending().await
+        })
+    }
+}
+
+impl TestApp {
+    pub fn tenant_id(&self) -> TenantId {
+        TenantId::parse(&self.tenant).expect("tenant")
+    }
+
+    pub async fn run(&self, pipeline: &str, run: &str) -> Value {
+        let r = self.get(&format!("/pipelines/{pipeline}/runs/{run}")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+    }
+
+    pub async fn trigger(&self, pipeline: &str) -> String {
+        let r = self.post(&format!("/pipelines/{pipeline}/run"), &json!({})).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body["id"].as_str().expect("id").to_string()
+    }
+
+    /// The bodies of the messages waiting in this app's queue (received and left to reappear).
+    pub async fn queued(&self) -> Vec<Value> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        out.messages().iter().map(|m| serde_json::from_str(m.body().unwrap_or_default()).expect("json")).collect()
+    }
+
+    pub async fn send_raw(&self, body: &str) {
+        self.sqs.send_message().queue_url(&self.queue_url).message_body(body).send().await.expect("send");
+    }
 }

@@ -32,6 +32,19 @@ pub enum NodeType {
 
 impl NodeType {
     const NAMES: &'static str = "source, transform, filter, target, validate, branch, join, enrich";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Source => "source",
+            Self::Transform => "transform",
+            Self::Filter => "filter",
+            Self::Target => "target",
+            Self::Validate => "validate",
+            Self::Branch => "branch",
+            Self::Join => "join",
+            Self::Enrich => "enrich",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -48,6 +61,17 @@ pub struct Node {
     pub label: String,
     pub config: Map<String, Value>,
     pub position: Option<Position>,
+}
+
+impl Node {
+    /// How a run's messages name the node.
+    pub fn label_or_id(&self) -> &str {
+        if self.label.is_empty() {
+            &self.id
+        } else {
+            &self.label
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,6 +13,11 @@ pub mod schema;
 pub mod tenant;
 
 /// Now, as the product writes timestamps: RFC 3339, UTC, milliseconds (`2026-01-15T09:00:00.000Z`).
+/// Fixed width, so that stored timestamps sort as strings (sort keys, lease comparisons).
 pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    stamp(chrono::Utc::now())
+}
+
+pub fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

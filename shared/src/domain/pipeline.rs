@@ -1,5 +1,6 @@
 //! Pipelines: what a request may say of one, and the pipeline as stored.
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -33,6 +34,17 @@ pub enum ErrorHandling {
     DeadLetter,
 }
 
+/// What a trigger does when `maxConcurrentRuns` runs are already active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    /// The run waits (`pending`) until a slot frees.
+    #[default]
+    Queue,
+    /// The trigger is refused (409); a schedule skips the slot.
+    Skip,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LoadMode {
@@ -53,16 +65,33 @@ pub struct ExecutionConfig {
     pub error_handling: Option<ErrorHandling>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_mode: Option<LoadMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_runs: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<Overlap>,
 }
 
 impl Default for ExecutionConfig {
     fn default() -> Self {
-        Self { batch_size: 1000, parallelism: 1, partitioning: None, error_handling: None, load_mode: None }
+        Self {
+            batch_size: 1000,
+            parallelism: 1,
+            partitioning: None,
+            error_handling: None,
+            load_mode: None,
+            max_concurrent_runs: None,
+            overlap: None,
+        }
     }
 }
 
 impl ExecutionConfig {
-    const FIELDS: [&'static str; 5] = ["batchSize", "parallelism", "partitioning", "errorHandling", "loadMode"];
+    const FIELDS: [&'static str; 7] =
+        ["batchSize", "parallelism", "partitioning", "errorHandling", "loadMode", "maxConcurrentRuns", "overlap"];
+
+    pub fn overlap(&self) -> Overlap {
+        self.overlap.unwrap_or_default()
+    }
 
     /// Reads `executionConfig` over `base`: keys given replace, `null` restores the default,
     /// absent keys keep `base`'s value (a JSON merge patch).
@@ -86,6 +115,12 @@ impl ExecutionConfig {
         if let Some(p) = check.patch(&obj, "loadMode", one_of("append, upsert, truncate")) {
             out.load_mode = p.apply(out.load_mode);
         }
+        if let Some(p) = check.patch(&obj, "maxConcurrentRuns", int_in(1, 100)) {
+            out.max_concurrent_runs = p.apply(out.max_concurrent_runs.map(i64::from)).map(|n| n as u32);
+        }
+        if let Some(p) = check.patch(&obj, "overlap", one_of("queue, skip")) {
+            out.overlap = p.apply(out.overlap);
+        }
         Some(out)
     }
 }
@@ -108,6 +143,12 @@ pub struct Pipeline {
     pub edges: Vec<Edge>,
     pub last_run_at: Option<String>,
     pub last_run_status: Option<String>,
+    /// The run `lastRunAt` and `lastRunStatus` describe (internal).
+    #[serde(default)]
+    pub last_run_id: Option<String>,
+    /// The next slot of the schedule; only for an active, scheduled pipeline.
+    #[serde(default)]
+    pub next_run_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     /// Bumped by every write: the condition of the next one (optimistic concurrency).
@@ -118,6 +159,20 @@ pub struct Pipeline {
 const MAX_STORED_BYTES: usize = 350_000;
 
 impl Pipeline {
+    /// Sets `next_run_at` to the schedule's first slot after `now`; none unless active and scheduled.
+    pub fn schedule_next(&mut self, now: DateTime<Utc>) {
+        self.next_run_at = self.next_slot_after(now).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true));
+    }
+
+    pub fn next_slot_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if self.status != PipelineStatus::Active {
+            return None;
+        }
+        let cron = CronSchedule::parse(self.schedule.as_deref()?).ok()?;
+        let tz = self.timezone.as_deref().and_then(|t| Timezone::parse(t).ok()).unwrap_or(Timezone::UTC);
+        cron.next_after(now, tz)
+    }
+
     pub fn graph(&self) -> Graph {
         Graph { nodes: self.nodes.clone(), edges: self.edges.clone() }
     }
@@ -191,9 +246,10 @@ impl NewPipeline {
         }
     }
 
-    pub fn into_pipeline(self, id: PipelineId, now: &str) -> Pipeline {
+    pub fn into_pipeline(self, id: PipelineId, now: DateTime<Utc>) -> Pipeline {
         let graph = self.graph.map(|g| g.assign(&Graph::default())).unwrap_or_default();
-        Pipeline {
+        let stamp = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut pipeline = Pipeline {
             id,
             name: self.name,
             description: self.description,
@@ -207,10 +263,14 @@ impl NewPipeline {
             edges: graph.edges,
             last_run_at: None,
             last_run_status: None,
-            created_at: now.to_string(),
-            updated_at: now.to_string(),
+            last_run_id: None,
+            next_run_at: None,
+            created_at: stamp.clone(),
+            updated_at: stamp,
             version: 1,
-        }
+        };
+        pipeline.schedule_next(now);
+        pipeline
     }
 }
 
@@ -268,7 +328,7 @@ impl PipelineUpdate {
     }
 
     /// The pipeline after this update.
-    pub fn apply(&self, current: &Pipeline, now: &str) -> Result<Pipeline, ApiError> {
+    pub fn apply(&self, current: &Pipeline, now: DateTime<Utc>) -> Result<Pipeline, ApiError> {
         let mut next = current.clone();
         if let Some(name) = &self.name {
             next.name = name.clone();
@@ -305,7 +365,12 @@ impl PipelineUpdate {
             next.nodes = graph.nodes;
             next.edges = graph.edges;
         }
-        next.updated_at = now.to_string();
+        // Only a change of what decides the slots moves them: an unrelated edit must not skip a
+        // slot that is due but not yet fired.
+        if (&next.schedule, &next.timezone, next.status) != (&current.schedule, &current.timezone, current.status) {
+            next.schedule_next(now);
+        }
+        next.updated_at = now.to_rfc3339_opts(SecondsFormat::Millis, true);
         next.version = current.version + 1;
         Ok(next)
     }

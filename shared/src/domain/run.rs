@@ -1,6 +1,16 @@
-//! Runs: one execution of a pipeline.
+//! Runs: one execution of a pipeline, and its lifecycle.
+//!
+//! ```text
+//!            claim (lease)              finish
+//! pending ──────────────────> running ─────────> completed | completed_with_errors | failed
+//!    │                          │  ▲
+//!    │ cancel                   │  └─ lease expired, attempts left: taken over (attempt + 1)
+//!    ▼                          ├─ cancel requested: stops at the next batch boundary ──> cancelled
+//! cancelled                     └─ lease expired, no attempts left ──> failed (ATTEMPTS_EXHAUSTED)
+//! ```
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::ids::{PipelineId, RunId};
 use super::tenant::TenantId;
@@ -17,6 +27,8 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    pub const NAMES: &'static str = "pending, running, completed, completed_with_errors, failed, cancelled";
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -26,6 +38,14 @@ impl RunStatus {
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(Value::String(s.to_string())).ok()
+    }
+
+    pub fn is_finished(self) -> bool {
+        !matches!(self, Self::Pending | Self::Running)
     }
 }
 
@@ -42,6 +62,34 @@ pub enum Trigger {
 pub struct RunError {
     pub code: String,
     pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+}
+
+impl RunError {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self { code: code.into(), message: message.into(), node_id: None }
+    }
+
+    pub fn at_node(mut self, node_id: &str) -> Self {
+        self.node_id = Some(node_id.to_string());
+        self
+    }
+}
+
+/// One line of a run's short log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEntry {
+    pub stage: String,
+    pub message: String,
+    pub timestamp: String,
+}
+
+impl LogEntry {
+    pub fn new(stage: &str, message: impl Into<String>) -> Self {
+        Self { stage: stage.into(), message: message.into(), timestamp: super::now() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,10 +100,64 @@ pub struct Run {
     pub status: RunStatus,
     pub trigger: Trigger,
     pub created_at: String,
+    /// Attempts started so far (0 while pending).
+    #[serde(default)]
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_for: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RunError>,
+    /// Set on a running run that was asked to stop.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancel_requested: bool,
+    /// What the engine reported (row counts, per-node counts, validation errors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<Value>,
+    #[serde(default)]
+    pub log: Vec<LogEntry>,
+    /// Until when the worker holding the run is presumed alive (internal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<String>,
+}
+
+impl Run {
+    pub fn new(pipeline_id: PipelineId, trigger: Trigger, now: &str) -> Self {
+        Self {
+            id: RunId::generate(),
+            pipeline_id,
+            status: RunStatus::Pending,
+            trigger,
+            created_at: now.to_string(),
+            attempt: 0,
+            scheduled_for: None,
+            started_at: None,
+            completed_at: None,
+            duration_ms: None,
+            error: None,
+            cancel_requested: false,
+            stats: None,
+            log: vec![],
+            lease_until: None,
+        }
+    }
+
+    /// The run as clients see it: its stats flattened in, internals left out.
+    pub fn view(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            obj.remove("leaseUntil");
+            if let Some(Value::Object(stats)) = obj.remove("stats") {
+                obj.extend(stats);
+            }
+        }
+        v
+    }
 }
 
 /// What the run queue carries: just enough to find the run.
@@ -70,5 +172,30 @@ pub struct RunMessage {
 impl RunMessage {
     pub fn new(tenant: &TenantId, run: &Run) -> Self {
         Self { tenant_id: tenant.to_string(), pipeline_id: run.pipeline_id.clone(), run_id: run.id.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_parse_and_know_when_they_are_final() {
+        for s in ["pending", "running", "completed", "completed_with_errors", "failed", "cancelled"] {
+            assert_eq!(RunStatus::parse(s).map(RunStatus::as_str), Some(s));
+        }
+        assert_eq!(RunStatus::parse("done"), None);
+        assert!(!RunStatus::Running.is_finished() && RunStatus::Cancelled.is_finished());
+    }
+
+    #[test]
+    fn the_view_hides_the_lease_and_flattens_stats() {
+        let mut run = Run::new(PipelineId::generate(), Trigger::Manual, "t");
+        run.lease_until = Some("x".into());
+        run.stats = Some(serde_json::json!({"rowsIn": 3}));
+        let v = run.view();
+        assert!(v.get("leaseUntil").is_none());
+        assert_eq!(v["rowsIn"], 3);
+        assert_eq!(v["status"], "pending");
     }
 }

@@ -93,6 +93,26 @@ mod tests {
         assert_eq!(cron.next_after(at("2026-07-10T12:00:00Z"), paris), Some(at("2026-07-11T00:00:00Z")));
     }
 
+    /// As vixie cron: a slot in the spring-forward gap runs at the first instant after it; a
+    /// slot in the fall-back overlap runs once, at the earlier instant.
+    #[test]
+    fn daylight_saving_gaps_run_late_and_overlaps_run_once() {
+        let cron = CronSchedule::parse("30 2 * * *").unwrap();
+        let paris = Timezone::parse("Europe/Paris").unwrap();
+        // 2027-03-28: 02:00 CET jumps to 03:00 CEST; 02:30 does not exist.
+        assert_eq!(cron.next_after(at("2027-03-27T12:00:00Z"), paris), Some(at("2027-03-28T01:00:00Z")));
+        assert_eq!(cron.next_after(at("2027-03-28T01:00:00Z"), paris), Some(at("2027-03-29T00:30:00Z")));
+        // 2027-10-31: 03:00 CEST falls back to 02:00 CET; 02:30 happens twice, fires once.
+        let first = cron.next_after(at("2027-10-30T12:00:00Z"), paris).unwrap();
+        assert_eq!(first, at("2027-10-31T00:30:00Z"));
+        assert_eq!(cron.next_after(first, paris), Some(at("2027-11-01T01:30:00Z")));
+        // An hourly schedule keeps firing every real hour through the overlap.
+        let hourly = CronSchedule::parse("0 * * * *").unwrap();
+        let slots: Vec<_> =
+            std::iter::successors(Some(at("2027-10-30T23:30:00Z")), |t| hourly.next_after(*t, paris)).skip(1).take(4).collect();
+        assert_eq!(slots, [at("2027-10-31T00:00:00Z"), at("2027-10-31T01:00:00Z"), at("2027-10-31T02:00:00Z"), at("2027-10-31T03:00:00Z")]);
+    }
+
     #[test]
     fn time_zones_must_be_iana_names() {
         assert_eq!(Timezone::parse("America/New_York").unwrap().name(), "America/New_York");

@@ -13,7 +13,9 @@ pub use routes::{resolve, Endpoint, Resolved, ROUTES};
 
 use crate::app::App;
 use crate::auth::Verdict;
+use crate::domain::tenant::Caller;
 use crate::error::ApiError;
+use crate::idempotency::{self, Begin, IdempotencyKey};
 
 pub type Reply = Response<Body>;
 
@@ -35,6 +37,36 @@ fn error_reply(e: &ApiError) -> Reply {
         }
     }
     reply
+}
+
+/// Runs the handler, under the request's `Idempotency-Key` where the endpoint honours one.
+async fn serve(app: &App, endpoint: Endpoint, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let header = req.headers().get("idempotency-key").map(|v| v.to_str().unwrap_or("\u{0}"));
+    let key = match header {
+        Some(raw) if endpoint.idempotent() => IdempotencyKey::parse(raw)?,
+        _ => return handlers::dispatch(app, endpoint, caller, req).await,
+    };
+    let fp = idempotency::fingerprint(req.method().as_str(), req.uri().path(), request::body_bytes(req));
+    if let Begin::Replay { status, body } = idempotency::begin(&app.store, &caller.tenant, &key, &fp).await? {
+        let mut reply =
+            Response::builder().status(status).header("content-type", "application/json").body(Body::Text(body)).unwrap_or_default();
+        reply.headers_mut().insert("idempotent-replayed", lambda_http::http::HeaderValue::from_static("true"));
+        return Ok(reply);
+    }
+    let result = handlers::dispatch(app, endpoint, caller, req).await;
+    match &result {
+        Ok(reply) if reply.status().is_success() => {
+            let body = match reply.body() {
+                Body::Text(t) => t.clone(),
+                Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+                _ => String::new(),
+            };
+            idempotency::complete(&app.store, &caller.tenant, &key, reply.status().as_u16(), &body).await?;
+        }
+        // A failed request leaves nothing to replay: a retry under the same key runs again.
+        _ => idempotency::abandon(&app.store, &caller.tenant, &key).await?,
+    }
+    result
 }
 
 fn request_id(req: &Request) -> String {
@@ -60,7 +92,7 @@ pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Reply {
             (Some(route), Verdict::Caller(caller)) if route.role.is_some_and(|needed| caller.role < needed) => {
                 Err(ApiError::Forbidden(format!("role {} may not call {} {}", caller.role.as_str(), route.method, route.path)))
             }
-            (Some(_), Verdict::Caller(caller)) => handlers::dispatch(app, endpoint, &caller, &req).await,
+            (Some(_), Verdict::Caller(caller)) => serve(app, endpoint, &caller, &req).await,
         };
         match result {
             Ok(reply) => {

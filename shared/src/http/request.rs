@@ -8,14 +8,17 @@ use crate::error::ApiError;
 /// Bodies above this are refused with 413 before they are parsed.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// The body as JSON: present, at most [`MAX_BODY`] bytes, well-formed.
-pub fn json_body(req: &Request) -> Result<Value, ApiError> {
-    let bytes: &[u8] = match req.body() {
-        Body::Empty => &[],
+pub fn body_bytes(req: &Request) -> &[u8] {
+    match req.body() {
         Body::Text(t) => t.as_bytes(),
         Body::Binary(b) => b,
         _ => &[],
-    };
+    }
+}
+
+/// The body as JSON: present, at most [`MAX_BODY`] bytes, well-formed.
+pub fn json_body(req: &Request) -> Result<Value, ApiError> {
+    let bytes = body_bytes(req);
     if bytes.len() > MAX_BODY {
         return Err(ApiError::PayloadTooLarge { limit: MAX_BODY });
     }

@@ -14,6 +14,8 @@ pub enum Endpoint {
     GetPipeline,
     TriggerRun,
     ListRuns,
+    GetRun,
+    CancelRun,
     ListConnectors,
     CreateConnector,
     UpdateConnector,
@@ -61,6 +63,8 @@ routes! {
     GetPipeline "GET" "/api/v1/pipelines/{id}" "get-pipeline" R;
     TriggerRun "POST" "/api/v1/pipelines/{id}/run" "trigger-run" W;
     ListRuns "GET" "/api/v1/pipelines/{id}/runs" "list-runs" R;
+    GetRun "GET" "/api/v1/pipelines/{id}/runs/{runId}" "get-run" R;
+    CancelRun "POST" "/api/v1/pipelines/{id}/runs/{runId}/cancel" "cancel-run" W;
     ListConnectors "GET" "/api/v1/connectors" "list-connectors" R;
     CreateConnector "POST" "/api/v1/connectors" "create-connector" W;
     UpdateConnector "PUT" "/api/v1/connectors" "update-connector" W;
@@ -82,6 +86,11 @@ pub const NOT_FOUND_FUNCTION: &str = "not-found";
 impl Endpoint {
     pub fn route(self) -> Option<&'static Route> {
         ROUTES.iter().find(|r| r.endpoint == self)
+    }
+
+    /// Whether `Idempotency-Key` is honoured (creating pipelines, triggering runs).
+    pub fn idempotent(self) -> bool {
+        matches!(self, Self::CreatePipeline | Self::TriggerRun)
     }
 
     /// API Gateway's route key: `GET /api/v1/pipelines/{id}`, or `$default`.

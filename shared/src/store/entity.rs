@@ -12,6 +12,10 @@ pub trait Entity: Serialize + DeserializeOwned + Send + Sync {
     /// The sort-key prefix and count name: `PIPE`, `CONN`, `SCHEMA`, `KEY`.
     const KIND: &'static str;
     fn id(&self) -> &str;
+    /// Index attributes derived from the entity (a scheduled pipeline's place in the due index).
+    fn index_attributes(&self) -> Item {
+        Item::new()
+    }
 }
 
 /// One page of a list.
@@ -33,10 +37,11 @@ fn count_key(tenant: &TenantId, kind: &str) -> Item {
 pub(super) fn to_item<E: Entity>(tenant: &TenantId, e: &E) -> Result<Item, StoreError> {
     let mut item: Item = serde_dynamo::to_item(e).map_err(|err| StoreError::Corrupt(err.to_string()))?;
     item.extend(Store::key(tenant_pk(tenant), sk::<E>(e.id())));
+    item.extend(e.index_attributes());
     Ok(item)
 }
 
-pub(super) fn from_item<E: DeserializeOwned>(item: Item) -> Result<E, StoreError> {
+pub(crate) fn from_item<E: DeserializeOwned>(item: Item) -> Result<E, StoreError> {
     serde_dynamo::from_item(item).map_err(|err| StoreError::Corrupt(err.to_string()))
 }
 

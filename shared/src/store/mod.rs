@@ -13,6 +13,18 @@
 //! | API key | `T#<t>` | `KEY#<keyId>` | SHA-256 of the secret, never the secret |
 //! | count of a kind | `T#<t>` | `COUNT#<KIND>` | `n`, kept exact by the transactions that create and delete |
 //! | run | `T#<t>#P#<pipelineId>` | `RUN#<runId>` | ids are UUIDv7: SK order is creation order |
+//! | run slots of a pipeline | `T#<t>#P#<pipelineId>` | `SLOTS` | `active` (pending + running), `running` |
+//! | idempotency record | `T#<t>` | `IDEM#<key>` | first response; `expiresAt` (TTL) |
+//!
+//! One sparse global index, `GSI1` (`GSI1PK`, `GSI1SK`), finds work without a Scan. Its partition
+//! keys are sharded (`<KIND>#<0..7>`, the shard from the item's id) so that no partition carries
+//! every tenant:
+//!
+//! | entry | GSI1PK | GSI1SK | present while |
+//! |---|---|---|---|
+//! | pipeline due | `DUE#<shard>` | `nextRunAt` | active and scheduled |
+//! | run waiting | `PENDING#<shard>` | when it was (re)sent | pending |
+//! | run's lease | `LEASE#<shard>` | `leaseUntil` | running |
 //!
 //! # Access patterns
 //!
@@ -35,10 +47,15 @@
 //! - Update a run's status: UpdateItem conditioned on the status it leaves.
 //! - Resolve an API key: GetItem by the tenant and key id written in the key.
 //! - Delete a pipeline: the transaction above, then its runs are removed with BatchWriteItem.
+//! - Claim, heartbeat, finish or cancel a run: conditional writes on its status and `attempt`, in a
+//!   transaction with its pipeline's `SLOTS` where the number of active or running runs changes.
+//! - Find due schedules, runs left pending, expired leases: Query `GSI1` per shard up to now.
 
 mod api_keys;
 mod catalog;
-mod entity;
+pub(crate) mod entity;
+mod idempotency;
+pub mod index;
 mod pipelines;
 mod runs;
 
@@ -52,7 +69,9 @@ use aws_sdk_dynamodb::Client;
 
 pub use catalog::Refs;
 pub use entity::{Entity, Page};
+pub use idempotency::IdempotencyRecord;
 pub use pipelines::PipelineConflict;
+pub use runs::{CancelRun, Claim, ClaimTerms, CreateRun, Finish};
 
 use crate::domain::tenant::TenantId;
 
@@ -80,11 +99,11 @@ impl StoreError {
         let detail = match &e {
             SdkError::ServiceError(s) => {
                 let meta = s.err().meta();
-                format!(
-                    "{} (request id {})",
-                    meta.code().unwrap_or("unknown"),
-                    aws_sdk_dynamodb::operation::RequestId::request_id(meta).unwrap_or("-")
-                )
+                let code = meta.code().unwrap_or("unknown");
+                // A validation message names the expression or index at fault, never item data.
+                let message = meta.message().filter(|_| code == "ValidationException").unwrap_or_default();
+                let request_id = aws_sdk_dynamodb::operation::RequestId::request_id(meta).unwrap_or("-");
+                format!("{code} {message} (request id {request_id})")
             }
             SdkError::TimeoutError(_) => "timeout".into(),
             SdkError::DispatchFailure(_) => "could not reach DynamoDB".into(),

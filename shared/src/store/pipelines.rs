@@ -3,7 +3,7 @@
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 use super::entity::{to_item, Entity};
-use super::{n, Store, StoreError};
+use super::{index, n, Item, Store, StoreError};
 use crate::domain::connector::Connector;
 use crate::domain::pipeline::Pipeline;
 use crate::domain::schema::Schema;
@@ -13,6 +13,13 @@ impl Entity for Pipeline {
     const KIND: &'static str = "PIPE";
     fn id(&self) -> &str {
         self.id.as_str()
+    }
+    /// An active, scheduled pipeline sits in the due index at its next slot (sparse: others don't).
+    fn index_attributes(&self) -> Item {
+        match &self.next_run_at {
+            Some(next) => index::entry(index::DUE, self.id.as_str(), next),
+            None => Item::new(),
+        }
     }
 }
 

@@ -1,12 +1,13 @@
-//! Runs, in their pipeline's partition, newest first.
+//! Runs, in their pipeline's partition, newest first, and their lifecycle: every status change is
+//! a conditional write on the state it leaves, so duplicates and races change nothing twice.
 
-use aws_sdk_dynamodb::types::{DeleteRequest, Put, TransactWriteItem, Update, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, Put, ReturnValue, TransactWriteItem, Update, WriteRequest};
 
 use super::entity::{from_item, sk};
-use super::{n, s, tenant_pk, Item, Store, StoreError};
+use super::{index, n, s, tenant_pk, Item, Store, StoreError};
 use crate::domain::ids::{PipelineId, RunId};
 use crate::domain::pipeline::Pipeline;
-use crate::domain::run::{Run, RunError, RunStatus};
+use crate::domain::run::{LogEntry, Run, RunError, RunStatus};
 use crate::domain::tenant::TenantId;
 
 fn runs_pk(tenant: &TenantId, pipeline: &PipelineId) -> String {
@@ -17,96 +18,581 @@ fn run_key(tenant: &TenantId, pipeline: &PipelineId, run: &RunId) -> Item {
     Store::key(runs_pk(tenant, pipeline), format!("RUN#{run}"))
 }
 
+fn slots_key(tenant: &TenantId, pipeline: &PipelineId) -> Item {
+    Store::key(runs_pk(tenant, pipeline), "SLOTS".into())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn value<T: serde::Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
+    serde_dynamo::to_attribute_value(v).map_err(corrupt)
+}
+
+fn tx_update(u: aws_sdk_dynamodb::types::builders::UpdateBuilder) -> Result<TransactWriteItem, StoreError> {
+    Ok(TransactWriteItem::builder().update(u.build().map_err(corrupt)?).build())
+}
+
+/// The outcome of writing a new run.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CreateRun {
+    Created,
+    /// The pipeline does not exist (or its schedule slot was already claimed).
+    PipelineGone,
+    /// `maxConcurrentRuns` runs are active and the pipeline's overlap policy is `skip`.
+    AtCapacity,
+}
+
+/// The outcome of a worker's attempt to take a run.
+#[derive(Debug)]
+pub enum Claim {
+    /// The run is this worker's, at `run.attempt`, until its lease runs out.
+    Claimed(Box<Run>),
+    Missing,
+    Finished(RunStatus),
+    /// Another worker holds a live lease.
+    Busy,
+    /// The pipeline's running runs are at `maxConcurrentRuns`: the run waits.
+    AtCapacity,
+    /// The lease ran out with no attempts left: the run was failed.
+    Exhausted,
+}
+
+/// On what terms a worker takes a run.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimTerms<'a> {
+    pub now: &'a str,
+    /// Until when the claim holds without a heartbeat.
+    pub lease_until: &'a str,
+    /// A run whose lease expired after this many attempts fails instead.
+    pub max_attempts: u32,
+    /// The pipeline's `maxConcurrentRuns`: a pending run waits while this many are running.
+    pub max_running: Option<u32>,
+}
+
+/// How a run ends.
+pub struct Finish {
+    pub status: RunStatus,
+    pub error: Option<RunError>,
+    pub stats: Option<serde_json::Value>,
+    pub log: Vec<LogEntry>,
+    pub now: String,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug)]
+pub enum CancelRun {
+    /// A pending run: cancelled at once.
+    Cancelled(Run),
+    /// A running run: asked to stop at its next batch boundary.
+    Requested(Run),
+    Finished(RunStatus),
+    Missing,
+}
+
 impl Store {
-    /// Writes a new run and marks it as its pipeline's latest, in one transaction conditioned on
-    /// the pipeline existing (so no run outlives a concurrent delete). `Ok(false)`: no pipeline.
-    pub async fn create_run(&self, tenant: &TenantId, run: &Run) -> Result<bool, StoreError> {
-        let mut item: Item = serde_dynamo::to_item(run).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    fn slots_delta(&self, tenant: &TenantId, pipeline: &PipelineId, active: i64, running: i64) -> Result<TransactWriteItem, StoreError> {
+        tx_update(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(slots_key(tenant, pipeline)))
+                .update_expression("ADD active :a, running :r")
+                .expression_attribute_values(":a", n(active))
+                .expression_attribute_values(":r", n(running)),
+        )
+    }
+
+    /// Writes a new pending run and marks it as its pipeline's latest, in one transaction
+    /// conditioned on the pipeline existing (no run outlives a concurrent delete). With `skip_at`,
+    /// refused when that many runs are active. With `slot`, also claims the schedule slot `slot.0`
+    /// (the pipeline's `nextRunAt` must still be it) and moves the schedule to `slot.1`.
+    pub async fn create_run(
+        &self,
+        tenant: &TenantId,
+        run: &Run,
+        skip_at: Option<u32>,
+        slot: Option<(&str, Option<&str>)>,
+    ) -> Result<CreateRun, StoreError> {
+        let mut item: Item = serde_dynamo::to_item(run).map_err(corrupt)?;
         item.extend(run_key(tenant, &run.pipeline_id, &run.id));
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
-            .build()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let latest = Update::builder()
+        item.extend(index::entry(index::PENDING, run.id.as_str(), &run.created_at));
+        let put = Put::builder().table_name(&self.table).set_item(Some(item)).condition_expression("attribute_not_exists(PK)");
+        let put = TransactWriteItem::builder().put(put.build().map_err(corrupt)?).build();
+
+        let mut latest = Update::builder()
             .table_name(&self.table)
             .set_key(Some(Self::key(tenant_pk(tenant), sk::<Pipeline>(run.pipeline_id.as_str()))))
-            .update_expression("SET lastRunAt = :at, lastRunStatus = :st ADD version :one")
-            .condition_expression("attribute_exists(PK)")
             .expression_attribute_values(":at", s(&run.created_at))
             .expression_attribute_values(":st", s(run.status.as_str()))
-            .expression_attribute_values(":one", n(1))
-            .build()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let items = vec![TransactWriteItem::builder().put(put).build(), TransactWriteItem::builder().update(latest).build()];
-        match self.transact("TransactWriteItems", items).await {
-            Ok(()) => Ok(true),
-            Err(e) if e.reason(1).is_some() => Ok(false),
+            .expression_attribute_values(":rid", s(run.id.as_str()))
+            .expression_attribute_values(":one", n(1));
+        let set = "SET lastRunAt = :at, lastRunStatus = :st, lastRunId = :rid";
+        latest = match slot {
+            None => latest.update_expression(format!("{set} ADD version :one")).condition_expression("attribute_exists(PK)"),
+            Some((claimed, next)) => {
+                let moved = match next {
+                    Some(next) => {
+                        latest = latest.expression_attribute_values(":next", s(next));
+                        format!("{set}, nextRunAt = :next, GSI1SK = :next ADD version :one")
+                    }
+                    None => format!("{set} REMOVE nextRunAt, GSI1PK, GSI1SK ADD version :one"),
+                };
+                latest.update_expression(moved).condition_expression("nextRunAt = :slot").expression_attribute_values(":slot", s(claimed))
+            }
+        };
+        let mut slots = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(slots_key(tenant, &run.pipeline_id)))
+            .update_expression("ADD active :one")
+            .expression_attribute_values(":one", n(1));
+        if let Some(max) = skip_at {
+            slots = slots
+                .condition_expression("attribute_not_exists(active) OR active < :max")
+                .expression_attribute_values(":max", n(max as i64));
+        }
+        match self.transact("TransactWriteItems", vec![put, tx_update(latest)?, tx_update(slots)?]).await {
+            Ok(()) => Ok(CreateRun::Created),
+            Err(e) if e.reason(1).is_some() => Ok(CreateRun::PipelineGone),
+            Err(e) if e.reason(2).is_some() => Ok(CreateRun::AtCapacity),
             Err(e) => Err(e),
         }
     }
 
-    /// The newest `limit` runs of a pipeline.
-    pub async fn list_runs(&self, tenant: &TenantId, pipeline: &PipelineId, limit: usize) -> Result<Vec<Run>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :run)")
-            .expression_attribute_values(":pk", s(runs_pk(tenant, pipeline)))
-            .expression_attribute_values(":run", s("RUN#"))
-            .scan_index_forward(false)
-            .limit(limit as i32)
-            .send()
-            .await
-            .map_err(|e| StoreError::dynamo("Query", e))?;
-        out.items.unwrap_or_default().into_iter().map(from_item).collect()
-    }
-
-    /// Fails a run that is still `pending` (its message never reached the queue), and its
-    /// pipeline's latest status with it if it is still the latest. `Ok(false)`: not pending.
-    pub async fn fail_pending_run(&self, tenant: &TenantId, run: &Run, error: RunError, now: &str) -> Result<bool, StoreError> {
-        let update = self
+    /// Moves a schedule from the slot `slot` to `next` without a run (a skipped slot). `false`:
+    /// another tick moved it first.
+    pub async fn advance_schedule(
+        &self,
+        tenant: &TenantId,
+        pipeline: &PipelineId,
+        slot: &str,
+        next: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(run_key(tenant, &run.pipeline_id, &run.id)))
-            .update_expression("SET #st = :failed, completedAt = :now, #err = :err")
-            .condition_expression("#st = :pending")
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_names("#err", "error")
-            .expression_attribute_values(":failed", s(RunStatus::Failed.as_str()))
-            .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
-            .expression_attribute_values(":now", s(now))
-            .expression_attribute_values(":err", serde_dynamo::to_attribute_value(&error).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-            .send()
-            .await;
-        match update {
-            Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => return Ok(false),
-            Err(e) => return Err(StoreError::dynamo("UpdateItem", e)),
-        }
-        let latest = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(tenant_pk(tenant), sk::<Pipeline>(run.pipeline_id.as_str()))))
-            .update_expression("SET lastRunStatus = :failed ADD version :one")
-            .condition_expression("lastRunAt = :at")
-            .expression_attribute_values(":failed", s(RunStatus::Failed.as_str()))
-            .expression_attribute_values(":at", s(&run.created_at))
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await;
-        match latest {
+            .set_key(Some(Self::key(tenant_pk(tenant), sk::<Pipeline>(pipeline.as_str()))))
+            .condition_expression("nextRunAt = :slot")
+            .expression_attribute_values(":slot", s(slot))
+            .expression_attribute_values(":one", n(1));
+        update = match next {
+            Some(next) => update
+                .update_expression("SET nextRunAt = :next, GSI1SK = :next ADD version :one")
+                .expression_attribute_values(":next", s(next)),
+            None => update.update_expression("REMOVE nextRunAt, GSI1PK, GSI1SK ADD version :one"),
+        };
+        match update.send().await {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
             Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
         }
     }
 
-    /// Removes every run of a pipeline, 25 deletes a request.
+    pub async fn get_run(&self, tenant: &TenantId, pipeline: &PipelineId, run: &RunId) -> Result<Option<Run>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key(tenant, pipeline, run)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("GetItem", e))?;
+        out.item.map(from_item).transpose()
+    }
+
+    /// Takes a pending run, or one whose worker's lease ran out, for a new attempt.
+    pub async fn claim_run(
+        &self,
+        tenant: &TenantId,
+        pipeline: &PipelineId,
+        run_id: &RunId,
+        terms: &ClaimTerms<'_>,
+    ) -> Result<Claim, StoreError> {
+        let ClaimTerms { now, lease_until, max_attempts, max_running } = *terms;
+        for _ in 0..3 {
+            let Some(run) = self.get_run(tenant, pipeline, run_id).await? else { return Ok(Claim::Missing) };
+            let lease_live = run.lease_until.as_deref().is_some_and(|l| l > now);
+            let (takeover, entry) = match run.status {
+                status if status.is_finished() => return Ok(Claim::Finished(status)),
+                RunStatus::Running if lease_live => return Ok(Claim::Busy),
+                RunStatus::Running if run.attempt >= max_attempts => {
+                    let error =
+                        RunError::new("ATTEMPTS_EXHAUSTED", format!("the worker stopped responding on each of {} attempts", run.attempt));
+                    if self.fail_running(tenant, &run, error, now).await? {
+                        return Ok(Claim::Exhausted);
+                    }
+                    continue;
+                }
+                RunStatus::Running => {
+                    (true, LogEntry::new("start", format!("attempt {} took over after the lease expired", run.attempt + 1)))
+                }
+                _ => (false, LogEntry::new("start", format!("attempt {} started", run.attempt + 1))),
+            };
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(run_key(tenant, pipeline, run_id)))
+                .update_expression(
+                    "SET #st = :running, attempt = :attempt, startedAt = if_not_exists(startedAt, :now), leaseUntil = :lease, \
+                     GSI1PK = :gpk, GSI1SK = :lease, #log = list_append(if_not_exists(#log, :empty), :entry)",
+                )
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_names("#log", "log")
+                .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
+                .expression_attribute_values(":attempt", n(run.attempt as i64 + 1))
+                .expression_attribute_values(":prev", n(run.attempt as i64))
+                .expression_attribute_values(":now", s(now))
+                .expression_attribute_values(":lease", s(lease_until))
+                .expression_attribute_values(":gpk", s(index::partition(index::LEASE, run_id.as_str())))
+                .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+                .expression_attribute_values(":entry", AttributeValue::L(vec![value(&entry)?]));
+            let mut items = vec![];
+            if takeover {
+                update = update
+                    .condition_expression("#st = :running AND attempt = :prev AND leaseUntil = :old")
+                    .expression_attribute_values(":old", s(run.lease_until.clone().unwrap_or_default()));
+                items.push(tx_update(update)?);
+            } else {
+                update = update
+                    .condition_expression("#st = :pending AND attempt = :prev")
+                    .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()));
+                items.push(tx_update(update)?);
+                let mut slots = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(slots_key(tenant, pipeline)))
+                    .update_expression("ADD running :one")
+                    .expression_attribute_values(":one", n(1));
+                if let Some(max) = max_running {
+                    slots = slots
+                        .condition_expression("attribute_not_exists(running) OR running < :max")
+                        .expression_attribute_values(":max", n(max as i64));
+                }
+                items.push(tx_update(slots)?);
+            }
+            match self.transact("TransactWriteItems", items).await {
+                Ok(()) => {
+                    let claimed = self.get_run(tenant, pipeline, run_id).await?;
+                    return Ok(claimed.map_or(Claim::Missing, |run| Claim::Claimed(Box::new(run))));
+                }
+                Err(e) if e.reason(1).is_some() && e.reason(0).is_none() => return Ok(Claim::AtCapacity),
+                Err(e @ StoreError::ConditionFailed { .. }) => {
+                    tracing::debug!(cause = %e, "run changed while being claimed; reading it again");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Claim::Busy)
+    }
+
+    /// Extends the lease of the attempt that holds the run. `Ok(None)`: the run is no longer this
+    /// attempt's (taken over or finished); `Ok(Some(cancel_requested))` otherwise.
+    pub async fn heartbeat(&self, tenant: &TenantId, run: &Run, lease_until: &str) -> Result<Option<bool>, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key(tenant, &run.pipeline_id, &run.id)))
+            .update_expression("SET leaseUntil = :lease, GSI1SK = :lease")
+            .condition_expression("#st = :running AND attempt = :attempt")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
+            .expression_attribute_values(":attempt", n(run.attempt as i64))
+            .expression_attribute_values(":lease", s(lease_until))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                Ok(Some(out.attributes.and_then(|a| a.get("cancelRequested").and_then(|v| v.as_bool().ok().copied())).unwrap_or(false)))
+            }
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+
+    /// Ends the attempt that holds the run. `false`: it no longer held it (nothing written).
+    pub async fn finish_run(&self, tenant: &TenantId, run: &Run, finish: &Finish) -> Result<bool, StoreError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(run_key(tenant, &run.pipeline_id, &run.id)))
+            .condition_expression("#st = :running AND attempt = :attempt")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#log", "log")
+            .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
+            .expression_attribute_values(":attempt", n(run.attempt as i64))
+            .expression_attribute_values(":status", s(finish.status.as_str()))
+            .expression_attribute_values(":now", s(&finish.now))
+            .expression_attribute_values(":ms", n(finish.duration_ms as i64))
+            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+            .expression_attribute_values(":entries", value(&finish.log)?);
+        let mut set = "SET #st = :status, completedAt = :now, durationMs = :ms, #log = list_append(if_not_exists(#log, :empty), :entries)"
+            .to_string();
+        if let Some(error) = &finish.error {
+            set.push_str(", #err = :err");
+            update = update.expression_attribute_names("#err", "error").expression_attribute_values(":err", value(error)?);
+        }
+        if let Some(stats) = &finish.stats {
+            set.push_str(", stats = :stats");
+            update = update.expression_attribute_values(":stats", value(stats)?);
+        }
+        let update = update.update_expression(format!("{set} REMOVE leaseUntil, GSI1PK, GSI1SK"));
+        let items = vec![tx_update(update)?, self.slots_delta(tenant, &run.pipeline_id, -1, -1)?];
+        match self.transact("TransactWriteItems", items).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.reason(0).is_some() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Fails a running run whose lease ran out with no attempts left.
+    async fn fail_running(&self, tenant: &TenantId, run: &Run, error: RunError, now: &str) -> Result<bool, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(run_key(tenant, &run.pipeline_id, &run.id)))
+            .update_expression("SET #st = :failed, completedAt = :now, #err = :err, #log = list_append(if_not_exists(#log, :empty), :entries) REMOVE leaseUntil, GSI1PK, GSI1SK")
+            .condition_expression("#st = :running AND attempt = :attempt AND leaseUntil = :old")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#err", "error")
+            .expression_attribute_names("#log", "log")
+            .expression_attribute_values(":failed", s(RunStatus::Failed.as_str()))
+            .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
+            .expression_attribute_values(":attempt", n(run.attempt as i64))
+            .expression_attribute_values(":old", s(run.lease_until.clone().unwrap_or_default()))
+            .expression_attribute_values(":now", s(now))
+            .expression_attribute_values(":err", value(&error)?)
+            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+            .expression_attribute_values(":entries", value(&vec![LogEntry::new("failed", error.message.clone())])?);
+        let items = vec![tx_update(update)?, self.slots_delta(tenant, &run.pipeline_id, -1, -1)?];
+        match self.transact("TransactWriteItems", items).await {
+            Ok(()) => {
+                self.set_latest_status(tenant, &run.pipeline_id, &run.id, RunStatus::Failed).await?;
+                Ok(true)
+            }
+            Err(e) if e.reason(0).is_some() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Fails a run that is still `pending` (its message never reached the queue). `false`: it
+    /// was not pending any more.
+    pub async fn fail_pending_run(&self, tenant: &TenantId, run: &Run, error: RunError, now: &str) -> Result<bool, StoreError> {
+        self.end_pending(tenant, run, RunStatus::Failed, Some(error), now).await
+    }
+
+    async fn end_pending(
+        &self,
+        tenant: &TenantId,
+        run: &Run,
+        status: RunStatus,
+        error: Option<RunError>,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(run_key(tenant, &run.pipeline_id, &run.id)))
+            .condition_expression("#st = :pending")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":now", s(now));
+        let mut set = "SET #st = :status, completedAt = :now".to_string();
+        if let Some(error) = &error {
+            set.push_str(", #err = :err");
+            update = update.expression_attribute_names("#err", "error").expression_attribute_values(":err", value(error)?);
+        }
+        let update = update.update_expression(format!("{set} REMOVE GSI1PK, GSI1SK"));
+        let items = vec![tx_update(update)?, self.slots_delta(tenant, &run.pipeline_id, -1, 0)?];
+        match self.transact("TransactWriteItems", items).await {
+            Ok(()) => {
+                self.set_latest_status(tenant, &run.pipeline_id, &run.id, status).await?;
+                Ok(true)
+            }
+            Err(e) if e.reason(0).is_some() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Cancels a pending run at once, or asks a running one to stop.
+    pub async fn cancel_run(&self, tenant: &TenantId, pipeline: &PipelineId, run_id: &RunId, now: &str) -> Result<CancelRun, StoreError> {
+        for _ in 0..3 {
+            let Some(run) = self.get_run(tenant, pipeline, run_id).await? else { return Ok(CancelRun::Missing) };
+            match run.status {
+                RunStatus::Pending => {
+                    if self.end_pending(tenant, &run, RunStatus::Cancelled, None, now).await? {
+                        let run = self.get_run(tenant, pipeline, run_id).await?;
+                        return Ok(run.map_or(CancelRun::Missing, CancelRun::Cancelled));
+                    }
+                }
+                RunStatus::Running => {
+                    let out = self
+                        .client
+                        .update_item()
+                        .table_name(&self.table)
+                        .set_key(Some(run_key(tenant, pipeline, run_id)))
+                        .update_expression("SET cancelRequested = :yes")
+                        .condition_expression("#st = :running")
+                        .expression_attribute_names("#st", "status")
+                        .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                        .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
+                        .return_values(ReturnValue::AllNew)
+                        .send()
+                        .await;
+                    match out {
+                        Ok(out) => return Ok(CancelRun::Requested(from_item(out.attributes.unwrap_or_default())?)),
+                        Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
+                        Err(e) => return Err(StoreError::dynamo("UpdateItem", e)),
+                    }
+                }
+                finished => return Ok(CancelRun::Finished(finished)),
+            }
+        }
+        Err(StoreError::Dynamo { op: "UpdateItem", detail: "run kept changing while being cancelled".into() })
+    }
+
+    /// The pipeline's `lastRunStatus` follows its latest run: written only while `run` is it.
+    pub async fn set_latest_status(
+        &self,
+        tenant: &TenantId,
+        pipeline: &PipelineId,
+        run: &RunId,
+        status: RunStatus,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(tenant_pk(tenant), sk::<Pipeline>(pipeline.as_str()))))
+            .update_expression("SET lastRunStatus = :st ADD version :one")
+            .condition_expression("lastRunId = :rid")
+            .expression_attribute_values(":st", s(status.as_str()))
+            .expression_attribute_values(":rid", s(run.as_str()))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+
+    /// A page of a pipeline's runs, newest first, after the run `after`, optionally of one status.
+    /// Returns the runs and the id to continue after when more may follow.
+    pub async fn list_runs_page(
+        &self,
+        tenant: &TenantId,
+        pipeline: &PipelineId,
+        limit: usize,
+        after: Option<&str>,
+        status: Option<RunStatus>,
+    ) -> Result<(Vec<Run>, Option<String>), StoreError> {
+        let mut start = after.map(|id| Self::key(runs_pk(tenant, pipeline), format!("RUN#{id}")));
+        let mut runs: Vec<Run> = Vec::new();
+        // A status filter may discard most of a page: read on, but a bounded number of pages.
+        for _ in 0..8 {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :run)")
+                .expression_attribute_values(":pk", s(runs_pk(tenant, pipeline)))
+                .expression_attribute_values(":run", s("RUN#"))
+                .scan_index_forward(false)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .limit((limit + 1 - runs.len()).max(if status.is_some() { 100 } else { 1 }) as i32);
+            if let Some(status) = status {
+                query = query
+                    .filter_expression("#st = :st")
+                    .expression_attribute_names("#st", "status")
+                    .expression_attribute_values(":st", s(status.as_str()));
+            }
+            let page = query.send().await.map_err(|e| StoreError::dynamo("Query", e))?;
+            for item in page.items.unwrap_or_default() {
+                runs.push(from_item(item)?);
+            }
+            start = page.last_evaluated_key;
+            if runs.len() > limit {
+                runs.truncate(limit);
+                let next = runs.last().map(|r| r.id.to_string());
+                return Ok((runs, next));
+            }
+            if start.is_none() {
+                return Ok((runs, None));
+            }
+        }
+        // Stopped reading with more to read: continue after the last run examined.
+        let next = start.and_then(|k| k.get("SK").and_then(|v| v.as_s().ok()).and_then(|s| s.strip_prefix("RUN#")).map(str::to_string));
+        Ok((runs, next))
+    }
+
+    /// The newest `limit` runs of a pipeline.
+    pub async fn list_runs(&self, tenant: &TenantId, pipeline: &PipelineId, limit: usize) -> Result<Vec<Run>, StoreError> {
+        Ok(self.list_runs_page(tenant, pipeline, limit, None, None).await?.0)
+    }
+
+    /// The oldest pending run of a pipeline, if any (the next to take a freed slot).
+    pub async fn oldest_pending(&self, tenant: &TenantId, pipeline: &PipelineId) -> Result<Option<Run>, StoreError> {
+        let mut start = None;
+        for _ in 0..5 {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :run)")
+                .filter_expression("#st = :pending")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":pk", s(runs_pk(tenant, pipeline)))
+                .expression_attribute_values(":run", s("RUN#"))
+                .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .limit(100)
+                .send()
+                .await
+                .map_err(|e| StoreError::dynamo("Query", e))?;
+            if let Some(item) = page.items.unwrap_or_default().into_iter().next() {
+                return Ok(Some(from_item(item)?));
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Moves a run's entry in the work index to `at` (it was just re-sent), if it is still in
+    /// the state `status` with `lease` (for running runs).
+    pub async fn reindex_run(&self, tenant: &TenantId, run: &Run, at: &str) -> Result<bool, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key(tenant, &run.pipeline_id, &run.id)))
+            .update_expression("SET GSI1SK = :at")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":at", s(at))
+            .expression_attribute_values(":st", s(run.status.as_str()));
+        update = match &run.lease_until {
+            Some(lease) => update.condition_expression("#st = :st AND leaseUntil = :lease").expression_attribute_values(":lease", s(lease)),
+            None => update.condition_expression("#st = :st"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+
+    /// Fails a running run found with an expired lease and no attempts left (the sweep's part).
+    pub async fn fail_exhausted(&self, tenant: &TenantId, run: &Run, now: &str) -> Result<bool, StoreError> {
+        let error = RunError::new("ATTEMPTS_EXHAUSTED", format!("the worker stopped responding on each of {} attempts", run.attempt));
+        self.fail_running(tenant, run, error, now).await
+    }
+
+    /// Removes every run of a pipeline (and its slots), 25 deletes a request.
     pub(super) async fn delete_runs(&self, tenant: &TenantId, pipeline: &PipelineId) -> Result<(), StoreError> {
         let mut start = None;
         loop {
@@ -125,9 +611,9 @@ impl Store {
                 let mut requests: Vec<WriteRequest> = chunk
                     .iter()
                     .map(|key| {
-                        let delete =
-                            DeleteRequest::builder().set_key(Some(key.clone())).build().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        Ok(WriteRequest::builder().delete_request(delete).build())
+                        Ok(WriteRequest::builder()
+                            .delete_request(DeleteRequest::builder().set_key(Some(key.clone())).build().map_err(corrupt)?)
+                            .build())
                     })
                     .collect::<Result<_, StoreError>>()?;
                 for round in 1.. {

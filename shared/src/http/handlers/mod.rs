@@ -3,6 +3,7 @@
 mod api_keys;
 mod catalog;
 mod pipelines;
+mod runs;
 
 use lambda_http::Request;
 
@@ -22,8 +23,10 @@ pub(super) async fn dispatch(app: &App, endpoint: Endpoint, caller: &Caller, req
         UpdatePipeline => pipelines::update(app, caller, req).await,
         DeletePipeline => pipelines::delete(app, caller, req).await,
         GetPipeline => pipelines::get(app, caller, req).await,
-        TriggerRun => pipelines::trigger_run(app, caller, req).await,
-        ListRuns => pipelines::list_runs(app, caller, req).await,
+        TriggerRun => runs::trigger_run(app, caller, req).await,
+        ListRuns => runs::list(app, caller, req).await,
+        GetRun => runs::get(app, caller, req).await,
+        CancelRun => runs::cancel(app, caller, req).await,
         ListConnectors => catalog::list::<Connector>(app, caller, req).await,
         CreateConnector => catalog::create::<Connector>(app, caller, req).await,
         UpdateConnector => catalog::update::<Connector>(app, caller, req).await,

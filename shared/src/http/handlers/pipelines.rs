@@ -4,10 +4,8 @@ use lambda_http::Request;
 use serde_json::{json, Value};
 
 use crate::app::App;
-use crate::domain::ids::{PipelineId, RunId};
-use crate::domain::now;
+use crate::domain::ids::PipelineId;
 use crate::domain::pipeline::{NewPipeline, Pipeline, PipelineUpdate};
-use crate::domain::run::{Run, RunError, RunMessage, RunStatus, Trigger};
 use crate::domain::tenant::Caller;
 use crate::error::ApiError;
 use crate::http::page::{list_body, PageRequest};
@@ -35,6 +33,7 @@ fn view(p: &Pipeline, refs: &Refs) -> Value {
         "edges": p.edges,
         "lastRunAt": p.last_run_at,
         "lastRunStatus": p.last_run_status,
+        "nextRunAt": p.next_run_at,
         "createdAt": p.created_at,
         "updatedAt": p.updated_at,
     })
@@ -53,7 +52,7 @@ fn reference_error(conflict: PipelineConflict) -> Option<ApiError> {
     }
 }
 
-async fn load(app: &App, caller: &Caller, id: &PipelineId) -> Result<Pipeline, ApiError> {
+pub(super) async fn load(app: &App, caller: &Caller, id: &PipelineId) -> Result<Pipeline, ApiError> {
     app.store.get::<Pipeline>(&caller.tenant, id.as_str()).await?.ok_or_else(|| ApiError::not_found("pipeline", id.as_str()))
 }
 
@@ -75,7 +74,7 @@ pub(super) async fn get(app: &App, caller: &Caller, req: &Request) -> Result<Rep
 
 pub(super) async fn create(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let new = NewPipeline::parse(&json_body(req)?)?;
-    let p = new.into_pipeline(PipelineId::generate(), &now());
+    let p = new.into_pipeline(PipelineId::generate(), chrono::Utc::now());
     p.check_size()?;
     if let Err(conflict) = app.store.create_pipeline(&caller.tenant, &p).await? {
         return Err(reference_error(conflict).unwrap_or_else(|| ApiError::Internal("a new pipeline id was taken".into())));
@@ -87,7 +86,7 @@ pub(super) async fn update(app: &App, caller: &Caller, req: &Request) -> Result<
     let update = PipelineUpdate::parse(&json_body(req)?)?;
     for _ in 0..WRITE_ATTEMPTS {
         let current = load(app, caller, &update.id).await?;
-        let next = update.apply(&current, &now())?;
+        let next = update.apply(&current, chrono::Utc::now())?;
         next.check_size()?;
         match app.store.update_pipeline(&caller.tenant, &current, &next).await? {
             Ok(()) => return Ok(json(200, &view_one(app, caller, &next).await?)),
@@ -110,42 +109,4 @@ pub(super) async fn delete(app: &App, caller: &Caller, req: &Request) -> Result<
         }
     }
     Err(ApiError::Conflict(format!("pipeline {id} kept changing while being deleted; retry")))
-}
-
-fn run_view(run: &Run) -> Value {
-    serde_json::to_value(run).unwrap_or_default()
-}
-
-/// Writes a `pending` run, then enqueues it. If the send fails the run is marked `failed` (never
-/// left `pending` for nobody) and the client gets a 503 to retry.
-pub(super) async fn trigger_run(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
-    let id = path_id(req, PipelineId::parse, "pipeline")?;
-    let queue = app.queue.as_ref().ok_or_else(|| ApiError::Internal("QUEUE_URL is not configured".into()))?;
-    let run = Run {
-        id: RunId::generate(),
-        pipeline_id: id.clone(),
-        status: RunStatus::Pending,
-        trigger: Trigger::Manual,
-        created_at: now(),
-        completed_at: None,
-        error: None,
-    };
-    if !app.store.create_run(&caller.tenant, &run).await? {
-        return Err(ApiError::not_found("pipeline", id.as_str()));
-    }
-    if let Err(e) = queue.send(&RunMessage::new(&caller.tenant, &run)).await {
-        tracing::error!(run_id = %run.id, cause = %e, "enqueue failed");
-        let error = RunError { code: "ENQUEUE_FAILED".into(), message: "the run could not be queued".into() };
-        app.store.fail_pending_run(&caller.tenant, &run, error, &now()).await?;
-        return Err(ApiError::Unavailable("the run could not be queued; it was marked failed; retry".into()));
-    }
-    tracing::info!(run_id = %run.id, "run queued");
-    Ok(json(201, &run_view(&run)))
-}
-
-pub(super) async fn list_runs(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
-    let id = path_id(req, PipelineId::parse, "pipeline")?;
-    load(app, caller, &id).await?;
-    let runs = app.store.list_runs(&caller.tenant, &id, 20).await?;
-    Ok(json(200, &runs.iter().map(run_view).collect::<Vec<_>>()))
 }

@@ -1,0 +1,4 @@
+//! `POST /api/v1/pipelines/{id}/runs/{runId}/cancel`: wires the shared handler to the Lambda runtime.
+fn main() -> Result<(), shared::app::Error> {
+    shared::app::serve(shared::http::Endpoint::CancelRun)
+}

@@ -1,0 +1,67 @@
+//! What AWS does around the worker and the scheduler, locally: an SQS event source mapping that
+//! polls the run queue into the worker (deleting what it handled, leaving what it reported as
+//! failed to be redelivered), and an EventBridge rule that ticks the scheduler every minute.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use shared::app::{worker_batch, App};
+use shared::engine::job::Engine;
+use shared::worker::RunSettings;
+
+/// Receives up to 10 messages (long poll), runs them through the worker as one batch, and
+/// deletes those that did not fail. Returns how many messages were received.
+pub async fn poll_once(app: &App, engine: &dyn Engine, settings: &RunSettings, wait_seconds: i32) -> Result<usize, shared::app::Error> {
+    let queue = app.queue.as_ref().ok_or("no run queue configured")?;
+    let sqs = queue.client();
+    let out = sqs.receive_message().queue_url(queue.url()).max_number_of_messages(10).wait_time_seconds(wait_seconds).send().await?;
+    let messages = out.messages.unwrap_or_default();
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let mut event = SqsEvent::default();
+    for m in &messages {
+        let mut record = SqsMessage::default();
+        record.message_id = m.message_id.clone();
+        record.receipt_handle = m.receipt_handle.clone();
+        record.body = m.body.clone();
+        event.records.push(record);
+    }
+    let response = worker_batch(app, engine, settings, event).await;
+    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    for m in &messages {
+        if !failed.contains(&m.message_id().unwrap_or_default()) {
+            if let Some(handle) = m.receipt_handle() {
+                sqs.delete_message().queue_url(queue.url()).receipt_handle(handle).send().await?;
+            }
+        }
+    }
+    Ok(messages.len())
+}
+
+/// The worker, forever: as Lambda's event source mapping would drive it.
+pub fn spawn_worker(app: Arc<App>, engine: Arc<dyn Engine>, settings: RunSettings) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = poll_once(&app, engine.as_ref(), &settings, 5).await {
+                tracing::warn!(cause = %e, "polling the run queue failed");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    });
+}
+
+/// The scheduler, ticking at the start of every minute, as the `rate(1 minute)` rule would.
+pub fn spawn_scheduler(app: Arc<App>, settings: RunSettings) {
+    tokio::spawn(async move {
+        loop {
+            let now = chrono::Utc::now();
+            let into_minute = now.timestamp_millis().rem_euclid(60_000) as u64;
+            tokio::time::sleep(Duration::from_millis(60_000 - into_minute + 50)).await;
+            if let Err(e) = shared::scheduler::tick(&app, &settings, chrono::Utc::now()).await {
+                tracing::warn!(cause = %e, "scheduler tick failed");
+            }
+        }
+    });
+}

@@ -1,0 +1,77 @@
+//! The interface between the worker and an engine.
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use super::plan::Plan;
+use crate::domain::connector::Connector;
+use crate::domain::pipeline::Pipeline;
+use crate::domain::run::{LogEntry, Run, RunError};
+use crate::domain::schema::Schema;
+use crate::domain::tenant::TenantId;
+
+/// Everything an engine needs to execute one run.
+pub struct Job<'a> {
+    pub tenant: &'a TenantId,
+    pub run: &'a Run,
+    pub pipeline: &'a Pipeline,
+    pub connector: &'a Connector,
+    pub schema: &'a Schema,
+    pub plan: &'a Plan,
+}
+
+/// Why an engine must stop at a batch boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// A client cancelled the run.
+    Cancelled,
+    /// Another worker took the run over: this one must write nothing more.
+    LeaseLost,
+}
+
+/// What an engine calls between batches: keeps the run's lease alive and says whether to go on.
+pub trait Control: Send + Sync {
+    fn checkpoint(&self) -> BoxFuture<'_, Result<(), Stop>>;
+}
+
+/// A finished execution.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Report {
+    /// Some rows failed (validation): the run ends `completed_with_errors`.
+    pub with_errors: bool,
+    /// Counts and details shown on the run (`rowsIn`, `rowsOut`, ...).
+    pub stats: Value,
+    pub log: Vec<LogEntry>,
+}
+
+/// How an execution ended, other than with a report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunFailure {
+    Failed { error: RunError, stats: Option<Value>, log: Vec<LogEntry> },
+    Stopped(Stop),
+}
+
+impl From<RunError> for RunFailure {
+    fn from(error: RunError) -> Self {
+        Self::Failed { error, stats: None, log: vec![] }
+    }
+}
+
+pub trait Engine: Send + Sync {
+    fn execute<'a>(&'a self, job: &'a Job<'a>, control: &'a dyn Control) -> BoxFuture<'a, Result<Report, RunFailure>>;
+}
+
+/// Connector types this engine can read. A run whose connector has another type fails with an
+/// error naming it: it never "succeeds" having read nothing.
+pub struct ConnectorEngine;
+
+impl Engine for ConnectorEngine {
+    fn execute<'a>(&'a self, job: &'a Job<'a>, _control: &'a dyn Control) -> BoxFuture<'a, Result<Report, RunFailure>> {
+        Box::pin(async move {
+            let kind = &job.connector.kind;
+            Err(RunError::new("UNSUPPORTED_CONNECTOR", format!("connector type '{kind}' cannot be executed yet"))
+                .at_node(&job.plan.source.id)
+                .into())
+        })
+    }
+}

@@ -1,0 +1,76 @@
+//! A pipeline's runs: trigger, list, get, cancel.
+
+use lambda_http::{Request, RequestExt};
+
+use super::pipelines::load;
+use crate::app::App;
+use crate::domain::ids::{PipelineId, RunId};
+use crate::domain::now;
+use crate::domain::run::{RunStatus, Trigger};
+use crate::domain::tenant::Caller;
+use crate::error::ApiError;
+use crate::http::page::{encode_cursor, PageRequest};
+use crate::http::request::{path_id, query};
+use crate::http::{json, Reply};
+use crate::store::CancelRun;
+use crate::trigger::{trigger, TriggerError};
+
+fn run_path(req: &Request) -> Result<(PipelineId, RunId), ApiError> {
+    let pipeline = path_id(req, PipelineId::parse, "pipeline")?;
+    let raw = req.path_parameters_ref().and_then(|p| p.first("runId")).unwrap_or_default();
+    let run = RunId::parse(raw).ok_or_else(|| ApiError::not_found("run", raw))?;
+    Ok((pipeline, run))
+}
+
+pub(super) async fn trigger_run(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let id = path_id(req, PipelineId::parse, "pipeline")?;
+    let pipeline = load(app, caller, &id).await?;
+    match trigger(app, &caller.tenant, &pipeline, Trigger::Manual, None).await {
+        Ok(run) => Ok(json(201, &run.view())),
+        Err(TriggerError::PipelineGone) => Err(ApiError::not_found("pipeline", id.as_str())),
+        Err(TriggerError::AtCapacity(max)) => Err(ApiError::Conflict(format!(
+            "pipeline {id} already has {max} active runs (maxConcurrentRuns) and its overlap policy is skip"
+        ))),
+        Err(TriggerError::NotQueued { run, cause }) => {
+            tracing::error!(run_id = %run.id, %cause, "enqueue failed; run marked failed");
+            Err(ApiError::Unavailable(format!("run {} could not be queued and was marked failed; retry", run.id)))
+        }
+        Err(e) => Err(ApiError::Internal(e.to_string())),
+    }
+}
+
+/// The newest runs first, as an array (the reference page's shape); `X-Next-Cursor` carries the
+/// cursor of the next page when there is one.
+pub(super) async fn list(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let id = path_id(req, PipelineId::parse, "pipeline")?;
+    let page = PageRequest::from_request(req, |s| RunId::parse(s).is_some())?;
+    let status = match query(req, "status") {
+        None => None,
+        Some(s) => Some(RunStatus::parse(&s).ok_or_else(|| ApiError::field("status", format!("must be one of {}", RunStatus::NAMES)))?),
+    };
+    load(app, caller, &id).await?;
+    let (runs, next) = app.store.list_runs_page(&caller.tenant, &id, page.limit, page.after.as_deref(), status).await?;
+    let mut reply = json(200, &runs.iter().map(|r| r.view()).collect::<Vec<_>>());
+    if let Some(next) = next.and_then(|n| encode_cursor(&n).parse().ok()) {
+        reply.headers_mut().insert("x-next-cursor", next);
+    }
+    Ok(reply)
+}
+
+pub(super) async fn get(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let (pipeline, run) = run_path(req)?;
+    let found = app.store.get_run(&caller.tenant, &pipeline, &run).await?;
+    Ok(json(200, &found.ok_or_else(|| ApiError::not_found("run", run.as_str()))?.view()))
+}
+
+/// A pending run is cancelled at once; a running one is asked to stop at its next batch
+/// boundary (`cancelRequested`); a finished one cannot be cancelled (409).
+pub(super) async fn cancel(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let (pipeline, run) = run_path(req)?;
+    match app.store.cancel_run(&caller.tenant, &pipeline, &run, &now()).await? {
+        CancelRun::Cancelled(r) => Ok(json(200, &r.view())),
+        CancelRun::Requested(r) => Ok(json(202, &r.view())),
+        CancelRun::Finished(status) => Err(ApiError::Conflict(format!("run {run} already ended {}", status.as_str()))),
+        CancelRun::Missing => Err(ApiError::not_found("run", run.as_str())),
+    }
+}

@@ -1,0 +1,128 @@
+//! The scheduler's tick (EventBridge, every minute): fires due schedules and sweeps runs.
+//!
+//! - Due pipelines come from the sharded `DUE` index, never a Scan. Each due slot is claimed by
+//!   the transaction that creates its run (conditioned on `nextRunAt` still being that slot), so
+//!   two overlapping ticks fire it once. The next slot is the first one after *now*: after
+//!   downtime a pipeline fires once for all the slots it missed, not once per slot.
+//! - Runs pending for longer than `pending_resend` (their message was lost) are sent again.
+//! - Runs whose lease ran out are sent again for a takeover, or failed when no attempt is left.
+
+use chrono::{DateTime, Utc};
+
+use crate::app::App;
+use crate::domain::pipeline::Pipeline;
+use crate::domain::run::{Run, RunMessage, Trigger};
+use crate::domain::stamp;
+use crate::store::entity::from_item;
+use crate::store::{index, Item, StoreError};
+use crate::trigger::{trigger, Slot, TriggerError};
+use crate::worker::RunSettings;
+
+/// At most this many entries per shard and kind in one tick; the rest wait for the next.
+const PER_SHARD: usize = 200;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TickReport {
+    pub fired: usize,
+    pub skipped: usize,
+    pub resent: usize,
+    pub failed: usize,
+}
+
+pub async fn tick(app: &App, settings: &RunSettings, now: DateTime<Utc>) -> Result<TickReport, StoreError> {
+    let mut report = TickReport::default();
+    for shard in 0..index::SHARDS {
+        fire_due(app, shard, now, &mut report).await?;
+        resend_pending(app, settings, shard, now, &mut report).await?;
+        sweep_leases(app, settings, shard, now, &mut report).await?;
+    }
+    if report != TickReport::default() {
+        tracing::info!(?report, "scheduler tick");
+    }
+    Ok(report)
+}
+
+async fn fire_due(app: &App, shard: u32, now: DateTime<Utc>, report: &mut TickReport) -> Result<(), StoreError> {
+    for item in app.store.index_upto(index::DUE, shard, &stamp(now), PER_SHARD).await? {
+        let Some((tenant, pipeline)) = decode::<Pipeline>(item) else { continue };
+        let Some(slot) = pipeline.next_run_at.clone() else { continue };
+        let next = pipeline.next_slot_after(now);
+        match trigger(app, &tenant, &pipeline, Trigger::Schedule, Some(Slot { slot: &slot, next })).await {
+            Ok(_) => report.fired += 1,
+            // Another tick fired it, or it was deleted or rescheduled meanwhile.
+            Err(TriggerError::PipelineGone) => {}
+            Err(TriggerError::AtCapacity(_)) => {
+                if app.store.advance_schedule(&tenant, &pipeline.id, &slot, next.map(stamp).as_deref()).await? {
+                    tracing::info!(pipeline_id = %pipeline.id, %slot, "slot skipped: maxConcurrentRuns reached");
+                    report.skipped += 1;
+                }
+            }
+            Err(TriggerError::NotQueued { run, cause }) => {
+                tracing::error!(run_id = %run.id, %cause, "scheduled run could not be queued; marked failed");
+                report.fired += 1;
+            }
+            Err(TriggerError::Store(e)) => return Err(e),
+            Err(e @ TriggerError::NoQueue) => return Err(StoreError::Dynamo { op: "SendMessage", detail: e.to_string() }),
+        }
+    }
+    Ok(())
+}
+
+async fn resend_pending(
+    app: &App,
+    settings: &RunSettings,
+    shard: u32,
+    now: DateTime<Utc>,
+    report: &mut TickReport,
+) -> Result<(), StoreError> {
+    for item in app.store.index_upto(index::PENDING, shard, &stamp(now - settings.pending_resend), PER_SHARD).await? {
+        let Some((tenant, run)) = decode::<Run>(item) else { continue };
+        // Moved first, so that a send that fails again is retried a period later, not every tick.
+        if app.store.reindex_run(&tenant, &run, &stamp(now)).await? && send(app, &tenant, &run).await {
+            report.resent += 1;
+        }
+    }
+    Ok(())
+}
+
+async fn sweep_leases(
+    app: &App,
+    settings: &RunSettings,
+    shard: u32,
+    now: DateTime<Utc>,
+    report: &mut TickReport,
+) -> Result<(), StoreError> {
+    for item in app.store.index_upto(index::LEASE, shard, &stamp(now), PER_SHARD).await? {
+        let Some((tenant, run)) = decode::<Run>(item) else { continue };
+        if run.attempt >= settings.max_attempts {
+            if app.store.fail_exhausted(&tenant, &run, &stamp(now)).await? {
+                report.failed += 1;
+            }
+        } else if app.store.reindex_run(&tenant, &run, &stamp(now + settings.lease)).await? && send(app, &tenant, &run).await {
+            report.resent += 1;
+        }
+    }
+    Ok(())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(item: Item) -> Option<(crate::domain::tenant::TenantId, T)> {
+    let tenant = index::tenant_of(&item)?;
+    match from_item(item) {
+        Ok(v) => Some((tenant, v)),
+        Err(e) => {
+            tracing::error!(cause = %e, "index entry does not decode");
+            None
+        }
+    }
+}
+
+async fn send(app: &App, tenant: &crate::domain::tenant::TenantId, run: &Run) -> bool {
+    let Some(queue) = app.queue.as_ref() else { return false };
+    match queue.send(&RunMessage::new(tenant, run)).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(run_id = %run.id, cause = %e, "resend failed; retried next period");
+            false
+        }
+    }
+}

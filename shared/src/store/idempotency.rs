@@ -1,0 +1,97 @@
+//! Idempotency records: `T#<t>` / `IDEM#<key>`, expiring through TTL on `expiresAt`.
+
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use serde::{Deserialize, Serialize};
+
+use super::entity::from_item;
+use super::{n, s, tenant_pk, Item, Store, StoreError};
+use crate::domain::tenant::TenantId;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdempotencyRecord {
+    pub fingerprint: String,
+    // Absent, not NULL, until completed: conditions test `attribute_not_exists(body)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    pub locked_until: String,
+    /// Epoch seconds: DynamoDB's TTL deletes the record some time after.
+    pub expires_at: i64,
+}
+
+fn key(tenant: &TenantId, key: &str) -> Item {
+    Store::key(tenant_pk(tenant), format!("IDEM#{key}"))
+}
+
+impl Store {
+    /// Writes `record` under the key unless a live one is there; returns the live one if so.
+    /// A record is dead when expired (TTL deletes lazily) or when it is an unfinished request's
+    /// lapsed lock for the same request.
+    pub async fn begin_idempotent(
+        &self,
+        tenant: &TenantId,
+        idem: &str,
+        record: &IdempotencyRecord,
+        now: &str,
+        now_epoch: i64,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let mut item: Item = serde_dynamo::to_item(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        item.extend(key(tenant, idem));
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(PK) OR expiresAt < :epoch OR (attribute_not_exists(body) AND lockedUntil < :now AND fingerprint = :fp)",
+            )
+            .expression_attribute_values(":epoch", n(now_epoch))
+            .expression_attribute_values(":now", s(now))
+            .expression_attribute_values(":fp", s(&record.fingerprint))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(None),
+            Err(e) => match e.into_service_error() {
+                aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
+                    Ok(Some(from_item(c.item.unwrap_or_default())?))
+                }
+                other => Err(StoreError::Dynamo { op: "PutItem", detail: other.to_string() }),
+            },
+        }
+    }
+
+    pub async fn complete_idempotent(&self, tenant: &TenantId, idem: &str, status: u16, body: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant, idem)))
+            .update_expression("SET #status = :status, body = :body")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", n(status as i64))
+            .expression_attribute_values(":body", s(body))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::dynamo("UpdateItem", e))
+    }
+
+    pub async fn abandon_idempotent(&self, tenant: &TenantId, idem: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant, idem)))
+            .condition_expression("attribute_not_exists(body)")
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| match e.as_service_error() {
+                Some(se) if se.is_conditional_check_failed_exception() => Ok(()),
+                _ => Err(StoreError::dynamo("DeleteItem", e)),
+            })
+    }
+}

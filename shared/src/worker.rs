@@ -1,0 +1,208 @@
+//! The worker: takes a run from the queue through its lifecycle (see [`crate::domain::run`]).
+//!
+//! SQS delivers at least once and a worker can die at any line, so every step is a conditional
+//! write that a duplicate, a late redelivery or a second worker cannot apply twice:
+//! - a message whose run or pipeline is gone, or whose run already ended or is held by a live
+//!   worker, is acknowledged and changes nothing;
+//! - the run is claimed with a lease that the engine's checkpoints keep alive; a worker that dies
+//!   stops renewing it, and a redelivery (or the scheduler's sweep) takes the run over with the
+//!   next attempt, up to `max_attempts`, after which the run fails;
+//! - only the attempt that holds the run may finish it.
+
+use std::time::Instant;
+
+use chrono::{Duration, Utc};
+use futures::future::BoxFuture;
+use tracing::Instrument;
+
+use crate::app::App;
+use crate::domain::connector::Connector;
+use crate::domain::ids::PipelineId;
+use crate::domain::pipeline::Pipeline;
+use crate::domain::run::{LogEntry, Run, RunError, RunMessage, RunStatus};
+use crate::domain::schema::Schema;
+use crate::domain::stamp;
+use crate::domain::tenant::TenantId;
+use crate::engine::job::{Control, Engine, Job, Report, RunFailure, Stop};
+use crate::engine::plan::Plan;
+use crate::store::{Claim, ClaimTerms, Finish, StoreError};
+
+/// How runs are held and retried.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// How long a worker holds a run without a heartbeat.
+    pub lease: Duration,
+    /// Attempts before a run whose workers keep dying fails.
+    pub max_attempts: u32,
+    /// How long a run may stay pending before the sweep sends it again (a lost send).
+    pub pending_resend: Duration,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        Self { lease: Duration::seconds(60), max_attempts: 3, pending_resend: Duration::seconds(120) }
+    }
+}
+
+impl RunSettings {
+    /// `RUN_LEASE_SECONDS`, `RUN_MAX_ATTEMPTS`, `RUN_PENDING_RESEND_SECONDS` override the defaults.
+    pub fn from_env() -> Self {
+        let num = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<i64>().ok()).filter(|n| *n > 0);
+        let d = Self::default();
+        Self {
+            lease: num("RUN_LEASE_SECONDS").map_or(d.lease, Duration::seconds),
+            max_attempts: num("RUN_MAX_ATTEMPTS").map_or(d.max_attempts, |n| n as u32),
+            pending_resend: num("RUN_PENDING_RESEND_SECONDS").map_or(d.pending_resend, Duration::seconds),
+        }
+    }
+}
+
+/// What became of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// This worker ran the run to this end.
+    Finished(RunStatus),
+    /// Nothing to do (acknowledged); the reason is logged.
+    Ignored(&'static str),
+    /// At `maxConcurrentRuns`: the run stays pending until a slot frees (acknowledged).
+    Waiting,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Never processable: left to SQS, which moves it to the dead-letter queue.
+    #[error("malformed run message: {0}")]
+    Malformed(String),
+    /// Worth retrying: the message is redelivered.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Handles one message body from the run queue.
+pub async fn process_message(app: &App, engine: &dyn Engine, settings: &RunSettings, body: &str) -> Result<Outcome, WorkerError> {
+    let message: RunMessage = serde_json::from_str(body).map_err(|e| WorkerError::Malformed(e.to_string()))?;
+    let tenant = TenantId::parse(&message.tenant_id).map_err(WorkerError::Malformed)?;
+    let span = tracing::info_span!("run", tenant = %tenant, run_id = %message.run_id);
+    let outcome = process(app, engine, settings, &tenant, &message).instrument(span).await?;
+    tracing::info!(?outcome, "run message handled");
+    Ok(outcome)
+}
+
+async fn process(
+    app: &App,
+    engine: &dyn Engine,
+    settings: &RunSettings,
+    tenant: &TenantId,
+    message: &RunMessage,
+) -> Result<Outcome, WorkerError> {
+    let Some(pipeline) = app.store.get::<Pipeline>(tenant, message.pipeline_id.as_str()).await? else {
+        return Ok(Outcome::Ignored("pipeline no longer exists"));
+    };
+    let now = Utc::now();
+    let max_running = pipeline.execution_config.max_concurrent_runs;
+    let (now_stamp, lease_until) = (stamp(now), stamp(now + settings.lease));
+    let terms = ClaimTerms { now: &now_stamp, lease_until: &lease_until, max_attempts: settings.max_attempts, max_running };
+    let claim = app.store.claim_run(tenant, &pipeline.id, &message.run_id, &terms).await?;
+    let run = match claim {
+        Claim::Claimed(run) => run,
+        Claim::Missing => return Ok(Outcome::Ignored("run no longer exists")),
+        Claim::Finished(_) => return Ok(Outcome::Ignored("run already ended")),
+        Claim::Busy => return Ok(Outcome::Ignored("run is held by a live worker")),
+        Claim::AtCapacity => return Ok(Outcome::Waiting),
+        Claim::Exhausted => {
+            release_slot(app, tenant, &pipeline).await;
+            return Ok(Outcome::Finished(RunStatus::Failed));
+        }
+    };
+    let started = Instant::now();
+    let result = execute(app, engine, settings, tenant, &pipeline, &run).await;
+    let (status, error, stats, mut log) = match result {
+        Ok(report) => {
+            let status = if report.with_errors { RunStatus::CompletedWithErrors } else { RunStatus::Completed };
+            (status, None, Some(report.stats), report.log)
+        }
+        Err(RunFailure::Failed { error, stats, log }) => (RunStatus::Failed, Some(error), stats, log),
+        Err(RunFailure::Stopped(Stop::Cancelled)) => (RunStatus::Cancelled, None, None, vec![]),
+        Err(RunFailure::Stopped(Stop::LeaseLost)) => return Ok(Outcome::Ignored("lease lost to another attempt")),
+    };
+    let duration_ms = started.elapsed().as_millis() as u64;
+    log.push(match &error {
+        Some(e) => LogEntry::new("finish", format!("failed after {duration_ms} ms: {}", e.message)),
+        None => LogEntry::new("finish", format!("{} after {duration_ms} ms", status.as_str())),
+    });
+    let finish = Finish { status, error, stats, log, now: crate::domain::now(), duration_ms };
+    if !app.store.finish_run(tenant, &run, &finish).await? {
+        return Ok(Outcome::Ignored("lease lost to another attempt"));
+    }
+    app.store.set_latest_status(tenant, &pipeline.id, &run.id, status).await?;
+    release_slot(app, tenant, &pipeline).await;
+    Ok(Outcome::Finished(status))
+}
+
+/// Checks the graph, resolves connector and schema, and runs the engine.
+async fn execute(
+    app: &App,
+    engine: &dyn Engine,
+    settings: &RunSettings,
+    tenant: &TenantId,
+    pipeline: &Pipeline,
+    run: &Run,
+) -> Result<Report, RunFailure> {
+    let plan = Plan::build(&pipeline.graph())?;
+    let store_error = |e: StoreError| RunFailure::from(RunError::new("STORAGE_ERROR", e.to_string()));
+    let connector = app.store.get::<Connector>(tenant, pipeline.connector_id.as_str()).await.map_err(store_error)?;
+    let connector =
+        connector.ok_or_else(|| RunError::new("CONNECTOR_NOT_FOUND", format!("connector {} no longer exists", pipeline.connector_id)))?;
+    let schema = app.store.get::<Schema>(tenant, pipeline.schema_id.as_str()).await.map_err(store_error)?;
+    let schema = schema.ok_or_else(|| RunError::new("SCHEMA_NOT_FOUND", format!("schema {} no longer exists", pipeline.schema_id)))?;
+    let job = Job { tenant, run, pipeline, connector: &connector, schema: &schema, plan: &plan };
+    let control = Heartbeat { app, tenant, run, lease: settings.lease };
+    engine.execute(&job, &control).await
+}
+
+/// The worker's [`Control`]: every checkpoint renews the lease and reads the cancel flag.
+struct Heartbeat<'a> {
+    app: &'a App,
+    tenant: &'a TenantId,
+    run: &'a Run,
+    lease: Duration,
+}
+
+impl Control for Heartbeat<'_> {
+    fn checkpoint(&self) -> BoxFuture<'_, Result<(), Stop>> {
+        Box::pin(async move {
+            match self.app.store.heartbeat(self.tenant, self.run, &stamp(Utc::now() + self.lease)).await {
+                Ok(Some(false)) => Ok(()),
+                Ok(Some(true)) => Err(Stop::Cancelled),
+                Ok(None) => Err(Stop::LeaseLost),
+                // Go on: if DynamoDB stays away the lease lapses and the finish is refused.
+                Err(e) => {
+                    tracing::warn!(cause = %e, "heartbeat failed");
+                    Ok(())
+                }
+            }
+        })
+    }
+}
+
+/// A slot freed: with a concurrency limit, the oldest waiting run is sent again to take it.
+async fn release_slot(app: &App, tenant: &TenantId, pipeline: &Pipeline) {
+    if pipeline.execution_config.max_concurrent_runs.is_none() {
+        return;
+    }
+    if let Err(e) = resend_oldest_pending(app, tenant, &pipeline.id).await {
+        tracing::warn!(cause = %e, "could not wake the next waiting run; the sweep will");
+    }
+}
+
+async fn resend_oldest_pending(
+    app: &App,
+    tenant: &TenantId,
+    pipeline: &PipelineId,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (Some(queue), Some(run)) = (app.queue.as_ref(), app.store.oldest_pending(tenant, pipeline).await?) else {
+        return Ok(());
+    };
+    queue.send(&RunMessage::new(tenant, &run)).await?;
+    Ok(())
+}
