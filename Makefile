@@ -7,6 +7,7 @@ TOOLS := .local-stack/tools/bin
 
 # The local stack, for the commands that run against it.
 LOCAL_ENV := AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000 AWS_ENDPOINT_URL_SQS=http://127.0.0.1:4566 \
+	AWS_ENDPOINT_URL_S3=http://127.0.0.1:4566 SOURCES_ALLOW_PRIVATE=1 \
 	AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
 SAM_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local SAM_CLI_TELEMETRY=0
 

@@ -11,6 +11,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use shared::app::{App, Error};
+use shared::engine::execute::DataEngine;
+use shared::engine::source::SourceContext;
 
 pub const DEFAULT_TABLE: &str = "pipelines";
 pub const DEFAULT_QUEUE: &str = "pipelines-runs";
@@ -18,6 +20,7 @@ pub const DEFAULT_QUEUE: &str = "pipelines-runs";
 pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -32,7 +35,45 @@ pub async fn clients() -> Clients {
     let dynamodb =
         aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(env_or("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000")).build();
     let sqs = aws_sdk_sqs::config::Builder::from(&sdk).endpoint_url(env_or("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:4566")).build();
-    Clients { dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb), sqs: aws_sdk_sqs::Client::from_conf(sqs) }
+    // moto serves buckets by path, not by virtual host.
+    let s3 = aws_sdk_s3::config::Builder::from(&sdk)
+        .endpoint_url(env_or("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:4566"))
+        .force_path_style(true)
+        .build();
+    Clients {
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
+        sqs: aws_sdk_sqs::Client::from_conf(sqs),
+        s3: aws_sdk_s3::Client::from_conf(s3),
+    }
+}
+
+/// The records table of `template.yaml` beside `table`.
+pub fn records_table(table: &str) -> String {
+    format!("{table}-records")
+}
+
+/// Creates the records table of `template.yaml` if it does not exist.
+pub async fn ensure_records_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), Error> {
+    if client.describe_table().table_name(name).send().await.is_ok() {
+        return Ok(());
+    }
+    let attr = |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build();
+    let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
+    let created = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("PK")?)
+        .attribute_definitions(attr("SK")?)
+        .key_schema(key("PK", KeyType::Hash)?)
+        .key_schema(key("SK", KeyType::Range)?)
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => Ok(()),
+        Err(e) => Err(format!("creating table {name}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)).into()),
+    }
 }
 
 /// Creates the table of `template.yaml` if it does not exist.
@@ -92,10 +133,14 @@ pub async fn ensure_queue(client: &aws_sdk_sqs::Client, name: &str) -> Result<St
     Ok(queue.queue_url().unwrap_or_default().to_string())
 }
 
-/// An [`App`] on the local stack, with its table and queue created when missing.
-pub async fn app(table: &str, queue: &str) -> Result<App, Error> {
+/// An [`App`] and its data engine on the local stack, with the tables and queue created when
+/// missing. Sources may reach loopback and private addresses here (a laptop's own services).
+pub async fn app(table: &str, queue: &str) -> Result<(App, DataEngine), Error> {
     let c = clients().await;
     ensure_table(&c.dynamodb, table).await?;
+    ensure_records_table(&c.dynamodb, &records_table(table)).await?;
     let queue_url = ensure_queue(&c.sqs, queue).await?;
-    Ok(App::new(c.dynamodb, c.sqs, table, Some(&queue_url)))
+    let app = App::new(c.dynamodb, c.sqs, table, Some(&queue_url)).with_records(&records_table(table));
+    let records = app.records.clone().ok_or("records table missing")?;
+    Ok((app, DataEngine { records, sources: SourceContext::with_s3(c.s3, true) }))
 }

@@ -6,7 +6,10 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, LambdaEvent};
 
 use crate::auth::{authorize, Verdict};
-use crate::engine::job::{ConnectorEngine, Engine};
+use crate::engine::execute::DataEngine;
+use crate::engine::job::Engine;
+use crate::engine::sink::RecordsTable;
+use crate::engine::source::SourceContext;
 use crate::http::{handle, Endpoint};
 use crate::queue::RunQueue;
 use crate::store::Store;
@@ -20,20 +23,35 @@ pub struct App {
     pub store: Store,
     /// The run queue, for the functions that enqueue (`QUEUE_URL`).
     pub queue: Option<RunQueue>,
+    /// The records table, for the functions that read or write rows (`RECORDS_TABLE_NAME`).
+    pub records: Option<RecordsTable>,
 }
 
 impl App {
     pub fn new(dynamodb: aws_sdk_dynamodb::Client, sqs: aws_sdk_sqs::Client, table: &str, queue_url: Option<&str>) -> Self {
-        Self { store: Store::new(dynamodb, table), queue: queue_url.map(|url| RunQueue::new(sqs, url)) }
+        Self { store: Store::new(dynamodb, table), queue: queue_url.map(|url| RunQueue::new(sqs, url)), records: None }
     }
 
-    /// From the environment: `TABLE_NAME`, optional `QUEUE_URL`, and the usual AWS variables
-    /// (`AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SQS` point at the local stack).
+    pub fn with_records(mut self, records_table: &str) -> Self {
+        self.records = Some(RecordsTable::new(self.store.client().clone(), records_table));
+        self
+    }
+
+    /// From the environment: `TABLE_NAME`, optional `QUEUE_URL` and `RECORDS_TABLE_NAME`, and the
+    /// usual AWS variables (`AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SQS` point at the
+    /// local stack).
     pub async fn from_env() -> Result<Self, Error> {
+        Self::from_sdk(&aws_config::load_from_env().await)
+    }
+
+    pub fn from_sdk(sdk: &aws_config::SdkConfig) -> Result<Self, Error> {
         let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
-        let sdk = aws_config::load_from_env().await;
         let queue_url = std::env::var("QUEUE_URL").ok();
-        Ok(Self::new(aws_sdk_dynamodb::Client::new(&sdk), aws_sdk_sqs::Client::new(&sdk), &table, queue_url.as_deref()))
+        let app = Self::new(aws_sdk_dynamodb::Client::new(sdk), aws_sdk_sqs::Client::new(sdk), &table, queue_url.as_deref());
+        Ok(match std::env::var("RECORDS_TABLE_NAME") {
+            Ok(records) => app.with_records(&records),
+            Err(_) => app,
+        })
     }
 }
 
@@ -115,14 +133,24 @@ pub async fn worker_batch(app: &App, engine: &dyn Engine, settings: &RunSettings
     response
 }
 
+/// The engine of a deployment: sources through the AWS environment, rows into the records
+/// table. `SOURCES_ALLOW_PRIVATE=1` lets `http` sources reach private and loopback addresses.
+pub fn data_engine(app: &App, sdk: &aws_config::SdkConfig) -> Result<DataEngine, Error> {
+    let records = app.records.clone().ok_or("RECORDS_TABLE_NAME is not set")?;
+    let allow_private = std::env::var("SOURCES_ALLOW_PRIVATE").is_ok_and(|v| v == "1" || v == "true");
+    Ok(DataEngine { records, sources: SourceContext::new(sdk, allow_private) })
+}
+
 /// Runs the worker function (SQS event source with `ReportBatchItemFailures`).
 pub fn serve_worker() -> Result<(), Error> {
     runtime()?.block_on(async {
         init_tracing();
-        let app: &'static App = Box::leak(Box::new(App::from_env().await?));
+        let sdk = aws_config::load_from_env().await;
+        let app: &'static App = Box::leak(Box::new(App::from_sdk(&sdk)?));
+        let engine: &'static DataEngine = Box::leak(Box::new(data_engine(app, &sdk)?));
         let settings: &'static RunSettings = Box::leak(Box::new(RunSettings::from_env()));
         lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-            Ok::<_, Error>(worker_batch(app, &ConnectorEngine, settings, event.payload).await)
+            Ok::<_, Error>(worker_batch(app, engine, settings, event.payload).await)
         }))
         .await
     })

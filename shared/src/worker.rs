@@ -36,16 +36,25 @@ pub struct RunSettings {
     pub max_attempts: u32,
     /// How long a run may stay pending before the sweep sends it again (a lost send).
     pub pending_resend: Duration,
+    /// How long one worker invocation may execute a run before it checkpoints and continues in a
+    /// follow-up message (below the function's timeout, with room for the last batch).
+    pub time_budget: std::time::Duration,
 }
 
 impl Default for RunSettings {
     fn default() -> Self {
-        Self { lease: Duration::seconds(60), max_attempts: 3, pending_resend: Duration::seconds(120) }
+        Self {
+            lease: Duration::seconds(60),
+            max_attempts: 3,
+            pending_resend: Duration::seconds(120),
+            time_budget: std::time::Duration::from_secs(90),
+        }
     }
 }
 
 impl RunSettings {
-    /// `RUN_LEASE_SECONDS`, `RUN_MAX_ATTEMPTS`, `RUN_PENDING_RESEND_SECONDS` override the defaults.
+    /// `RUN_LEASE_SECONDS`, `RUN_MAX_ATTEMPTS`, `RUN_PENDING_RESEND_SECONDS`,
+    /// `RUN_TIME_BUDGET_SECONDS` override the defaults.
     pub fn from_env() -> Self {
         let num = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<i64>().ok()).filter(|n| *n > 0);
         let d = Self::default();
@@ -53,6 +62,7 @@ impl RunSettings {
             lease: num("RUN_LEASE_SECONDS").map_or(d.lease, Duration::seconds),
             max_attempts: num("RUN_MAX_ATTEMPTS").map_or(d.max_attempts, |n| n as u32),
             pending_resend: num("RUN_PENDING_RESEND_SECONDS").map_or(d.pending_resend, Duration::seconds),
+            time_budget: num("RUN_TIME_BUDGET_SECONDS").map_or(d.time_budget, |n| std::time::Duration::from_secs(n as u64)),
         }
     }
 }
@@ -66,6 +76,8 @@ pub enum Outcome {
     Ignored(&'static str),
     /// At `maxConcurrentRuns`: the run stays pending until a slot frees (acknowledged).
     Waiting,
+    /// Out of time budget: checkpointed, and a follow-up message continues it.
+    Suspended,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +126,10 @@ async fn process(
             return Ok(Outcome::Finished(RunStatus::Failed));
         }
     };
+    // Cosmetic for the pipeline view: a failure here must not cost the run its attempt.
+    if let Err(e) = app.store.set_latest_status(tenant, &pipeline.id, &run.id, RunStatus::Running).await {
+        tracing::warn!(cause = %e, "could not mark the pipeline's latest run running");
+    }
     let started = Instant::now();
     let result = execute(app, engine, settings, tenant, &pipeline, &run).await;
     let (status, error, stats, mut log) = match result {
@@ -124,6 +140,22 @@ async fn process(
         Err(RunFailure::Failed { error, stats, log }) => (RunStatus::Failed, Some(error), stats, log),
         Err(RunFailure::Stopped(Stop::Cancelled)) => (RunStatus::Cancelled, None, None, vec![]),
         Err(RunFailure::Stopped(Stop::LeaseLost)) => return Ok(Outcome::Ignored("lease lost to another attempt")),
+        Err(RunFailure::Suspended { checkpoint, stats, mut log }) => {
+            log.push(LogEntry::new(
+                "checkpoint",
+                format!("time budget used after {} ms; continuing in a follow-up", started.elapsed().as_millis()),
+            ));
+            if !app.store.suspend_run(tenant, &run, &checkpoint, &stats, &log, &crate::domain::now()).await? {
+                return Ok(Outcome::Ignored("lease lost to another attempt"));
+            }
+            // If this send is lost, the lapsed lease brings the run back through the sweep.
+            if let Some(queue) = app.queue.as_ref() {
+                if let Err(e) = queue.send(message).await {
+                    tracing::warn!(cause = %e, "follow-up not sent; the sweep will resume the run");
+                }
+            }
+            return Ok(Outcome::Suspended);
+        }
     };
     let duration_ms = started.elapsed().as_millis() as u64;
     log.push(match &error {
@@ -156,7 +188,7 @@ async fn execute(
     let schema = app.store.get::<Schema>(tenant, pipeline.schema_id.as_str()).await.map_err(store_error)?;
     let schema = schema.ok_or_else(|| RunError::new("SCHEMA_NOT_FOUND", format!("schema {} no longer exists", pipeline.schema_id)))?;
     let job = Job { tenant, run, pipeline, connector: &connector, schema: &schema, plan: &plan };
-    let control = Heartbeat { app, tenant, run, lease: settings.lease };
+    let control = Heartbeat { app, tenant, run, lease: settings.lease, deadline: Instant::now() + settings.time_budget };
     engine.execute(&job, &control).await
 }
 
@@ -166,9 +198,14 @@ struct Heartbeat<'a> {
     tenant: &'a TenantId,
     run: &'a Run,
     lease: Duration,
+    deadline: Instant,
 }
 
 impl Control for Heartbeat<'_> {
+    fn should_yield(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
     fn checkpoint(&self) -> BoxFuture<'_, Result<(), Stop>> {
         Box::pin(async move {
             match self.app.store.heartbeat(self.tenant, self.run, &stamp(Utc::now() + self.lease)).await {

@@ -13,11 +13,12 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| local::stack::DEFAULT_TABLE.into());
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3000);
-    let app = Arc::new(local::stack::app(&table, local::stack::DEFAULT_QUEUE).await?);
+    let (app, engine) = local::stack::app(&table, local::stack::DEFAULT_QUEUE).await?;
+    let app = Arc::new(app);
 
     // The worker polls the queue and the scheduler ticks every minute, as in AWS.
     let settings = shared::worker::RunSettings::from_env();
-    local::runner::spawn_worker(app.clone(), Arc::new(shared::engine::job::ConnectorEngine), settings.clone());
+    local::runner::spawn_worker(app.clone(), Arc::new(engine), settings.clone());
     local::runner::spawn_scheduler(app.clone(), settings);
 
     let tenant = TenantId::parse("demo")?;

@@ -108,7 +108,7 @@ async fn every_sample_event_is_accepted_by_its_function() {
         if name == "worker" {
             let event = serde_json::from_value(event).unwrap_or_else(|e| panic!("{file}: {e}"));
             let settings = shared::worker::RunSettings::default();
-            let response = shared::app::worker_batch(&app.app, &shared::engine::job::ConnectorEngine, &settings, event).await;
+            let response = shared::app::worker_batch(&app.app, &app.engine(), &settings, event).await;
             assert!(response.batch_item_failures.is_empty(), "{file}");
             seen.insert(name);
             continue;

@@ -12,7 +12,7 @@ use shared::worker::{process_message, Outcome, RunSettings};
 use crate::support::*;
 
 fn settings(lease_ms: i64, max_attempts: u32) -> RunSettings {
-    RunSettings { lease: Duration::milliseconds(lease_ms), max_attempts, pending_resend: Duration::seconds(120) }
+    RunSettings { lease: Duration::milliseconds(lease_ms), max_attempts, ..RunSettings::default() }
 }
 
 fn message(app: &TestApp, pipeline: &str, run: &str) -> String {
@@ -93,7 +93,7 @@ async fn unsupported_connectors_and_bad_graphs_fail_clearly() {
     let app = spawn_app().await;
     let pid = pipeline(&app, json!({})).await;
     let rid = app.trigger(&pid).await;
-    assert_eq!(poll(&app, &shared::engine::job::ConnectorEngine, &settings(5_000, 3)).await, 1);
+    assert_eq!(poll(&app, &app.engine(), &settings(5_000, 3)).await, 1);
     let run = app.run(&pid, &rid).await;
     assert_eq!(run["status"], "failed");
     assert_eq!(run["error"]["code"], "UNSUPPORTED_CONNECTOR");

@@ -3,6 +3,7 @@
 mod auth;
 mod catalog;
 mod contract;
+mod engine;
 mod lifecycle;
 mod pipelines;
 mod runs;

@@ -20,6 +20,7 @@ pub struct TestApp {
     pub app: Arc<App>,
     pub queue_url: String,
     pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
 }
 
 pub struct Response {
@@ -49,16 +50,26 @@ pub async fn spawn_isolated_app() -> TestApp {
 async fn spawn(table: &str, queue_url: Option<&str>) -> TestApp {
     let clients = local::stack::clients().await;
     local::stack::ensure_table(&clients.dynamodb, table).await.expect("table");
+    local::stack::ensure_records_table(&clients.dynamodb, &local::stack::records_table(table)).await.expect("records table");
     let own_queue = local::stack::ensure_queue(&clients.sqs, &unique("runs")).await.expect("queue");
     let queue_url = queue_url.map(str::to_string).unwrap_or(own_queue);
-    let app = Arc::new(App::new(clients.dynamodb, clients.sqs.clone(), table, Some(&queue_url)));
+    let app = App::new(clients.dynamodb, clients.sqs.clone(), table, Some(&queue_url)).with_records(&local::stack::records_table(table));
+    let app = Arc::new(app);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}/api/v1", listener.local_addr().expect("addr"));
     let server = axum::serve(listener, local::gateway::router(app.clone()));
     tokio::spawn(async move { server.await });
     let tenant = unique("t");
-    let mut test =
-        TestApp { base, http: reqwest::Client::new(), tenant: tenant.clone(), key: String::new(), app, queue_url, sqs: clients.sqs };
+    let mut test = TestApp {
+        base,
+        http: reqwest::Client::new(),
+        tenant: tenant.clone(),
+        key: String::new(),
+        app,
+        queue_url,
+        sqs: clients.sqs,
+        s3: clients.s3,
+    };
     test.key = test.key_for(&tenant, Role::Admin).await;
     test
 }
@@ -220,6 +231,16 @@ impl shared::engine::job::Engine for HangingEngine {
 }
 
 impl TestApp {
+    pub fn s3(&self) -> &aws_sdk_s3::Client {
+        &self.s3
+    }
+
+    /// The data engine over this app's records table; sources may reach loopback (test servers).
+    pub fn engine(&self) -> shared::engine::execute::DataEngine {
+        let records = self.app.records.clone().expect("records table");
+        shared::engine::execute::DataEngine { records, sources: shared::engine::source::SourceContext::with_s3(self.s3.clone(), true) }
+    }
+
     pub fn tenant_id(&self) -> TenantId {
         TenantId::parse(&self.tenant).expect("tenant")
     }

@@ -4,6 +4,7 @@
 //!            claim (lease)              finish
 //! pending ──────────────────> running ─────────> completed | completed_with_errors | failed
 //!    │                          │  ▲
+//!    │                          │  ├─ time budget used: checkpointed, continued by a follow-up
 //!    │ cancel                   │  └─ lease expired, attempts left: taken over (attempt + 1)
 //!    ▼                          ├─ cancel requested: stops at the next batch boundary ──> cancelled
 //! cancelled                     └─ lease expired, no attempts left ──> failed (ATTEMPTS_EXHAUSTED)
@@ -124,6 +125,12 @@ pub struct Run {
     /// Until when the worker holding the run is presumed alive (internal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<String>,
+    /// Where a run that outlasted a worker's time budget resumes (internal): set together with
+    /// `continuation`, which lets the next delivery take the run over without using an attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Value>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continuation: bool,
 }
 
 impl Run {
@@ -144,6 +151,8 @@ impl Run {
             stats: None,
             log: vec![],
             lease_until: None,
+            checkpoint: None,
+            continuation: false,
         }
     }
 
@@ -151,7 +160,9 @@ impl Run {
     pub fn view(&self) -> Value {
         let mut v = serde_json::to_value(self).unwrap_or_default();
         if let Some(obj) = v.as_object_mut() {
-            obj.remove("leaseUntil");
+            for internal in ["leaseUntil", "checkpoint", "continuation"] {
+                obj.remove(internal);
+            }
             if let Some(Value::Object(stats)) = obj.remove("stats") {
                 obj.extend(stats);
             }

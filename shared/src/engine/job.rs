@@ -32,6 +32,12 @@ pub enum Stop {
 /// What an engine calls between batches: keeps the run's lease alive and says whether to go on.
 pub trait Control: Send + Sync {
     fn checkpoint(&self) -> BoxFuture<'_, Result<(), Stop>>;
+
+    /// Whether the worker's time budget is nearly used: the engine should checkpoint and
+    /// return [`RunFailure::Suspended`] rather than be killed mid-write.
+    fn should_yield(&self) -> bool {
+        false
+    }
 }
 
 /// A finished execution.
@@ -47,8 +53,18 @@ pub struct Report {
 /// How an execution ended, other than with a report.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunFailure {
-    Failed { error: RunError, stats: Option<Value>, log: Vec<LogEntry> },
+    Failed {
+        error: RunError,
+        stats: Option<Value>,
+        log: Vec<LogEntry>,
+    },
     Stopped(Stop),
+    /// Out of time: resume from `checkpoint` (e.g. `{"recordsRead": n}`) with `stats` so far.
+    Suspended {
+        checkpoint: Value,
+        stats: Value,
+        log: Vec<LogEntry>,
+    },
 }
 
 impl From<RunError> for RunFailure {
@@ -59,19 +75,4 @@ impl From<RunError> for RunFailure {
 
 pub trait Engine: Send + Sync {
     fn execute<'a>(&'a self, job: &'a Job<'a>, control: &'a dyn Control) -> BoxFuture<'a, Result<Report, RunFailure>>;
-}
-
-/// Connector types this engine can read. A run whose connector has another type fails with an
-/// error naming it: it never "succeeds" having read nothing.
-pub struct ConnectorEngine;
-
-impl Engine for ConnectorEngine {
-    fn execute<'a>(&'a self, job: &'a Job<'a>, _control: &'a dyn Control) -> BoxFuture<'a, Result<Report, RunFailure>> {
-        Box::pin(async move {
-            let kind = &job.connector.kind;
-            Err(RunError::new("UNSUPPORTED_CONNECTOR", format!("connector type '{kind}' cannot be executed yet"))
-                .at_node(&job.plan.source.id)
-                .into())
-        })
-    }
 }

@@ -6,8 +6,11 @@
 
 pub mod coerce;
 pub mod decode;
+pub mod execute;
 pub mod filter;
 pub mod job;
 pub mod plan;
 pub mod record;
+pub mod sink;
+pub mod source;
 pub mod transform;

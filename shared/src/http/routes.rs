@@ -16,6 +16,7 @@ pub enum Endpoint {
     ListRuns,
     GetRun,
     CancelRun,
+    ListDeadLetters,
     ListConnectors,
     CreateConnector,
     UpdateConnector,
@@ -26,6 +27,7 @@ pub enum Endpoint {
     UpdateSchema,
     DeleteSchema,
     GetSchema,
+    ListRecords,
     ListApiKeys,
     CreateApiKey,
     DeleteApiKey,
@@ -65,6 +67,7 @@ routes! {
     ListRuns "GET" "/api/v1/pipelines/{id}/runs" "list-runs" R;
     GetRun "GET" "/api/v1/pipelines/{id}/runs/{runId}" "get-run" R;
     CancelRun "POST" "/api/v1/pipelines/{id}/runs/{runId}/cancel" "cancel-run" W;
+    ListDeadLetters "GET" "/api/v1/pipelines/{id}/runs/{runId}/dead-letters" "list-dead-letters" R;
     ListConnectors "GET" "/api/v1/connectors" "list-connectors" R;
     CreateConnector "POST" "/api/v1/connectors" "create-connector" W;
     UpdateConnector "PUT" "/api/v1/connectors" "update-connector" W;
@@ -75,6 +78,7 @@ routes! {
     UpdateSchema "PUT" "/api/v1/schemas" "update-schema" W;
     DeleteSchema "DELETE" "/api/v1/schemas" "delete-schema" W;
     GetSchema "GET" "/api/v1/schemas/{id}" "get-schema" R;
+    ListRecords "GET" "/api/v1/schemas/{id}/records" "list-records" R;
     ListApiKeys "GET" "/api/v1/api-keys" "list-api-keys" A;
     CreateApiKey "POST" "/api/v1/api-keys" "create-api-key" A;
     DeleteApiKey "DELETE" "/api/v1/api-keys" "delete-api-key" A;

@@ -22,6 +22,10 @@ fn slots_key(tenant: &TenantId, pipeline: &PipelineId) -> Item {
     Store::key(runs_pk(tenant, pipeline), "SLOTS".into())
 }
 
+fn checkpoint_records(run: &Run) -> u64 {
+    run.checkpoint.as_ref().and_then(|c| c.get("recordsRead")).and_then(|v| v.as_u64()).unwrap_or(0)
+}
+
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
@@ -216,6 +220,11 @@ impl Store {
             let lease_live = run.lease_until.as_deref().is_some_and(|l| l > now);
             let (takeover, entry) = match run.status {
                 status if status.is_finished() => return Ok(Claim::Finished(status)),
+                // A checkpointed run's follow-up: the same attempt goes on.
+                RunStatus::Running if run.continuation => match self.resume_run(tenant, &run, lease_until).await? {
+                    Some(resumed) => return Ok(Claim::Claimed(Box::new(resumed))),
+                    None => continue,
+                },
                 RunStatus::Running if lease_live => return Ok(Claim::Busy),
                 RunStatus::Running if run.attempt >= max_attempts => {
                     let error =
@@ -283,6 +292,79 @@ impl Store {
             }
         }
         Ok(Claim::Busy)
+    }
+
+    /// Takes over a checkpointed run for its continuation, keeping its attempt. `None`: another
+    /// delivery resumed it first.
+    async fn resume_run(&self, tenant: &TenantId, run: &Run, lease_until: &str) -> Result<Option<Run>, StoreError> {
+        let entry = LogEntry::new("resume", format!("continued from {} records read", checkpoint_records(run)));
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key(tenant, &run.pipeline_id, &run.id)))
+            .update_expression(
+                "SET leaseUntil = :lease, GSI1SK = :lease, continuation = :no, #log = list_append(if_not_exists(#log, :empty), :entry)",
+            )
+            .condition_expression("#st = :running AND attempt = :attempt AND continuation = :yes")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#log", "log")
+            .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
+            .expression_attribute_values(":attempt", n(run.attempt as i64))
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .expression_attribute_values(":lease", s(lease_until))
+            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+            .expression_attribute_values(":entry", AttributeValue::L(vec![value(&entry)?]))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(Some(from_item(out.attributes.unwrap_or_default())?)),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+
+    /// Parks a running run that used its time budget: its checkpoint and stats so far are saved,
+    /// its lease lapses at once, and `continuation` lets the follow-up message take it over
+    /// without spending an attempt. `false`: this attempt no longer held it.
+    pub async fn suspend_run(
+        &self,
+        tenant: &TenantId,
+        run: &Run,
+        checkpoint: &serde_json::Value,
+        stats: &serde_json::Value,
+        log: &[LogEntry],
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key(tenant, &run.pipeline_id, &run.id)))
+            .update_expression(
+                "SET checkpoint = :cp, stats = :stats, continuation = :yes, leaseUntil = :now, GSI1SK = :now, \
+                 #log = list_append(if_not_exists(#log, :empty), :entries)",
+            )
+            .condition_expression("#st = :running AND attempt = :attempt")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#log", "log")
+            .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
+            .expression_attribute_values(":attempt", n(run.attempt as i64))
+            .expression_attribute_values(":cp", value(checkpoint)?)
+            .expression_attribute_values(":stats", value(stats)?)
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":now", s(now))
+            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+            .expression_attribute_values(":entries", value(&log)?)
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
     }
 
     /// Extends the lease of the attempt that holds the run. `Ok(None)`: the run is no longer this

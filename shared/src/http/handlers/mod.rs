@@ -3,6 +3,7 @@
 mod api_keys;
 mod catalog;
 mod pipelines;
+mod records;
 mod runs;
 
 use lambda_http::Request;
@@ -27,6 +28,8 @@ pub(super) async fn dispatch(app: &App, endpoint: Endpoint, caller: &Caller, req
         ListRuns => runs::list(app, caller, req).await,
         GetRun => runs::get(app, caller, req).await,
         CancelRun => runs::cancel(app, caller, req).await,
+        ListDeadLetters => records::dead_letters(app, caller, req).await,
+        ListRecords => records::rows(app, caller, req).await,
         ListConnectors => catalog::list::<Connector>(app, caller, req).await,
         CreateConnector => catalog::create::<Connector>(app, caller, req).await,
         UpdateConnector => catalog::update::<Connector>(app, caller, req).await,

@@ -15,7 +15,7 @@ use crate::http::{json, Reply};
 use crate::store::CancelRun;
 use crate::trigger::{trigger, TriggerError};
 
-fn run_path(req: &Request) -> Result<(PipelineId, RunId), ApiError> {
+pub(super) fn run_path(req: &Request) -> Result<(PipelineId, RunId), ApiError> {
     let pipeline = path_id(req, PipelineId::parse, "pipeline")?;
     let raw = req.path_parameters_ref().and_then(|p| p.first("runId")).unwrap_or_default();
     let run = RunId::parse(raw).ok_or_else(|| ApiError::not_found("run", raw))?;

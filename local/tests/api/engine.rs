@@ -1,0 +1,357 @@
+//! Pipelines that move data: sources through every transform and filter into schemas of every
+//! field type, through the real worker, queue and tables.
+
+use serde_json::{json, Value};
+use shared::worker::RunSettings;
+
+use crate::support::*;
+
+/// Triggers a run, lets the worker take it (following continuations) and returns the run.
+async fn run_to_end(app: &TestApp, pipeline: &str, settings: &RunSettings) -> Value {
+    let rid = app.trigger(pipeline).await;
+    let engine = app.engine();
+    for _ in 0..200 {
+        local::runner::poll_once(&app.app, &engine, settings, 1).await.expect("poll");
+        let run = app.run(pipeline, &rid).await;
+        if !matches!(run["status"].as_str(), Some("pending" | "running")) {
+            return run;
+        }
+    }
+    panic!("run {rid} did not end");
+}
+
+fn settings() -> RunSettings {
+    RunSettings::default()
+}
+
+async fn connector(app: &TestApp, kind: &str, config: Value) -> String {
+    let r = app.post("/connectors", &json!({"name": format!("{kind} source"), "type": kind, "config": config})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.body["id"].as_str().unwrap().to_string()
+}
+
+async fn schema(app: &TestApp, fields: Value) -> String {
+    let r = app.post("/schemas", &json!({"name": "target", "fields": fields})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.body["id"].as_str().unwrap().to_string()
+}
+
+/// A chain source → steps… → target; returns the pipeline id.
+async fn chain(app: &TestApp, connector: &str, schema: &str, steps: Vec<Value>, config: Value) -> String {
+    chain_with_ids(app, connector, schema, steps, config).await.0
+}
+
+/// Also the permanent node ids, in chain order (source first, target last).
+async fn chain_with_ids(app: &TestApp, connector: &str, schema: &str, steps: Vec<Value>, config: Value) -> (String, Vec<String>) {
+    let mut nodes = vec![json!({"id": "src", "nodeType": "source", "label": "Source"})];
+    let mut edges = vec![];
+    let mut prev = "src".to_string();
+    for (i, step) in steps.into_iter().enumerate() {
+        let id = format!("s{i}");
+        let mut node = step;
+        node["id"] = json!(id);
+        nodes.push(node);
+        edges.push(json!({"source": prev, "target": id}));
+        prev = id;
+    }
+    nodes.push(json!({"id": "dst", "nodeType": "target", "label": "Target"}));
+    edges.push(json!({"source": prev, "target": "dst"}));
+    let body =
+        json!({"name": "data", "connectorId": connector, "schemaId": schema, "executionConfig": config, "nodes": nodes, "edges": edges});
+    let created = app.create_pipeline(&body).await;
+    let ids = created["nodes"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().to_string()).collect();
+    (created["id"].as_str().unwrap().to_string(), ids)
+}
+
+fn transform(config: Value) -> Value {
+    json!({"nodeType": "transform", "label": config["type"], "config": config})
+}
+
+fn filter(condition: Value) -> Value {
+    json!({"nodeType": "filter", "label": "Filter", "config": {"condition": condition}})
+}
+
+async fn rows(app: &TestApp, schema: &str) -> Vec<Value> {
+    let mut out = vec![];
+    let mut path = format!("/schemas/{schema}/records?limit=100");
+    loop {
+        let r = app.get(&path).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        out.extend(r.body["data"].as_array().unwrap().iter().cloned());
+        match r.body["nextCursor"].as_str() {
+            Some(c) => {
+                path = format!(
+                    "/schemas/{schema}/records?limit=100&cursor={}",
+                    form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>()
+                )
+            }
+            None => return out,
+        }
+    }
+}
+
+fn every_type() -> Value {
+    json!([
+        {"name": "id", "type": "integer", "primaryKey": true},
+        {"name": "email", "type": "text", "required": true},
+        {"name": "name", "type": "text"},
+        {"name": "card", "type": "text"},
+        {"name": "country", "type": "text"},
+        {"name": "amount", "type": "decimal"},
+        {"name": "active", "type": "boolean"},
+        {"name": "signup", "type": "date"},
+        {"name": "seen", "type": "timestamp"},
+        {"name": "meta", "type": "json"},
+        {"name": "source", "type": "text"}
+    ])
+}
+
+fn customer(id: &str, email: &str, country: &str, amount: &str) -> Value {
+    json!({"ID": id, "Email": email, "name": "  Alice ", "card": "4111111111111111", "country": country, "amount": amount,
+           "active": "yes", "signup": "2026-01-15", "seen": "2026-01-15T10:00:00+01:00", "meta": {"tier": 1}, "junk": "x"})
+}
+
+#[tokio::test]
+async fn inline_records_through_every_transform_and_filter_into_every_field_type() {
+    let app = spawn_app().await;
+    let records = json!([
+        customer("1", " Alice@Example.com ", "fr", "12.50"),
+        customer("1", "dup@example.com", "fr", "99"),
+        customer("2", "cheap@example.com", "fr", "5"),
+        customer("3", "far@example.com", "us", "50"),
+        customer("x", "bad@example.com", "de", "20"),
+        customer("4", "bob@example.org", "de", "10")
+    ]);
+    let conn = connector(&app, "inline", json!({"records": records})).await;
+    let schema_id = schema(&app, every_type()).await;
+    let steps = vec![
+        transform(json!({"type": "rename_field", "mappings": {"ID": "id", "Email": "email"}})),
+        transform(json!({"type": "drop", "fields": ["junk"]})),
+        transform(json!({"type": "trim", "fields": ["email", "name"]})),
+        transform(json!({"type": "lowercase", "fields": ["email"]})),
+        transform(json!({"type": "uppercase", "fields": ["country"]})),
+        transform(json!({"type": "map_values", "field": "country", "mapping": {"FR": "France", "DE": "Germany"}, "default": "Other"})),
+        transform(json!({"type": "add_field", "field": "source", "value": "crm"})),
+        transform(json!({"type": "cast", "fields": {"amount": "decimal"}})),
+        transform(json!({"type": "deduplicate", "keys": ["id"]})),
+        filter(json!({"all": [
+            {"field": "amount", "op": "gte", "value": 10},
+            {"field": "country", "op": "in", "value": ["France", "Germany"]},
+            {"not": {"field": "email", "op": "contains", "value": "spam"}},
+            {"any": [{"field": "email", "op": "starts_with", "value": "a"}, {"field": "signup", "op": "exists"}]}
+        ]})),
+        transform(json!({"type": "hash", "fields": ["name"]})),
+        transform(json!({"type": "mask_pii", "fields": ["email", "card"]})),
+        transform(
+            json!({"type": "select", "fields": ["id", "email", "name", "card", "country", "amount", "active", "signup", "seen", "meta", "source"]}),
+        ),
+    ];
+    let (pid, ids) = chain_with_ids(&app, &conn, &schema_id, steps, json!({"batchSize": 2})).await;
+    let run = run_to_end(&app, &pid, &settings()).await;
+    assert_eq!(run["status"], "completed_with_errors", "{run}");
+    assert_eq!(
+        (run["rowsIn"].as_u64(), run["rowsOut"].as_u64(), run["failedRows"].as_u64(), run["skippedRows"].as_u64()),
+        (Some(6), Some(2), Some(1), Some(3)),
+        "{run}"
+    );
+    assert_eq!(run["validationErrors"][0]["row"], 5);
+    assert_eq!(run["validationErrors"][0]["field"], "id");
+    assert_eq!(run["nodeCounts"][&ids[0]], json!({"in": 0, "out": 6}), "source");
+    assert_eq!(run["nodeCounts"][&ids[9]], json!({"in": 6, "out": 5}), "deduplicate");
+    assert_eq!(run["nodeCounts"][&ids[10]], json!({"in": 5, "out": 3}), "filter");
+    assert_eq!(run["nodeCounts"][&ids[14]], json!({"in": 3, "out": 2}), "target");
+    let stages: Vec<&str> = run["log"].as_array().unwrap().iter().map(|e| e["stage"].as_str().unwrap()).collect();
+    assert!(stages.contains(&"source") && stages.contains(&"target"), "{stages:?}");
+
+    let mut got = rows(&app, &schema_id).await;
+    got.sort_by_key(|r| r["id"].as_i64());
+    assert_eq!(got.len(), 2, "{got:?}");
+    let first = &got[0];
+    assert_eq!(first["id"], 1);
+    assert_eq!(first["email"], "a****@example.com");
+    assert_eq!(first["name"], "3bc51062973c458d5a6f2d8d64a023246354ad7e064b1e4e009ec8a0699a3043", "sha256 hex of the trimmed name");
+    assert_eq!(first["card"], "************1111");
+    assert_eq!(first["country"], "France");
+    assert_eq!(first["amount"], 12.5);
+    assert_eq!(first["active"], true);
+    assert_eq!(first["signup"], "2026-01-15");
+    assert_eq!(first["seen"], "2026-01-15T09:00:00.000Z");
+    assert_eq!(first["meta"], json!({"tier": 1}));
+    assert_eq!(first["source"], "crm");
+    assert_eq!(
+        (got[1]["id"].as_i64(), got[1]["country"].as_str(), got[1]["email"].as_str()),
+        (Some(4), Some("Germany"), Some("b**@example.org"))
+    );
+}
+
+#[tokio::test]
+async fn every_filter_operator_compares_numbers_and_strings() {
+    let app = spawn_app().await;
+    let records: Vec<Value> = (1..=6).map(|i| json!({"n": i.to_string(), "tag": format!("t{i}"), "list": [i]})).collect();
+    let conn = connector(&app, "inline", json!({"records": records})).await;
+    let schema_id = schema(&app, json!([{"name": "n", "type": "integer", "primaryKey": true}])).await;
+    let cases = [
+        (json!({"field": "n", "op": "eq", "value": 3}), vec![3]),
+        (json!({"field": "n", "op": "ne", "value": "3"}), vec![1, 2, 4, 5, 6]),
+        (json!({"field": "n", "op": "gt", "value": 4}), vec![5, 6]),
+        (json!({"field": "n", "op": "gte", "value": "4"}), vec![4, 5, 6]),
+        (json!({"field": "n", "op": "lt", "value": 2}), vec![1]),
+        (json!({"field": "n", "op": "lte", "value": 2}), vec![1, 2]),
+        (json!({"field": "n", "op": "in", "value": [2, "5"]}), vec![2, 5]),
+        (json!({"field": "n", "op": "not_in", "value": [1, 2, 3]}), vec![4, 5, 6]),
+        (json!({"field": "list", "op": "contains", "value": 6}), vec![6]),
+        (json!({"field": "tag", "op": "starts_with", "value": "t1"}), vec![1]),
+        (json!({"field": "tag", "op": "exists"}), vec![1, 2, 3, 4, 5, 6]),
+        (json!({"field": "missing", "op": "not_exists"}), vec![1, 2, 3, 4, 5, 6]),
+        (json!({"field": "tag", "op": "gt", "value": 3}), vec![]),
+        (json!({"any": [{"field": "n", "op": "eq", "value": 1}, {"not": {"field": "n", "op": "lt", "value": 6}}]}), vec![1, 6]),
+    ];
+    for (condition, want) in cases {
+        let pid = chain(&app, &conn, &schema_id, vec![filter(condition.clone())], json!({"loadMode": "truncate"})).await;
+        let run = run_to_end(&app, &pid, &settings()).await;
+        assert_eq!(run["status"], "completed", "{condition}: {run}");
+        let mut got: Vec<i64> = rows(&app, &schema_id).await.iter().map(|r| r["n"].as_i64().unwrap()).collect();
+        got.sort();
+        assert_eq!(got, want, "{condition}");
+        assert_eq!(run["skippedRows"].as_u64(), Some(6 - want.len() as u64));
+    }
+}
+
+#[tokio::test]
+async fn error_handling_skip_fail_and_dead_letter() {
+    let app = spawn_app().await;
+    let records = json!([{"id": 1, "email": "a@x"}, {"id": 2}, {"id": "three", "email": "c@x"}, {"id": 4, "email": "d@x"}]);
+    let conn = connector(&app, "inline", json!({"records": records})).await;
+    let fields = json!([{"name": "id", "type": "integer", "primaryKey": true}, {"name": "email", "type": "text", "required": true}]);
+
+    let fail_schema = schema(&app, fields.clone()).await;
+    let (pid, ids) = chain_with_ids(&app, &conn, &fail_schema, vec![], json!({"errorHandling": "fail", "batchSize": 1})).await;
+    let run = run_to_end(&app, &pid, &settings()).await;
+    assert_eq!(
+        (run["status"].as_str(), run["error"]["code"].as_str(), run["error"]["nodeId"].as_str()),
+        (Some("failed"), Some("VALIDATION_FAILED"), ids.last().map(String::as_str)),
+        "{run}"
+    );
+    assert!(run["error"]["message"].as_str().unwrap().contains("row 2"), "{run}");
+    assert_eq!(rows(&app, &fail_schema).await.len(), 1, "rows before the bad one were written");
+
+    let dl_schema = schema(&app, fields).await;
+    let pid = chain(&app, &conn, &dl_schema, vec![], json!({"errorHandling": "dead_letter"})).await;
+    let run = run_to_end(&app, &pid, &settings()).await;
+    assert_eq!(
+        (run["status"].as_str(), run["failedRows"].as_u64(), run["deadLetters"].as_u64()),
+        (Some("completed_with_errors"), Some(2), Some(2))
+    );
+    let letters = app.get(&format!("/pipelines/{pid}/runs/{}/dead-letters", run["id"].as_str().unwrap())).await.body;
+    let letters = letters["data"].as_array().unwrap();
+    assert_eq!(letters.len(), 2);
+    assert_eq!((letters[0]["row"].as_u64(), letters[0]["errors"][0]["field"].as_str()), (Some(2), Some("email")));
+    assert_eq!(letters[1]["record"], json!({"id": "three", "email": "c@x"}));
+    assert_eq!(rows(&app, &dl_schema).await.len(), 2);
+}
+
+#[tokio::test]
+async fn reruns_upsert_by_primary_key_and_append_without_one() {
+    let app = spawn_app().await;
+    let conn = connector(&app, "inline", json!({"data": "id,name\n1,a\n2,b\n", "format": "csv"})).await;
+    let keyed = schema(&app, json!([{"name": "id", "type": "integer", "primaryKey": true}, {"name": "name", "type": "text"}])).await;
+    let pid = chain(&app, &conn, &keyed, vec![], json!({})).await;
+    run_to_end(&app, &pid, &settings()).await;
+    app.put("/connectors", &json!({"id": conn, "config": {"data": "id,name\n2,B\n3,c\n", "format": "csv"}})).await;
+    let run = run_to_end(&app, &pid, &settings()).await;
+    assert_eq!(run["status"], "completed");
+    let mut got: Vec<(i64, String)> =
+        rows(&app, &keyed).await.iter().map(|r| (r["id"].as_i64().unwrap(), r["name"].as_str().unwrap().to_string())).collect();
+    got.sort();
+    assert_eq!(got, [(1, "a".into()), (2, "B".into()), (3, "c".into())]);
+
+    let unkeyed = schema(&app, json!([{"name": "id", "type": "integer"}, {"name": "name", "type": "text"}])).await;
+    let pid = chain(&app, &conn, &unkeyed, vec![], json!({})).await;
+    run_to_end(&app, &pid, &settings()).await;
+    run_to_end(&app, &pid, &settings()).await;
+    assert_eq!(rows(&app, &unkeyed).await.len(), 4, "append keeps both runs' rows");
+
+    let pid = chain(&app, &conn, &unkeyed, vec![], json!({"loadMode": "upsert"})).await;
+    let run = run_to_end(&app, &pid, &settings()).await;
+    assert_eq!(run["error"]["code"], "INVALID_CONFIG");
+}
+
+/// A run that outlasts the worker's time budget checkpoints and continues in a follow-up
+/// message: same attempt, every row written once.
+#[tokio::test]
+async fn a_run_over_its_time_budget_continues_from_its_checkpoint() {
+    let app = spawn_app().await;
+    let data: String =
+        std::iter::once("id,v".to_string()).chain((1..=25).map(|i| format!("{i},{}", i * 10))).collect::<Vec<_>>().join("\n");
+    let conn = connector(&app, "inline", json!({"data": data, "format": "csv"})).await;
+    let schema_id = schema(&app, json!([{"name": "id", "type": "integer", "primaryKey": true}, {"name": "v", "type": "integer"}])).await;
+    let pid = chain(
+        &app,
+        &conn,
+        &schema_id,
+        vec![transform(json!({"type": "deduplicate", "keys": ["id"]}))],
+        json!({"batchSize": 4, "parallelism": 2}),
+    )
+    .await;
+    let budget = RunSettings { time_budget: std::time::Duration::ZERO, ..RunSettings::default() };
+    let run = run_to_end(&app, &pid, &budget).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!((run["rowsIn"].as_u64(), run["rowsOut"].as_u64(), run["attempt"].as_u64()), (Some(25), Some(25), Some(1)));
+    let log = run["log"].to_string();
+    assert!(log.contains("checkpoint") && log.contains("resume"), "{log}");
+    assert_eq!(rows(&app, &schema_id).await.len(), 25);
+}
+
+#[tokio::test]
+async fn bad_node_configs_fail_naming_the_node_and_the_reference_example_runs() {
+    let app = spawn_app().await;
+    let conn = connector(&app, "inline", json!({"records": [{"id": 1}]})).await;
+    let schema_id = schema(&app, json!([{"name": "id", "type": "integer", "primaryKey": true}])).await;
+    let (pid, ids) = chain_with_ids(&app, &conn, &schema_id, vec![transform(json!({"type": "teleport"}))], json!({})).await;
+    let run = run_to_end(&app, &pid, &settings()).await;
+    assert_eq!((run["error"]["code"].as_str(), run["error"]["nodeId"].as_str()), (Some("INVALID_NODE_CONFIG"), Some(ids[1].as_str())));
+    assert!(run["error"]["message"].as_str().unwrap().contains("teleport"));
+    let pid = chain(&app, &conn, &schema_id, vec![json!({"nodeType": "transform", "label": "No type", "config": {}})], json!({})).await;
+    assert!(run_to_end(&app, &pid, &settings()).await["error"]["message"].as_str().unwrap().contains("No type"));
+
+    // The reference page's graph: a rename_field without mappings passes records through.
+    let pid = app.create_pipeline(&example_pipeline(&conn, &schema_id)).await["id"].as_str().unwrap().to_string();
+    let run = run_to_end(&app, &pid, &settings()).await;
+    assert_eq!((run["status"].as_str(), run["rowsOut"].as_u64()), (Some("completed"), Some(1)), "{run}");
+
+    let other = connector(&app, "snowflake", json!({})).await;
+    let pid = chain(&app, &other, &schema_id, vec![], json!({})).await;
+    let run = run_to_end(&app, &pid, &settings()).await;
+    assert_eq!(run["error"]["code"], "UNSUPPORTED_CONNECTOR");
+    assert!(run["error"]["message"].as_str().unwrap().contains("'snowflake'"));
+}
+
+#[tokio::test]
+async fn s3_and_http_sources_run_end_to_end() {
+    let app = spawn_app().await;
+    let bucket = unique("bucket");
+    let s3 = app.s3();
+    s3.create_bucket().bucket(&bucket).send().await.expect("bucket");
+    for (key, body) in [("in/a.csv", "id,name\n1,a\n2,b\n"), ("in/b.jsonl", "{\"id\": 3, \"name\": \"c\"}\n")] {
+        s3.put_object().bucket(&bucket).key(key).body(body.as_bytes().to_vec().into()).send().await.expect("put");
+    }
+    let fields = json!([{"name": "id", "type": "integer", "primaryKey": true}, {"name": "name", "type": "text"}]);
+    let conn = connector(&app, "s3", json!({"bucket": bucket, "prefix": "in/"})).await;
+    let schema_id = schema(&app, fields.clone()).await;
+    let run = run_to_end(&app, &chain(&app, &conn, &schema_id, vec![], json!({})).await, &settings()).await;
+    assert_eq!((run["status"].as_str(), run["rowsOut"].as_u64()), (Some("completed"), Some(3)), "{run}");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/orders", listener.local_addr().unwrap());
+    let server = axum::Router::new().route(
+        "/orders",
+        axum::routing::get(|| async {
+            ([("content-type", "application/x-ndjson")], "{\"id\": 7, \"name\": \"g\"}\n{\"id\": 8, \"name\": \"h\"}\n")
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, server).await });
+    let conn = connector(&app, "http", json!({"url": url})).await;
+    let schema_id = schema(&app, fields).await;
+    let run = run_to_end(&app, &chain(&app, &conn, &schema_id, vec![], json!({})).await, &settings()).await;
+    assert_eq!((run["status"].as_str(), run["rowsOut"].as_u64()), (Some("completed"), Some(2)), "{run}");
+}

@@ -1,0 +1,499 @@
+//! Sources against real services: S3 objects in moto (:4566, or `AWS_ENDPOINT_URL_S3`) and HTTP
+//! servers these tests start on 127.0.0.1. Start moto with `scripts/local-stack.sh start`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::Credentials;
+use aws_sdk_s3::primitives::ByteStream;
+use futures::{stream, StreamExt};
+use serde_json::{json, Value};
+use shared::domain::connector::Connector;
+use shared::domain::ids::ConnectorId;
+use shared::domain::run::RunError;
+use shared::engine::source::{open, Source, SourceContext};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+fn connector(kind: &str, config: Value) -> Connector {
+    let Value::Object(config) = config else { panic!("config must be an object") };
+    Connector {
+        id: ConnectorId::generate(),
+        name: "test".into(),
+        kind: kind.into(),
+        description: None,
+        config,
+        created_at: "t".into(),
+        updated_at: "t".into(),
+    }
+}
+
+/// Batch sizes and records, to the end.
+async fn drain(source: &mut dyn Source, max: usize) -> (Vec<usize>, Vec<Value>) {
+    let (mut sizes, mut records) = (Vec::new(), Vec::new());
+    while let Some(batch) = source.next_batch(max).await.unwrap() {
+        sizes.push(batch.len());
+        records.extend(batch.into_iter().map(Value::Object));
+    }
+    (sizes, records)
+}
+
+async fn read(ctx: &SourceContext, kind: &str, config: Value, skip: u64, max: usize) -> (Vec<usize>, Vec<Value>) {
+    let mut source = open(&connector(kind, config), ctx, skip).await.unwrap_or_else(|e| panic!("open: {e:?}"));
+    drain(source.as_mut(), max).await
+}
+
+async fn open_error(ctx: &SourceContext, kind: &str, config: Value) -> RunError {
+    match open(&connector(kind, config), ctx, 0).await {
+        Ok(_) => panic!("opened"),
+        Err(e) => e,
+    }
+}
+
+// --- S3 ---------------------------------------------------------------------------------------
+
+/// A context on moto, through [`SourceContext::new`] (path-style because the endpoint is set), and
+/// a fresh bucket.
+async fn s3() -> (SourceContext, String) {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_S3").ok().filter(|v| !v.is_empty()).unwrap_or("http://127.0.0.1:4566".into());
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("local", "local", None, None, "local-stack"))
+        .endpoint_url(endpoint.as_str())
+        .load()
+        .await;
+    let ctx = SourceContext::new(&sdk, true);
+    let bucket = format!("sources-{}", uuid::Uuid::new_v4().simple());
+    ctx.s3.create_bucket().bucket(&bucket).send().await.unwrap_or_else(|e| {
+        panic!(
+            "creating a bucket on {endpoint} (is moto running? scripts/local-stack.sh start): {}",
+            aws_sdk_s3::error::DisplayErrorContext(e)
+        )
+    });
+    (ctx, bucket)
+}
+
+async fn put(ctx: &SourceContext, bucket: &str, key: &str, body: impl Into<Vec<u8>>) {
+    let body = ByteStream::from(body.into());
+    ctx.s3.put_object().bucket(bucket).key(key).body(body).send().await.unwrap();
+}
+
+#[tokio::test]
+async fn s3_prefix_reads_every_object_in_key_order_as_one_stream() {
+    let (ctx, bucket) = s3().await;
+    put(&ctx, &bucket, "in/b.csv", "id,name\n3,c\n4,d\n5,e\n").await;
+    put(&ctx, &bucket, "in/a.csv", "id,name\n1,a\n2,b\n").await;
+    put(&ctx, &bucket, "in/c.jsonl", "{\"id\":6}\n{\"id\":7,\"deep\":{\"x\":[1]}}\n").await;
+    put(&ctx, &bucket, "in/sub/", "").await;
+    put(&ctx, &bucket, "in/_SUCCESS", "").await;
+    put(&ctx, &bucket, "out/a.csv", "id\n99\n").await;
+
+    let (sizes, records) = read(&ctx, "s3", json!({"bucket": bucket, "prefix": "in/"}), 0, 4).await;
+    assert_eq!(sizes, [4, 3]);
+    assert_eq!(
+        records,
+        [
+            json!({"id": "1", "name": "a"}),
+            json!({"id": "2", "name": "b"}),
+            json!({"id": "3", "name": "c"}),
+            json!({"id": "4", "name": "d"}),
+            json!({"id": "5", "name": "e"}),
+            json!({"id": 6}),
+            json!({"id": 7, "deep": {"x": [1]}}),
+        ]
+    );
+
+    // Resuming skips across objects.
+    let (_, records) = read(&ctx, "s3", json!({"bucket": bucket, "prefix": "in/"}), 4, 100).await;
+    assert_eq!(records, [json!({"id": "5", "name": "e"}), json!({"id": 6}), json!({"id": 7, "deep": {"x": [1]}})]);
+
+    // No prefix: the whole bucket; a prefix matching nothing: no records.
+    assert_eq!(read(&ctx, "s3", json!({"bucket": bucket}), 0, 100).await.1.len(), 8);
+    assert_eq!(read(&ctx, "s3", json!({"bucket": bucket, "prefix": "nothing/"}), 0, 100).await.0, Vec::<usize>::new());
+}
+
+#[tokio::test]
+async fn s3_key_reads_one_object_in_its_own_or_the_configured_format() {
+    let (ctx, bucket) = s3().await;
+    put(&ctx, &bucket, "data/orders.json", json!({"data": {"items": [{"n": 1}, {"n": 2}]}}).to_string()).await;
+    put(&ctx, &bucket, "data/export.txt", "n\n1\n2\n3\n").await;
+
+    let (_, records) = read(&ctx, "s3", json!({"bucket": bucket, "key": "data/orders.json", "recordsPath": "data.items"}), 0, 10).await;
+    assert_eq!(records, [json!({"n": 1}), json!({"n": 2})]);
+    let (sizes, _) = read(&ctx, "s3", json!({"bucket": bucket, "key": "data/export.txt", "format": "csv"}), 1, 1).await;
+    assert_eq!(sizes, [1, 1]);
+
+    let e = open_error(&ctx, "s3", json!({"bucket": bucket, "key": "data/export.txt"})).await;
+    assert_eq!(e.code, "INVALID_CONNECTOR_CONFIG");
+    assert!(e.message.starts_with("config.format is required: the format of s3://"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn s3_failures_name_the_object_and_the_service_error() {
+    let (ctx, bucket) = s3().await;
+    let e = open_error(&ctx, "s3", json!({"bucket": bucket, "key": "missing.csv"})).await;
+    assert_eq!(e.code, "SOURCE_ERROR");
+    assert!(e.message.starts_with(&format!("reading s3://{bucket}/missing.csv: NoSuchKey")), "{}", e.message);
+
+    let missing = format!("{bucket}-missing");
+    let e = open_error(&ctx, "s3", json!({"bucket": missing, "prefix": "in/"})).await;
+    assert_eq!(e.code, "SOURCE_ERROR");
+    assert!(e.message.starts_with(&format!("listing s3://{missing}/in/: NoSuchBucket")), "{}", e.message);
+
+    put(&ctx, &bucket, "bad.jsonl", "{\"a\":1}\n{\"a\":2}\n{oops}\n").await;
+    let mut source = open(&connector("s3", json!({"bucket": bucket, "key": "bad.jsonl"})), &ctx, 0).await.unwrap();
+    let e = source.next_batch(10).await.unwrap_err();
+    assert_eq!(e.code, "SOURCE_ERROR");
+    assert!(e.message.starts_with(&format!("s3://{bucket}/bad.jsonl: line 3: invalid JSON")), "{}", e.message);
+}
+
+#[tokio::test]
+async fn s3_a_large_object_is_read_in_full_batches() {
+    let (ctx, bucket) = s3().await;
+    let lines: String = (0..50_000).map(|i| format!("{{\"i\":{i},\"name\":\"record {i}\",\"ok\":true}}\n")).collect();
+    put(&ctx, &bucket, "big/events.ndjson", lines).await;
+
+    let mut source = open(&connector("s3", json!({"bucket": bucket, "prefix": "big/"})), &ctx, 0).await.unwrap();
+    let (mut batches, mut next) = (0, 0);
+    while let Some(batch) = source.next_batch(1000).await.unwrap() {
+        assert_eq!(batch.len(), 1000);
+        // In order, none lost or repeated at chunk boundaries.
+        for record in &batch {
+            assert_eq!(record["i"], json!(next));
+            next += 1;
+        }
+        batches += 1;
+    }
+    assert_eq!((batches, next), (50, 50_000));
+}
+
+#[tokio::test]
+async fn s3_prefixes_are_listed_page_after_page() {
+    let (ctx, bucket) = s3().await;
+    // ListObjectsV2 pages hold 1,000 keys: 1,005 objects take two pages.
+    stream::iter(0..1005)
+        .map(|i| {
+            let (ctx, bucket) = (&ctx, &bucket);
+            async move { put(ctx, bucket, &format!("many/{i:05}.jsonl"), format!("{{\"i\":{i}}}\n")).await }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let (sizes, records) = read(&ctx, "s3", json!({"bucket": bucket, "prefix": "many/"}), 0, 500).await;
+    assert_eq!(sizes, [500, 500, 5]);
+    assert!(records.iter().enumerate().all(|(i, r)| r["i"] == json!(i)));
+}
+
+// --- HTTP -------------------------------------------------------------------------------------
+
+struct Reply {
+    status: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+}
+
+fn reply(status: &'static str, content_type: Option<&'static str>, body: impl Into<Vec<u8>>) -> Reply {
+    Reply { status, headers: content_type.map(|t| ("Content-Type", t.to_string())).into_iter().collect(), body: body.into() }
+}
+
+fn redirect(to: String) -> Reply {
+    Reply { status: "302 Found", headers: vec![("Location", to)], body: Vec::new() }
+}
+
+type Routes = Arc<dyn Fn(&str) -> Reply + Send + Sync>;
+
+/// A one-request-per-connection HTTP/1.1 server on 127.0.0.1; the request heads it received.
+struct Server {
+    addr: SocketAddr,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    async fn start(routes: impl Fn(&str) -> Reply + Send + Sync + 'static) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (log, routes): (_, Routes) = (requests.clone(), Arc::new(routes));
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let (log, routes) = (log.clone(), routes.clone());
+                tokio::spawn(async move {
+                    let (mut socket, head) = read_head(socket).await;
+                    let target = head.split_whitespace().nth(1).unwrap_or("/");
+                    let path = target.split('?').next().unwrap_or(target).to_string();
+                    log.lock().unwrap().push(head);
+                    let reply = routes(&path);
+                    let mut out = format!("HTTP/1.1 {}\r\nContent-Length: {}\r\nConnection: close\r\n", reply.status, reply.body.len());
+                    for (name, value) in &reply.headers {
+                        out.push_str(&format!("{name}: {value}\r\n"));
+                    }
+                    out.push_str("\r\n");
+                    let _ = socket.write_all(out.as_bytes()).await;
+                    let _ = socket.write_all(&reply.body).await;
+                });
+            }
+        });
+        Server { addr, requests }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// Reads up to the end of the request head.
+async fn read_head(mut socket: TcpStream) -> (TcpStream, String) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    (socket, String::from_utf8_lossy(&head).into_owned())
+}
+
+fn http_context(allow_private_addresses: bool) -> SourceContext {
+    let config = aws_sdk_s3::Config::builder().behavior_version(BehaviorVersion::latest()).region(Region::new("us-east-1")).build();
+    SourceContext::with_s3(aws_sdk_s3::Client::from_conf(config), allow_private_addresses)
+}
+
+fn ten() -> Vec<Value> {
+    (1..=10).map(|i| json!({"id": i})).collect()
+}
+
+#[tokio::test]
+async fn http_reads_each_format_from_its_content_type_or_config() {
+    let server = Server::start(|path| match path {
+        "/array" => reply("200 OK", Some("application/json; charset=utf-8"), Value::Array(ten()).to_string()),
+        "/lines" => reply("200 OK", Some("application/x-ndjson"), ten().iter().map(|r| format!("{r}\n")).collect::<String>()),
+        "/table" => reply("200 OK", Some("text/plain"), "id,name\n1,a\n2,b\n"),
+        "/wrapped" => reply("200 OK", Some("application/json"), json!({"data": {"items": ten()}, "next": null}).to_string()),
+        "/untyped" => reply("200 OK", None, "[]"),
+        "/html" => reply("200 OK", Some("text/html"), "<html>"),
+        _ => reply("404 Not Found", None, ""),
+    })
+    .await;
+    let ctx = http_context(true);
+
+    assert_eq!(read(&ctx, "http", json!({"url": server.url("/array")}), 0, 3).await, (vec![3, 3, 3, 1], ten()));
+    assert_eq!(read(&ctx, "http", json!({"url": server.url("/lines")}), 7, 2).await, (vec![2, 1], ten()[7..].to_vec()));
+    let (_, records) = read(&ctx, "http", json!({"url": server.url("/table"), "format": "csv"}), 0, 10).await;
+    assert_eq!(records, [json!({"id": "1", "name": "a"}), json!({"id": "2", "name": "b"})]);
+    let (_, records) = read(&ctx, "http", json!({"url": server.url("/wrapped"), "recordsPath": "data.items"}), 0, 10).await;
+    assert_eq!(records, ten());
+
+    let e = open_error(&ctx, "http", json!({"url": server.url("/untyped")})).await;
+    assert_eq!(e.code, "INVALID_CONNECTOR_CONFIG");
+    assert_eq!(
+        e.message,
+        format!(
+            "config.format is required (json, jsonl or csv): the response from http://{} has no content type it could be told from",
+            server.addr
+        )
+    );
+    let e = open_error(&ctx, "http", json!({"url": server.url("/html")})).await;
+    assert!(e.message.ends_with("has content type text/html, which is none of them"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn http_failures_give_the_status_without_the_body_or_headers() {
+    let server = Server::start(|path| match path {
+        "/fail" => reply("500 Internal Server Error", Some("text/plain"), "secret-body"),
+        "/broken" => reply("200 OK", Some("application/x-ndjson"), "{\"a\":1}\n{\"a\":\n"),
+        _ => reply("404 Not Found", None, "secret-body"),
+    })
+    .await;
+    let ctx = http_context(true);
+
+    let headers = json!({"Authorization": "Bearer secret-token"});
+    let e = open_error(&ctx, "http", json!({"url": server.url("/fail?token=secret-query"), "headers": headers})).await;
+    assert_eq!((e.code.as_str(), e.message.clone()), ("SOURCE_ERROR", format!("http://{}: status 500 Internal Server Error", server.addr)));
+    let e = open_error(&ctx, "http", json!({"url": server.url("/gone")})).await;
+    assert_eq!(e.message, format!("http://{}: status 404 Not Found", server.addr));
+
+    let mut source = open(&connector("http", json!({"url": server.url("/broken")})), &ctx, 0).await.unwrap();
+    let e = source.next_batch(10).await.unwrap_err();
+    assert_eq!(e.code, "SOURCE_ERROR");
+    assert!(e.message.starts_with(&format!("the response from http://{}: line 2: invalid JSON", server.addr)), "{}", e.message);
+    for request in server.requests() {
+        assert!(request.starts_with("GET /"), "{request}");
+    }
+}
+
+#[tokio::test]
+async fn http_headers_go_to_the_configured_origin_only() {
+    let other = Server::start(|_| reply("200 OK", Some("application/json"), "[{\"from\":\"other\"}]")).await;
+    let elsewhere = other.url("/data");
+    let server = Server::start(move |path| match path {
+        "/data" => reply("200 OK", Some("application/json"), "[{\"from\":\"origin\"}]"),
+        "/moved" => redirect("/data".into()),
+        "/away" => redirect(elsewhere.clone()),
+        _ => reply("404 Not Found", None, ""),
+    })
+    .await;
+    let ctx = http_context(true);
+    let headers = json!({"X-Api-Key": "k-123", "Accept": "application/json"});
+
+    let (_, records) = read(&ctx, "http", json!({"url": server.url("/moved"), "headers": headers}), 0, 10).await;
+    assert_eq!(records, [json!({"from": "origin"})]);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    for request in &requests {
+        let lower = request.to_ascii_lowercase();
+        assert!(lower.contains("x-api-key: k-123\r\n") && lower.contains("accept: application/json\r\n"), "{request}");
+    }
+
+    let (_, records) = read(&ctx, "http", json!({"url": server.url("/away"), "headers": headers}), 0, 10).await;
+    assert_eq!(records, [json!({"from": "other"})]);
+    let forwarded = other.requests();
+    assert_eq!(forwarded.len(), 1);
+    assert!(!forwarded[0].to_ascii_lowercase().contains("x-api-key"), "{}", forwarded[0]);
+}
+
+#[tokio::test]
+async fn http_redirects_are_checked_and_limited() {
+    let port = Arc::new(Mutex::new(0u16));
+    let loop_port = port.clone();
+    let server = Server::start(move |path| match path {
+        "/metadata" => redirect("http://169.254.169.254/latest/meta-data/".into()),
+        "/mapped" => redirect("http://[::ffff:169.254.169.254]/".into()),
+        "/ftp" => redirect("ftp://127.0.0.1/data".into()),
+        "/loop" => redirect(format!("http://localhost:{}/loop", loop_port.lock().unwrap())),
+        _ => reply("404 Not Found", None, ""),
+    })
+    .await;
+    *port.lock().unwrap() = server.addr.port();
+    let ctx = http_context(true);
+
+    for path in ["/metadata", "/mapped"] {
+        let started = Instant::now();
+        let e = open_error(&ctx, "http", json!({"url": server.url(path)})).await;
+        assert_eq!(e.code, "SOURCE_BLOCKED", "{path}: {}", e.message);
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+    let e = open_error(&ctx, "http", json!({"url": server.url("/ftp")})).await;
+    assert_eq!(e.message, format!("http://{}: status 302 Found redirects to a location that is not an http or https URL", server.addr));
+    let e = open_error(&ctx, "http", json!({"url": server.url("/loop")})).await;
+    assert_eq!(
+        (e.code.as_str(), e.message.clone()),
+        ("SOURCE_ERROR", format!("http://localhost:{}: more than 5 redirects", server.addr.port()))
+    );
+    assert_eq!(server.requests().iter().filter(|r| r.starts_with("GET /loop ")).count(), 6);
+}
+
+#[tokio::test]
+async fn http_private_addresses_need_permission_and_metadata_is_never_reached() {
+    let server = Server::start(|_| reply("200 OK", Some("application/json"), "[]")).await;
+
+    for url in [server.url("/"), format!("http://localhost:{}/", server.addr.port())] {
+        let e = open_error(&http_context(false), "http", json!({"url": url})).await;
+        assert_eq!(e.code, "SOURCE_BLOCKED", "{url}");
+    }
+    assert!(server.requests().is_empty(), "no connection was made");
+    let e = open_error(&http_context(false), "http", json!({"url": server.url("/")})).await;
+    assert!(e.message.contains("is a loopback address; this deployment does not let sources connect"), "{}", e.message);
+
+    for url in [
+        "http://169.254.169.254/latest/meta-data/iam/",
+        "http://[fd00:ec2::254]/",
+        "http://169.254.170.2/v2/credentials",
+        "http://0.0.0.0:80/",
+    ] {
+        let started = Instant::now();
+        let e = open_error(&http_context(true), "http", json!({"url": url})).await;
+        assert_eq!(e.code, "SOURCE_BLOCKED", "{url}: {}", e.message);
+        assert!(started.elapsed() < Duration::from_millis(500), "{url} took {:?}", started.elapsed());
+    }
+}
+
+/// A server that sends `first`, then waits for `go` before sending `rest` (or never, to stall).
+async fn gated(content_type: &'static str, first: String, rest: String, go: Arc<Notify>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let Ok((socket, _)) = listener.accept().await else { return };
+        let (mut socket, _) = read_head(socket).await;
+        let length = first.len() + rest.len();
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n");
+        let _ = socket.write_all(head.as_bytes()).await;
+        let _ = socket.write_all(first.as_bytes()).await;
+        go.notified().await;
+        let _ = socket.write_all(rest.as_bytes()).await;
+    });
+    addr
+}
+
+#[tokio::test]
+async fn http_bodies_stream_records_before_the_response_ends() {
+    let lines = |range: std::ops::Range<u32>| range.map(|i| format!("{{\"i\":{i}}}\n")).collect::<String>();
+    let go = Arc::new(Notify::new());
+    let addr = gated("application/x-ndjson", lines(0..1500), lines(1500..3000), go.clone()).await;
+    let ctx = http_context(true);
+
+    let mut source = open(&connector("http", json!({"url": format!("http://{addr}/")})), &ctx, 0).await.unwrap();
+    // The server holds back the second half until the first batch has arrived.
+    let first =
+        tokio::time::timeout(Duration::from_secs(10), source.next_batch(1000)).await.expect("the first batch waited for the whole body");
+    assert_eq!(first.unwrap().unwrap().len(), 1000);
+    go.notify_one();
+    let (sizes, records) = drain(source.as_mut(), 1000).await;
+    assert_eq!(sizes, [1000, 1000]);
+    assert_eq!(records.last(), Some(&json!({"i": 2999})));
+}
+
+#[tokio::test]
+async fn http_a_stalled_response_fails_after_the_idle_timeout() {
+    let go = Arc::new(Notify::new());
+    let addr = gated("text/csv", "id\n1\n".into(), "2\n".into(), go.clone()).await;
+    let mut ctx = http_context(true);
+    ctx.http.idle_timeout = Duration::from_millis(300);
+
+    let mut source = open(&connector("http", json!({"url": format!("http://{addr}/")})), &ctx, 0).await.unwrap();
+    let started = Instant::now();
+    let e = source.next_batch(10).await.unwrap_err();
+    assert_eq!(e.code, "SOURCE_ERROR");
+    assert_eq!(e.message, format!("the response from http://{addr}: reading failed: no data for 300 ms"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(go);
+}
+
+#[tokio::test]
+async fn http_unreachable_servers_fail_with_the_cause() {
+    // A port that was just free: nothing listens there.
+    let addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let e = open_error(&http_context(true), "http", json!({"url": format!("http://{addr}/data?key=secret")})).await;
+    assert_eq!(e.code, "SOURCE_ERROR");
+    assert!(e.message.starts_with(&format!("http://{addr}: ")), "{}", e.message);
+    assert!(!e.message.contains("secret") && !e.message.contains("/data"), "{}", e.message);
+
+    // Offline, the lookup may fail or time out; either way it is said which host it was.
+    let mut ctx = http_context(true);
+    ctx.http.connect_timeout = Duration::from_secs(2);
+    let e = open_error(&ctx, "http", json!({"url": "http://no-such-host.invalid/"})).await;
+    assert_eq!(e.code, "SOURCE_ERROR");
+    assert!(e.message.contains("look") && e.message.contains("no-such-host.invalid"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn http_sources_resume_by_skipping() {
+    let server = Server::start(|_| reply("200 OK", Some("text/csv"), "id\n1\n2\n3\n4\n5\n")).await;
+    let (sizes, records) = read(&http_context(true), "http", json!({"url": server.url("/")}), 3, 10).await;
+    assert_eq!(sizes, [2]);
+    assert_eq!(records, [json!({"id": "4"}), json!({"id": "5"})]);
+}
+
+#[tokio::test]
+async fn unsupported_types_say_so() {
+    let e = open_error(&http_context(false), "snowflake", json!({})).await;
+    assert_eq!(e.code, "UNSUPPORTED_CONNECTOR");
+    assert!(e.message.starts_with("connector type 'snowflake' cannot be executed yet"));
+}

@@ -1,0 +1,290 @@
+//! The records table: where runs write the rows of a schema, and where failed rows are kept.
+//!
+//! | item | PK | SK |
+//! |---|---|---|
+//! | a row, `upsert` | `T#<t>#S#<schemaId>` | `K#<JSON array of the primary key values>` |
+//! | a row, `append` | `T#<t>#S#<schemaId>` | `A#<runId>#<row number>` |
+//! | a dead letter | `T#<t>#R#<runId>` | `D#<row number>` |
+//!
+//! A row's values live in its `data` map (beside `runId` and `writtenAt`), so field names never
+//! collide with the keys. Writes are BatchWriteItem requests of 25; unprocessed items are retried
+//! with exponential backoff (the SDK retries throttled requests itself).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde_json::{json, Value};
+
+use super::coerce::FieldIssue;
+use super::record::Record;
+use crate::domain::ids::{RunId, SchemaId};
+use crate::domain::run::RunError;
+use crate::domain::schema::Schema;
+use crate::domain::tenant::TenantId;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Requests of one batch in flight at once.
+const REQUESTS_IN_FLIGHT: usize = 4;
+const RETRY_ROUNDS: u32 = 8;
+
+#[derive(Clone, Debug)]
+pub struct RecordsTable {
+    client: Client,
+    table: String,
+}
+
+/// A row ready to be written: its sort key and its values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub key: String,
+    pub data: Record,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn write_error(message: impl Into<String>) -> RunError {
+    RunError::new("WRITE_FAILED", message)
+}
+
+pub fn schema_pk(tenant: &TenantId, schema: &SchemaId) -> String {
+    format!("T#{tenant}#S#{schema}")
+}
+
+fn dead_letters_pk(tenant: &TenantId, run: &RunId) -> String {
+    format!("T#{tenant}#R#{run}")
+}
+
+/// The key of an upserted row: its primary key values, as a JSON array (unambiguous whatever
+/// the values hold). `None` when the schema has no primary key.
+pub fn upsert_key(schema: &Schema, row: &Record) -> Option<String> {
+    let values: Vec<&Value> = schema.fields.iter().filter(|f| f.primary_key).map(|f| row.get(&f.name).unwrap_or(&Value::Null)).collect();
+    (!values.is_empty()).then(|| format!("K#{}", Value::from(values.into_iter().cloned().collect::<Vec<_>>())))
+}
+
+pub fn append_key(run: &RunId, row_number: u64) -> String {
+    format!("A#{run}#{row_number:012}")
+}
+
+impl RecordsTable {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Writes rows under `pk`: 25 a request, a few requests at once. Within a request a key
+    /// appears once (the last row wins), as DynamoDB requires.
+    pub async fn write(&self, pk: &str, run: &RunId, rows: Vec<Row>) -> Result<(), RunError> {
+        let written_at = crate::domain::now();
+        let mut requests: Vec<Vec<WriteRequest>> = Vec::new();
+        for chunk in rows.chunks(25) {
+            let mut by_key: Vec<(&str, &Record)> = Vec::with_capacity(chunk.len());
+            for row in chunk {
+                match by_key.iter_mut().find(|(k, _)| *k == row.key) {
+                    Some(slot) => slot.1 = &row.data,
+                    None => by_key.push((&row.key, &row.data)),
+                }
+            }
+            let mut batch = Vec::with_capacity(by_key.len());
+            for (key, data) in by_key {
+                let data = serde_dynamo::to_attribute_value(data).map_err(|e| write_error(format!("a row does not encode: {e}")))?;
+                let item = Item::from([
+                    ("PK".to_string(), s(pk)),
+                    ("SK".to_string(), s(key)),
+                    ("data".to_string(), data),
+                    ("runId".to_string(), s(run.as_str())),
+                    ("writtenAt".to_string(), s(&written_at)),
+                ]);
+                let put = PutRequest::builder().set_item(Some(item)).build().map_err(|e| write_error(e.to_string()))?;
+                batch.push(WriteRequest::builder().put_request(put).build());
+            }
+            requests.push(batch);
+        }
+        stream::iter(requests.into_iter().map(|batch| self.batch_write(batch)))
+            .buffer_unordered(REQUESTS_IN_FLIGHT)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    /// One BatchWriteItem, retrying what DynamoDB leaves unprocessed, with backoff.
+    async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), RunError> {
+        for round in 0..=RETRY_ROUNDS {
+            if requests.is_empty() {
+                return Ok(());
+            }
+            if round > 0 {
+                tokio::time::sleep(Duration::from_millis(25 << round.min(6))).await;
+            }
+            let out = self.client.batch_write_item().request_items(&self.table, requests).send().await.map_err(|e| {
+                use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+                write_error(format!("writing rows failed: {}", e.code().unwrap_or("unreachable")))
+            })?;
+            requests = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
+        }
+        if requests.is_empty() {
+            Ok(())
+        } else {
+            Err(write_error(format!("{} rows stayed unprocessed after {RETRY_ROUNDS} retries (throttled)", requests.len())))
+        }
+    }
+
+    /// Deletes every row of a schema (`loadMode: truncate`).
+    pub async fn truncate(&self, pk: &str) -> Result<u64, RunError> {
+        let mut deleted = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk")
+                .expression_attribute_values(":pk", s(pk))
+                .projection_expression("PK, SK")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|_| write_error("reading rows to truncate failed"))?;
+            let keys = page.items.unwrap_or_default();
+            deleted += keys.len() as u64;
+            let requests: Vec<Vec<WriteRequest>> = keys
+                .chunks(25)
+                .map(|chunk| {
+                    chunk
+                        .iter()
+                        .filter_map(|key| DeleteRequest::builder().set_key(Some(key.clone())).build().ok())
+                        .map(|d| WriteRequest::builder().delete_request(d).build())
+                        .collect()
+                })
+                .collect();
+            stream::iter(requests.into_iter().map(|batch| self.batch_write(batch)))
+                .buffer_unordered(REQUESTS_IN_FLIGHT)
+                .try_collect::<Vec<()>>()
+                .await?;
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    /// Keeps failed rows with their run (`errorHandling: dead_letter`).
+    pub async fn write_dead_letters(
+        &self,
+        tenant: &TenantId,
+        run: &RunId,
+        letters: Vec<(u64, Vec<FieldIssue>, Record)>,
+    ) -> Result<(), RunError> {
+        let rows = letters
+            .into_iter()
+            .map(|(row, issues, record)| {
+                let data = json!({ "row": row, "errors": issues, "record": record });
+                Row { key: format!("D#{row:012}"), data: data.as_object().cloned().unwrap_or_default() }
+            })
+            .collect();
+        self.write(&dead_letters_pk(tenant, run), run, rows).await
+    }
+
+    /// A page of a partition's items' `data`, in key order, after the key `after`.
+    async fn page(&self, pk: &str, limit: usize, after: Option<&str>) -> Result<(Vec<(String, Value)>, bool), String> {
+        let mut out = Vec::with_capacity(limit + 1);
+        let mut start = after.map(|sk| Item::from([("PK".to_string(), s(pk)), ("SK".to_string(), s(sk))]));
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk")
+                .expression_attribute_values(":pk", s(pk))
+                .set_exclusive_start_key(start)
+                .limit((limit + 1 - out.len()) as i32)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!("reading rows failed: {}", aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e).unwrap_or("unreachable"))
+                })?;
+            for item in page.items.unwrap_or_default() {
+                let key = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let data: Value = item
+                    .get("data")
+                    .cloned()
+                    .map(serde_dynamo::from_attribute_value)
+                    .transpose()
+                    .map_err(|e| e.to_string())?
+                    .unwrap_or_default();
+                out.push((key, data));
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() || out.len() > limit {
+                let more = out.len() > limit;
+                out.truncate(limit);
+                return Ok((out, more));
+            }
+        }
+    }
+
+    /// A page of a schema's rows.
+    pub async fn rows(
+        &self,
+        tenant: &TenantId,
+        schema: &SchemaId,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<(String, Value)>, bool), String> {
+        self.page(&schema_pk(tenant, schema), limit, after).await
+    }
+
+    /// A page of a run's dead letters.
+    pub async fn dead_letters(
+        &self,
+        tenant: &TenantId,
+        run: &RunId,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<(String, Value)>, bool), String> {
+        self.page(&dead_letters_pk(tenant, run), limit, after).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::schema::{Field, FieldType};
+
+    fn schema(pk: &[&str]) -> Schema {
+        let field = |name: &str, primary_key| Field { name: name.into(), kind: FieldType::Text, required: primary_key, primary_key };
+        Schema {
+            id: SchemaId::generate(),
+            name: "t".into(),
+            display_name: "t".into(),
+            description: None,
+            fields: vec![field("a", pk.contains(&"a")), field("b", pk.contains(&"b")), field("c", false)],
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn upsert_keys_follow_the_primary_key_and_cannot_collide() {
+        let row = |a: Value, b: Value| json!({"a": a, "b": b, "c": 1}).as_object().cloned().unwrap();
+        let s = schema(&["a", "b"]);
+        assert_eq!(upsert_key(&s, &row(json!("x"), json!(2))), Some(r#"K#["x",2]"#.to_string()));
+        // "x#y" + "z" and "x" + "y#z" would collide if joined naively.
+        assert_ne!(upsert_key(&s, &row(json!("x#y"), json!("z"))), upsert_key(&s, &row(json!("x"), json!("y#z"))));
+        assert_eq!(upsert_key(&schema(&[]), &row(json!(1), json!(2))), None);
+    }
+
+    #[test]
+    fn append_keys_sort_by_row() {
+        let run = RunId::generate();
+        assert!(append_key(&run, 9) < append_key(&run, 10));
+    }
+}

@@ -1,0 +1,50 @@
+//! What runs wrote: a schema's rows, and a run's dead letters. Paged like every list; no `total`
+//! (counting rows exactly would cost a read per written row).
+
+use lambda_http::Request;
+use serde_json::{json, Value};
+
+use super::runs::run_path;
+use crate::app::App;
+use crate::domain::ids::SchemaId;
+use crate::domain::schema::Schema;
+use crate::domain::tenant::Caller;
+use crate::engine::sink::RecordsTable;
+use crate::error::ApiError;
+use crate::http::page::{encode_cursor, PageRequest};
+use crate::http::request::path_id;
+use crate::http::{json, Reply};
+
+fn records(app: &App) -> Result<&RecordsTable, ApiError> {
+    app.records.as_ref().ok_or_else(|| ApiError::Internal("RECORDS_TABLE_NAME is not configured".into()))
+}
+
+fn body(page: (Vec<(String, Value)>, bool), limit: usize) -> Value {
+    let (items, more) = page;
+    let next = items.last().filter(|_| more).map(|(key, _)| encode_cursor(key));
+    let mut body = json!({
+        "data": items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+        "hasMore": more,
+        "pagination": { "cursor": next, "hasMore": more, "limit": limit },
+    });
+    if let Some(next) = next {
+        body["nextCursor"] = json!(next);
+    }
+    body
+}
+
+pub(super) async fn rows(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let id = path_id(req, SchemaId::parse, "schema")?;
+    let page = PageRequest::from_request(req, |k| k.starts_with("K#") || k.starts_with("A#"))?;
+    app.store.get::<Schema>(&caller.tenant, id.as_str()).await?.ok_or_else(|| ApiError::not_found("schema", id.as_str()))?;
+    let rows = records(app)?.rows(&caller.tenant, &id, page.limit, page.after.as_deref()).await.map_err(ApiError::Internal)?;
+    Ok(json(200, &body(rows, page.limit)))
+}
+
+pub(super) async fn dead_letters(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let (pipeline, run) = run_path(req)?;
+    let page = PageRequest::from_request(req, |k| k.starts_with("D#"))?;
+    app.store.get_run(&caller.tenant, &pipeline, &run).await?.ok_or_else(|| ApiError::not_found("run", run.as_str()))?;
+    let letters = records(app)?.dead_letters(&caller.tenant, &run, page.limit, page.after.as_deref()).await.map_err(ApiError::Internal)?;
+    Ok(json(200, &body(letters, page.limit)))
+}
