@@ -37,6 +37,11 @@ template-check:
 	$(SAM_ENV) $(TOOLS)/sam validate --lint -t template.yaml
 	$(SAM_ENV) $(TOOLS)/cfn-lint template.yaml
 
+# Engine throughput in memory (criterion), then a whole local run against the emulators.
+bench:
+	cargo bench -p shared --bench engine
+	$(STACK) run env $(LOCAL_ENV) cargo bench -p local --bench local_run
+
 stack-start:
 	$(STACK) start
 

@@ -54,55 +54,39 @@ pub fn records_table(table: &str) -> String {
 
 /// Creates the records table of `template.yaml` if it does not exist.
 pub async fn ensure_records_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), Error> {
-    if client.describe_table().table_name(name).send().await.is_ok() {
-        return Ok(());
-    }
-    let attr = |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build();
-    let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
-    let created = client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("PK")?)
-        .attribute_definitions(attr("SK")?)
-        .key_schema(key("PK", KeyType::Hash)?)
-        .key_schema(key("SK", KeyType::Range)?)
-        .send()
-        .await;
-    match created {
-        Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => Ok(()),
-        Err(e) => Err(format!("creating table {name}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)).into()),
-    }
+    create_table(client, name, false).await
 }
 
-/// Creates the table of `template.yaml` if it does not exist.
+/// Creates the table of `template.yaml`, with its work index, if it does not exist.
 pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), Error> {
+    create_table(client, name, true).await
+}
+
+async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, work_index: bool) -> Result<(), Error> {
     if client.describe_table().table_name(name).send().await.is_ok() {
         return Ok(());
     }
     let attr = |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build();
     let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
-    let work_index = GlobalSecondaryIndex::builder()
-        .index_name(shared::store::index::NAME)
-        .key_schema(key(shared::store::index::PK, KeyType::Hash)?)
-        .key_schema(key(shared::store::index::SK, KeyType::Range)?)
-        .projection(Projection::builder().projection_type(ProjectionType::All).build())
-        .build()?;
-    let created = client
+    let mut create = client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attr("PK")?)
         .attribute_definitions(attr("SK")?)
-        .attribute_definitions(attr(shared::store::index::PK)?)
-        .attribute_definitions(attr(shared::store::index::SK)?)
         .key_schema(key("PK", KeyType::Hash)?)
-        .key_schema(key("SK", KeyType::Range)?)
-        .global_secondary_indexes(work_index)
-        .send()
-        .await;
-    match created {
+        .key_schema(key("SK", KeyType::Range)?);
+    if work_index {
+        let (pk, sk) = (shared::store::index::PK, shared::store::index::SK);
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(shared::store::index::NAME)
+            .key_schema(key(pk, KeyType::Hash)?)
+            .key_schema(key(sk, KeyType::Range)?)
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()?;
+        create = create.attribute_definitions(attr(pk)?).attribute_definitions(attr(sk)?).global_secondary_indexes(index);
+    }
+    match create.send().await {
         Ok(_) => Ok(()),
         // Another process created it meanwhile.
         Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => Ok(()),

@@ -5,7 +5,8 @@
 //!   two overlapping ticks fire it once. The next slot is the first one after *now*: after
 //!   downtime a pipeline fires once for all the slots it missed, not once per slot.
 //! - Runs pending for longer than `pending_resend` (their message was lost) are sent again.
-//! - Runs whose lease ran out are sent again for a takeover, or failed when no attempt is left.
+//! - Runs whose lease ran out are sent again for a takeover, or failed when no attempt is left;
+//!   a checkpointed run whose follow-up message was lost is sent again.
 
 use chrono::{DateTime, Utc};
 
@@ -94,7 +95,8 @@ async fn sweep_leases(
 ) -> Result<(), StoreError> {
     for item in app.store.index_upto(index::LEASE, shard, &stamp(now), PER_SHARD).await? {
         let Some((tenant, run)) = decode::<Run>(item) else { continue };
-        if run.attempt >= settings.max_attempts {
+        // A checkpointed run waits for its follow-up, not for a new attempt: always resend it.
+        if run.attempt >= settings.max_attempts && !run.continuation {
             if app.store.fail_exhausted(&tenant, &run, &stamp(now)).await? {
                 report.failed += 1;
             }
