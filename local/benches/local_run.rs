@@ -29,7 +29,8 @@ async fn main() -> Result<(), shared::app::Error> {
     local::stack::ensure_table(&clients.dynamodb, &table).await?;
     local::stack::ensure_records_table(&clients.dynamodb, &local::stack::records_table(&table)).await?;
     let queue = local::stack::ensure_queue(&clients.sqs, &format!("bench-{suffix}")).await?;
-    let app = App::new(clients.dynamodb.clone(), clients.sqs.clone(), &table, Some(&queue)).with_records(&local::stack::records_table(&table));
+    let app =
+        App::new(clients.dynamodb.clone(), clients.sqs.clone(), &table, Some(&queue)).with_records(&local::stack::records_table(&table));
     let engine = DataEngine { records: app.records.clone().ok_or("records")?, sources: SourceContext::with_s3(clients.s3.clone(), true) };
 
     let bucket = format!("bench-{suffix}");
@@ -41,7 +42,8 @@ async fn main() -> Result<(), shared::app::Error> {
 
     let tenant = TenantId::parse("bench")?;
     let now = shared::domain::now();
-    let connector = NewConnector::parse(&json!({"name": "orders", "type": "s3", "config": {"bucket": bucket, "key": "orders.jsonl"}}))?.into_connector(ConnectorId::generate(), &now);
+    let connector = NewConnector::parse(&json!({"name": "orders", "type": "s3", "config": {"bucket": bucket, "key": "orders.jsonl"}}))?
+        .into_connector(ConnectorId::generate(), &now);
     let schema = NewSchema::parse(&json!({"name": "orders", "fields": [
         {"name": "id", "type": "integer", "primaryKey": true}, {"name": "email", "type": "text"},
         {"name": "status", "type": "text"}, {"name": "total", "type": "decimal"}

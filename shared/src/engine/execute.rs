@@ -174,12 +174,13 @@ impl DataEngine {
         };
         let mut log = Vec::new();
         let pk = schema_pk(job.tenant, &job.schema.id);
+        let mut source = open(job.connector, &self.sources, resumed_at).await.map_err(|e| RunFailure::from(e.at_node(&plan.source.id)))?;
+        log.push(LogEntry::new("source", format!("reading {} connector '{}'", job.connector.kind, job.connector.name)));
+        // Only once the source opened: a source that fails leaves the schema's rows alone.
         if mode == LoadMode::Truncate && resumed_at == 0 {
             let deleted = self.records.truncate(&pk).await?;
             log.push(LogEntry::new("target", format!("truncated {deleted} rows of schema '{}'", job.schema.name)));
         }
-        let mut source = open(job.connector, &self.sources, resumed_at).await.map_err(|e| RunFailure::from(e.at_node(&plan.source.id)))?;
-        log.push(LogEntry::new("source", format!("reading {} connector '{}'", job.connector.kind, job.connector.name)));
 
         let mut read = resumed_at;
         let mut in_flight = FuturesUnordered::new();
