@@ -257,19 +257,20 @@ async fn reruns_upsert_by_primary_key_and_append_without_one() {
     let keyed = schema(&app, json!([{"name": "id", "type": "integer", "primaryKey": true}, {"name": "name", "type": "text"}])).await;
     let pid = chain(&app, &conn, &keyed, vec![], json!({})).await;
     run_to_end(&app, &pid, &settings()).await;
-    app.put("/connectors", &json!({"id": conn, "config": {"data": "id,name\n2,B\n3,c\n", "format": "csv"}})).await;
+    app.put("/connectors", &json!({"id": conn, "config": {"data": "id,name\n2,B\n3,c\n3,C\n", "format": "csv"}})).await;
     let run = run_to_end(&app, &pid, &settings()).await;
     assert_eq!(run["status"], "completed");
     let mut got: Vec<(i64, String)> =
         rows(&app, &keyed).await.iter().map(|r| (r["id"].as_i64().unwrap(), r["name"].as_str().unwrap().to_string())).collect();
     got.sort();
-    assert_eq!(got, [(1, "a".into()), (2, "B".into()), (3, "c".into())]);
+    // A key twice in one batch: the later row wins.
+    assert_eq!(got, [(1, "a".into()), (2, "B".into()), (3, "C".into())]);
 
     let unkeyed = schema(&app, json!([{"name": "id", "type": "integer"}, {"name": "name", "type": "text"}])).await;
     let pid = chain(&app, &conn, &unkeyed, vec![], json!({})).await;
     run_to_end(&app, &pid, &settings()).await;
     run_to_end(&app, &pid, &settings()).await;
-    assert_eq!(rows(&app, &unkeyed).await.len(), 4, "append keeps both runs' rows");
+    assert_eq!(rows(&app, &unkeyed).await.len(), 6, "append keeps both runs' rows");
 
     let pid = chain(&app, &conn, &unkeyed, vec![], json!({"loadMode": "upsert"})).await;
     let run = run_to_end(&app, &pid, &settings()).await;

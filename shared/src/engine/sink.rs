@@ -7,15 +7,13 @@
 //! | a dead letter | `T#<t>#R#<runId>` | `D#<row number>` |
 //!
 //! A row's values live in its `data` map (beside `runId` and `writtenAt`), so field names never
-//! collide with the keys. Writes are BatchWriteItem requests of 25; unprocessed items are retried
-//! with exponential backoff (the SDK retries throttled requests itself).
+//! collide with the keys. Writes go through [`crate::store::batch`]: requests of 25, unprocessed
+//! items retried with backoff.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
-use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
 use super::coerce::FieldIssue;
@@ -24,12 +22,9 @@ use crate::domain::ids::{RunId, SchemaId};
 use crate::domain::run::RunError;
 use crate::domain::schema::Schema;
 use crate::domain::tenant::TenantId;
+use crate::store::batch;
 
 type Item = HashMap<String, AttributeValue>;
-
-/// Requests of one batch in flight at once.
-const REQUESTS_IN_FLIGHT: usize = 4;
-const RETRY_ROUNDS: u32 = 8;
 
 #[derive(Clone, Debug)]
 pub struct RecordsTable {
@@ -80,100 +75,33 @@ impl RecordsTable {
         &self.table
     }
 
-    /// Writes rows under `pk`: 25 a request, a few requests at once. Within a request a key
-    /// appears once (the last row wins), as DynamoDB requires.
+    /// Writes rows under `pk`. A key written twice in one call keeps its last row: DynamoDB
+    /// refuses a batch that names a key twice, and the later row is the newer.
     pub async fn write(&self, pk: &str, run: &RunId, rows: Vec<Row>) -> Result<(), RunError> {
         let written_at = crate::domain::now();
-        let mut requests: Vec<Vec<WriteRequest>> = Vec::new();
-        for chunk in rows.chunks(25) {
-            let mut by_key: Vec<(&str, &Record)> = Vec::with_capacity(chunk.len());
-            for row in chunk {
-                match by_key.iter_mut().find(|(k, _)| *k == row.key) {
-                    Some(slot) => slot.1 = &row.data,
-                    None => by_key.push((&row.key, &row.data)),
-                }
-            }
-            let mut batch = Vec::with_capacity(by_key.len());
-            for (key, data) in by_key {
-                let data = serde_dynamo::to_attribute_value(data).map_err(|e| write_error(format!("a row does not encode: {e}")))?;
-                let item = Item::from([
-                    ("PK".to_string(), s(pk)),
-                    ("SK".to_string(), s(key)),
-                    ("data".to_string(), data),
-                    ("runId".to_string(), s(run.as_str())),
-                    ("writtenAt".to_string(), s(&written_at)),
-                ]);
-                let put = PutRequest::builder().set_item(Some(item)).build().map_err(|e| write_error(e.to_string()))?;
-                batch.push(WriteRequest::builder().put_request(put).build());
-            }
-            requests.push(batch);
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
+        for (i, row) in rows.iter().enumerate() {
+            last.insert(&row.key, i);
         }
-        stream::iter(requests.into_iter().map(|batch| self.batch_write(batch)))
-            .buffer_unordered(REQUESTS_IN_FLIGHT)
-            .try_collect::<Vec<()>>()
-            .await?;
-        Ok(())
-    }
-
-    /// One BatchWriteItem, retrying what DynamoDB leaves unprocessed, with backoff.
-    async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), RunError> {
-        for round in 0..=RETRY_ROUNDS {
-            if requests.is_empty() {
-                return Ok(());
-            }
-            if round > 0 {
-                tokio::time::sleep(Duration::from_millis(25 << round.min(6))).await;
-            }
-            let out = self.client.batch_write_item().request_items(&self.table, requests).send().await.map_err(|e| {
-                use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-                write_error(format!("writing rows failed: {}", e.code().unwrap_or("unreachable")))
-            })?;
-            requests = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
+        let mut requests = Vec::with_capacity(last.len());
+        for (_, row) in rows.iter().enumerate().filter(|(i, row)| last.get(row.key.as_str()) == Some(i)) {
+            let data = serde_dynamo::to_attribute_value(&row.data).map_err(|e| write_error(format!("a row does not encode: {e}")))?;
+            let item = Item::from([
+                ("PK".to_string(), s(pk)),
+                ("SK".to_string(), s(&row.key)),
+                ("data".to_string(), data),
+                ("runId".to_string(), s(run.as_str())),
+                ("writtenAt".to_string(), s(&written_at)),
+            ]);
+            let put = PutRequest::builder().set_item(Some(item)).build().map_err(|e| write_error(e.to_string()))?;
+            requests.push(WriteRequest::builder().put_request(put).build());
         }
-        if requests.is_empty() {
-            Ok(())
-        } else {
-            Err(write_error(format!("{} rows stayed unprocessed after {RETRY_ROUNDS} retries (throttled)", requests.len())))
-        }
+        batch::write_all(&self.client, &self.table, requests).await.map_err(|e| write_error(format!("writing rows failed: {e}")))
     }
 
     /// Deletes every row of a schema (`loadMode: truncate`).
     pub async fn truncate(&self, pk: &str) -> Result<u64, RunError> {
-        let mut deleted = 0;
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk")
-                .expression_attribute_values(":pk", s(pk))
-                .projection_expression("PK, SK")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|_| write_error("reading rows to truncate failed"))?;
-            let keys = page.items.unwrap_or_default();
-            deleted += keys.len() as u64;
-            let requests: Vec<Vec<WriteRequest>> = keys
-                .chunks(25)
-                .map(|chunk| {
-                    chunk
-                        .iter()
-                        .filter_map(|key| DeleteRequest::builder().set_key(Some(key.clone())).build().ok())
-                        .map(|d| WriteRequest::builder().delete_request(d).build())
-                        .collect()
-                })
-                .collect();
-            stream::iter(requests.into_iter().map(|batch| self.batch_write(batch)))
-                .buffer_unordered(REQUESTS_IN_FLIGHT)
-                .try_collect::<Vec<()>>()
-                .await?;
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(deleted);
-            }
-        }
+        batch::clear_partition(&self.client, &self.table, pk).await.map_err(|e| write_error(format!("truncating failed: {e}")))
     }
 
     /// Keeps failed rows with their run (`errorHandling: dead_letter`).

@@ -1,7 +1,7 @@
 //! Runs, in their pipeline's partition, newest first, and their lifecycle: every status change is
 //! a conditional write on the state it leaves, so duplicates and races change nothing twice.
 
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, Put, ReturnValue, TransactWriteItem, Update, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 
 use super::entity::{from_item, sk};
 use super::{index, n, s, tenant_pk, Item, Store, StoreError};
@@ -674,52 +674,8 @@ impl Store {
         self.fail_running(tenant, run, error, now).await
     }
 
-    /// Removes every run of a pipeline (and its slots), 25 deletes a request.
+    /// Removes every run of a pipeline (and its slots).
     pub(super) async fn delete_runs(&self, tenant: &TenantId, pipeline: &PipelineId) -> Result<(), StoreError> {
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk")
-                .expression_attribute_values(":pk", s(runs_pk(tenant, pipeline)))
-                .projection_expression("PK, SK")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| StoreError::dynamo("Query", e))?;
-            for chunk in page.items.unwrap_or_default().chunks(25) {
-                let mut requests: Vec<WriteRequest> = chunk
-                    .iter()
-                    .map(|key| {
-                        Ok(WriteRequest::builder()
-                            .delete_request(DeleteRequest::builder().set_key(Some(key.clone())).build().map_err(corrupt)?)
-                            .build())
-                    })
-                    .collect::<Result<_, StoreError>>()?;
-                for round in 1.. {
-                    let out = self
-                        .client
-                        .batch_write_item()
-                        .request_items(&self.table, requests)
-                        .send()
-                        .await
-                        .map_err(|e| StoreError::dynamo("BatchWriteItem", e))?;
-                    requests = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
-                    if requests.is_empty() {
-                        break;
-                    }
-                    if round > 10 {
-                        return Err(StoreError::Dynamo { op: "BatchWriteItem", detail: "items left unprocessed".into() });
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(20 * round)).await;
-                }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(());
-            }
-        }
+        super::batch::clear_partition(&self.client, &self.table, &runs_pk(tenant, pipeline)).await.map(|_| ())
     }
 }

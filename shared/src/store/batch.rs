@@ -1,0 +1,81 @@
+//! Batch writes shared by the main table and the records table: requests of 25, a few at once,
+//! what DynamoDB leaves unprocessed retried with exponential backoff (the SDK itself retries
+//! throttled requests).
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use super::{s, StoreError};
+
+/// Requests in flight at once.
+const IN_FLIGHT: usize = 4;
+const RETRY_ROUNDS: u32 = 8;
+
+/// Writes every request; a key must appear at most once among them (DynamoDB refuses a request
+/// that names a key twice).
+pub async fn write_all(client: &Client, table: &str, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+    let mut chunks = Vec::with_capacity(requests.len().div_ceil(25));
+    let mut requests = requests.into_iter().peekable();
+    while requests.peek().is_some() {
+        chunks.push(requests.by_ref().take(25).collect::<Vec<_>>());
+    }
+    stream::iter(chunks.into_iter().map(|chunk| write_25(client, table, chunk)))
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+async fn write_25(client: &Client, table: &str, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+    for round in 0..=RETRY_ROUNDS {
+        if requests.is_empty() {
+            return Ok(());
+        }
+        if round > 0 {
+            tokio::time::sleep(Duration::from_millis(25 << round.min(6))).await;
+        }
+        let out =
+            client.batch_write_item().request_items(table, requests).send().await.map_err(|e| StoreError::dynamo("BatchWriteItem", e))?;
+        requests = out.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
+    }
+    if requests.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Dynamo { op: "BatchWriteItem", detail: format!("{} items stayed unprocessed (throttled)", requests.len()) })
+    }
+}
+
+/// Deletes every item of a partition; returns how many.
+pub async fn clear_partition(client: &Client, table: &str, pk: &str) -> Result<u64, StoreError> {
+    let mut deleted = 0;
+    let mut start = None;
+    loop {
+        let page = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(pk))
+            .projection_expression("PK, SK")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("Query", e))?;
+        let keys = page.items.unwrap_or_default();
+        deleted += keys.len() as u64;
+        let requests = keys
+            .into_iter()
+            .map(|key| {
+                let delete = DeleteRequest::builder().set_key(Some(key)).build().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        write_all(client, table, requests).await?;
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(deleted);
+        }
+    }
+}
