@@ -150,7 +150,9 @@ pub fn serve_worker() -> Result<(), Error> {
         let engine: &'static DataEngine = Box::leak(Box::new(data_engine(app, &sdk)?));
         let settings: &'static RunSettings = Box::leak(Box::new(RunSettings::from_env()));
         lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-            Ok::<_, Error>(worker_batch(app, engine, settings, event.payload).await)
+            let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+            let settings = settings.within_deadline(event.context.deadline, now_ms);
+            Ok::<_, Error>(worker_batch(app, engine, &settings, event.payload).await)
         }))
         .await
     })

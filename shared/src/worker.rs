@@ -67,6 +67,19 @@ impl RunSettings {
     }
 }
 
+impl RunSettings {
+    /// These settings for an invocation that must end by `deadline_ms` (epoch milliseconds, as
+    /// Lambda gives it): the time budget shrinks to leave [`DEADLINE_MARGIN`] for the last batch,
+    /// the checkpoint and the follow-up message.
+    pub fn within_deadline(&self, deadline_ms: u64, now_ms: u64) -> RunSettings {
+        let remaining = std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(DEADLINE_MARGIN);
+        RunSettings { time_budget: self.time_budget.min(remaining), ..self.clone() }
+    }
+}
+
+/// What a worker keeps of its invocation's time after its budget.
+pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// What became of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -242,4 +255,19 @@ async fn resend_oldest_pending(
     };
     queue.send(&RunMessage::new(tenant, &run)).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_shrinks_to_fit_the_invocation_deadline() {
+        let settings = RunSettings::default();
+        let now = 1_000_000;
+        assert_eq!(settings.within_deadline(now + 300_000, now).time_budget, settings.time_budget, "a far deadline keeps the budget");
+        assert_eq!(settings.within_deadline(now + 50_000, now).time_budget, std::time::Duration::from_secs(30));
+        assert_eq!(settings.within_deadline(now + 5_000, now).time_budget, std::time::Duration::ZERO);
+        assert_eq!(settings.within_deadline(now - 1, now).time_budget, std::time::Duration::ZERO);
+    }
 }

@@ -441,3 +441,35 @@ async fn runs_list_filters_by_status_and_pages_with_a_cursor_header() {
     }
     assert_eq!(seen, ids.iter().rev().cloned().collect::<Vec<_>>());
 }
+
+/// A message no worker can read is reported failed on every delivery, and SQS's redrive policy
+/// moves it to the dead-letter queue (here after 2 receives, with no visibility delay).
+#[tokio::test]
+async fn poison_messages_end_in_the_dead_letter_queue() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let probe = spawn_app().await;
+    let sqs = probe.sqs.clone();
+    let name = unique("poison");
+    let dlq = sqs.create_queue().queue_name(format!("{name}-dlq")).send().await.unwrap().queue_url.unwrap();
+    let attrs = sqs.get_queue_attributes().queue_url(&dlq).attribute_names(QueueAttributeName::QueueArn).send().await.unwrap();
+    let arn = attrs.attributes().unwrap()[&QueueAttributeName::QueueArn].clone();
+    let queue = sqs
+        .create_queue()
+        .queue_name(&name)
+        .attributes(QueueAttributeName::VisibilityTimeout, "0")
+        .attributes(QueueAttributeName::RedrivePolicy, json!({"deadLetterTargetArn": arn, "maxReceiveCount": "2"}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let app = spawn_app_with_queue(&queue).await;
+    app.send_raw("{not a run message").await;
+    let s = settings(5_000, 3);
+    for _ in 0..4 {
+        poll(&app, &BatchEngine::new(1, 0), &s).await;
+    }
+    let out = sqs.receive_message().queue_url(&dlq).wait_time_seconds(1).send().await.unwrap();
+    let bodies: Vec<&str> = out.messages().iter().filter_map(|m| m.body()).collect();
+    assert_eq!(bodies, ["{not a run message"]);
+}
