@@ -37,10 +37,13 @@ template-check:
 	$(SAM_ENV) $(TOOLS)/sam validate --lint -t template.yaml
 	$(SAM_ENV) $(TOOLS)/cfn-lint template.yaml
 
-# Engine throughput in memory (criterion), then a whole local run against the emulators.
+# Engine throughput in memory (criterion), a whole local run against the emulators, and the
+# cold start of a function binary against a hello-world Lambda.
 bench:
 	cargo bench -p shared --bench engine
-	$(STACK) run env $(LOCAL_ENV) cargo bench -p local --bench local_run
+	cargo build --release -p list-pipelines
+	cargo build --release -p local --example hello_lambda
+	$(STACK) run env $(LOCAL_ENV) sh -c 'cargo bench -p local --bench local_run && cargo bench -p local --bench cold_start'
 
 stack-start:
 	$(STACK) start
