@@ -107,6 +107,28 @@ impl Store {
         )
     }
 
+    /// The transaction item that counts one more run in a pipeline's `SLOTS` (`counter` is
+    /// `active` or `running`), refused once `max` are counted.
+    fn take_slot(
+        &self,
+        tenant: &TenantId,
+        pipeline: &PipelineId,
+        counter: &str,
+        max: Option<u32>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut slots = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(slots_key(tenant, pipeline)))
+            .update_expression(format!("ADD {counter} :one"))
+            .expression_attribute_values(":one", n(1));
+        if let Some(max) = max {
+            slots = slots
+                .condition_expression(format!("attribute_not_exists({counter}) OR {counter} < :max"))
+                .expression_attribute_values(":max", n(max as i64));
+        }
+        tx_update(slots)
+    }
+
     /// Writes a new pending run and marks it as its pipeline's latest, in one transaction
     /// conditioned on the pipeline existing (no run outlives a concurrent delete). With `skip_at`,
     /// refused when that many runs are active. With `slot`, also claims the schedule slot `slot.0`
@@ -145,17 +167,8 @@ impl Store {
                 latest.update_expression(moved).condition_expression("nextRunAt = :slot").expression_attribute_values(":slot", s(claimed))
             }
         };
-        let mut slots = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(slots_key(tenant, &run.pipeline_id)))
-            .update_expression("ADD active :one")
-            .expression_attribute_values(":one", n(1));
-        if let Some(max) = skip_at {
-            slots = slots
-                .condition_expression("attribute_not_exists(active) OR active < :max")
-                .expression_attribute_values(":max", n(max as i64));
-        }
-        match self.transact("TransactWriteItems", vec![put, tx_update(latest)?, tx_update(slots)?]).await {
+        let slots = self.take_slot(tenant, &run.pipeline_id, "active", skip_at)?;
+        match self.transact("TransactWriteItems", vec![put, tx_update(latest)?, slots]).await {
             Ok(()) => Ok(CreateRun::Created),
             Err(e) if e.reason(1).is_some() => Ok(CreateRun::PipelineGone),
             Err(e) if e.reason(2).is_some() => Ok(CreateRun::AtCapacity),
@@ -267,17 +280,7 @@ impl Store {
                     .condition_expression("#st = :pending AND attempt = :prev")
                     .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()));
                 items.push(tx_update(update)?);
-                let mut slots = Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(slots_key(tenant, pipeline)))
-                    .update_expression("ADD running :one")
-                    .expression_attribute_values(":one", n(1));
-                if let Some(max) = max_running {
-                    slots = slots
-                        .condition_expression("attribute_not_exists(running) OR running < :max")
-                        .expression_attribute_values(":max", n(max as i64));
-                }
-                items.push(tx_update(slots)?);
+                items.push(self.take_slot(tenant, pipeline, "running", max_running)?);
             }
             match self.transact("TransactWriteItems", items).await {
                 Ok(()) => {
