@@ -356,3 +356,112 @@ async fn s3_and_http_sources_run_end_to_end() {
     let run = run_to_end(&app, &chain(&app, &conn, &schema_id, vec![], json!({})).await, &settings()).await;
     assert_eq!((run["status"].as_str(), run["rowsOut"].as_u64()), (Some("completed"), Some(2)), "{run}");
 }
+
+/// A graph of `nodes` (temporary ids) and `edges` (pairs of them) between the connector and the
+/// schema; returns the pipeline id and the permanent node ids by temporary id.
+async fn dag(
+    app: &TestApp,
+    connector: &str,
+    schema: &str,
+    nodes: Vec<(&str, Value)>,
+    edges: &[(&str, &str)],
+    config: Value,
+) -> (String, std::collections::HashMap<String, String>) {
+    let temp: Vec<&str> = nodes.iter().map(|(id, _)| *id).collect();
+    let nodes: Vec<Value> = nodes
+        .into_iter()
+        .map(|(id, mut node)| {
+            node["id"] = json!(id);
+            node
+        })
+        .collect();
+    let edges: Vec<Value> = edges.iter().map(|(s, t)| json!({"source": s, "target": t})).collect();
+    let body =
+        json!({"name": "dag", "connectorId": connector, "schemaId": schema, "executionConfig": config, "nodes": nodes, "edges": edges});
+    let created = app.create_pipeline(&body).await;
+    let ids = created["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(temp)
+        .map(|(n, t)| (t.to_string(), n["id"].as_str().unwrap().to_string()))
+        .collect();
+    (created["id"].as_str().unwrap().to_string(), ids)
+}
+
+fn end(node_type: &str) -> Value {
+    json!({"nodeType": node_type, "label": node_type})
+}
+
+#[tokio::test]
+async fn a_branching_graph_writes_the_union_of_its_branches() {
+    // The example: source → x = 1 → target and source → x = 2 → target over x = 1, 2, 3.
+    let app = spawn_app().await;
+    let conn = connector(&app, "inline", json!({"records": [{"x": 1}, {"x": 2}, {"x": 3}]})).await;
+    let schema_id = schema(&app, json!([{"name": "x", "type": "integer", "primaryKey": true}])).await;
+    let nodes = vec![
+        ("s", end("source")),
+        ("one", filter(json!({"field": "x", "op": "eq", "value": 1}))),
+        ("two", filter(json!({"field": "x", "op": "eq", "value": 2}))),
+        ("t", end("target")),
+    ];
+    let (pid, ids) = dag(&app, &conn, &schema_id, nodes, &[("s", "one"), ("s", "two"), ("one", "t"), ("two", "t")], json!({})).await;
+    let run = run_to_end(&app, &pid, &settings()).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!((run["rowsIn"].as_u64(), run["rowsOut"].as_u64(), run["skippedRows"].as_u64()), (Some(3), Some(2), Some(1)), "{run}");
+    assert_eq!(run["nodeCounts"][&ids["one"]], json!({"in": 3, "out": 1}));
+    assert_eq!(run["nodeCounts"][&ids["two"]], json!({"in": 3, "out": 1}));
+    assert_eq!(run["nodeCounts"][&ids["t"]], json!({"in": 2, "out": 2}));
+    let mut xs: Vec<Value> = rows(&app, &schema_id).await.iter().map(|r| r["x"].clone()).collect();
+    xs.sort_by_key(|v| v.as_i64());
+    assert_eq!(xs, [json!(1), json!(2)]);
+}
+
+#[tokio::test]
+async fn a_diamond_over_append_writes_a_row_once_per_path() {
+    let app = spawn_app().await;
+    let conn = connector(&app, "inline", json!({"records": [{"x": "007"}, {"x": "8"}]})).await;
+    let schema_id = schema(&app, json!([{"name": "x", "type": "integer"}, {"name": "via", "type": "text"}])).await;
+    let tag = |v: &str| transform(json!({"type": "add_field", "field": "via", "value": v}));
+    let nodes = vec![("s", end("source")), ("a", tag("a")), ("b", tag("b")), ("t", end("target"))];
+    let edges = [("s", "a"), ("s", "b"), ("a", "t"), ("b", "t")];
+    let (pid, ids) = dag(&app, &conn, &schema_id, nodes, &edges, json!({"loadMode": "append"})).await;
+    let run = run_to_end(&app, &pid, &settings()).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!((run["rowsIn"].as_u64(), run["rowsOut"].as_u64()), (Some(2), Some(4)), "{run}");
+    assert_eq!(run["nodeCounts"][&ids["t"]], json!({"in": 4, "out": 4}));
+    let mut got: Vec<(i64, String)> =
+        rows(&app, &schema_id).await.iter().map(|r| (r["x"].as_i64().unwrap(), r["via"].as_str().unwrap().to_string())).collect();
+    got.sort();
+    // "007" became 7: zero-padded numbers are numbers to an integer field.
+    assert_eq!(got, [(7, "a".into()), (7, "b".into()), (8, "a".into()), (8, "b".into())]);
+}
+
+#[tokio::test]
+async fn graphs_that_cannot_run_are_refused_when_written_naming_the_node_or_edge() {
+    let app = spawn_app().await;
+    let conn = connector(&app, "inline", json!({"records": []})).await;
+    let schema_id = schema(&app, json!([{"name": "x", "type": "integer"}])).await;
+    let body =
+        |nodes: Value, edges: Value| json!({"name": "bad", "connectorId": conn, "schemaId": schema_id, "nodes": nodes, "edges": edges});
+    let three =
+        json!([{"id": "s", "nodeType": "source"}, {"id": "f", "nodeType": "filter", "label": "Lonely"}, {"id": "t", "nodeType": "target"}]);
+    let cases = [
+        (json!([{"source": "s", "target": "t"}, {"source": "s", "target": "t"}]), "edges[1]"),
+        (json!([{"source": "s", "target": "t"}]), "nodes[1]"),
+        (json!([{"source": "s", "target": "f"}, {"source": "f", "target": "f"}, {"source": "s", "target": "t"}]), "edges"),
+        (json!([{"source": "s", "target": "f"}, {"source": "f", "target": "t"}, {"source": "s", "target": "ghost"}]), "edges[2].target"),
+    ];
+    for (edges, field) in cases {
+        let r = app.post("/pipelines", &body(three.clone(), edges.clone())).await;
+        assert_error(&r, 400, "BAD_REQUEST");
+        assert!(detail_fields(&r.body).contains(&field.to_string()), "{edges} → {}", r.body);
+    }
+    // The same holds for PUT.
+    let ok = app.post("/pipelines", &body(three.clone(), json!([{"source": "s", "target": "f"}, {"source": "f", "target": "t"}]))).await;
+    assert_eq!(ok.status, 201, "{}", ok.body);
+    let id = ok.body["id"].as_str().unwrap();
+    let r = app.put("/pipelines", &json!({"id": id, "nodes": three, "edges": [{"source": "s", "target": "t"}]})).await;
+    assert_error(&r, 400, "BAD_REQUEST");
+    assert_eq!(detail_fields(&r.body), ["nodes[1]"]);
+}

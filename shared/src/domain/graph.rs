@@ -4,7 +4,7 @@
 //! that already belongs to a node of the same pipeline) and maps the edges onto them. A graph
 //! that exists has unique node ids, edges between its own nodes, and no cycle.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -97,6 +97,174 @@ pub struct Graph {
     pub edges: Vec<Edge>,
 }
 
+/// What keeps a graph from running as a dataflow between its one source and its one target.
+/// Nodes and edges are named by their index in the graph's lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// No source, or no target, node.
+    Missing(NodeType),
+    /// A second source or target node (a pipeline binds one connector and one schema).
+    Another {
+        node: usize,
+        kind: NodeType,
+    },
+    /// The same source and target as an earlier edge: every edge carries a copy of the rows, so
+    /// a duplicate would silently double them.
+    DuplicateEdge {
+        edge: usize,
+        first: usize,
+    },
+    Cycle {
+        node: usize,
+    },
+    /// No path from the source reaches the node.
+    Unreachable {
+        node: usize,
+    },
+    /// No path from the node reaches the target.
+    DeadEnd {
+        node: usize,
+    },
+}
+
+impl Fault {
+    pub fn node(self) -> Option<usize> {
+        match self {
+            Fault::Another { node, .. } | Fault::Cycle { node } | Fault::Unreachable { node } | Fault::DeadEnd { node } => Some(node),
+            Fault::Missing(_) | Fault::DuplicateEdge { .. } => None,
+        }
+    }
+
+    /// The fault in words, naming nodes by label (or id).
+    pub fn describe(self, nodes: &[Node]) -> String {
+        let name = |i: usize| nodes.get(i).map_or("?", Node::label_or_id).to_string();
+        match self {
+            Fault::Missing(kind) => format!("the graph has no {} node", kind.as_str()),
+            Fault::Another { node, kind } => format!("node '{}' is a second {} node; a graph has exactly one", name(node), kind.as_str()),
+            Fault::DuplicateEdge { edge, first } => format!("edges[{edge}] duplicates edges[{first}]"),
+            Fault::Cycle { node } => format!("the edges form a cycle through node '{}'", name(node)),
+            Fault::Unreachable { node } => {
+                format!("node '{}' is not on a path from the source to the target: no path from the source reaches it", name(node))
+            }
+            Fault::DeadEnd { node } => {
+                format!("node '{}' is not on a path from the source to the target: it does not lead to the target", name(node))
+            }
+        }
+    }
+}
+
+/// A graph read as a dataflow: its nodes in an order where every edge points forward, each
+/// node's inputs (one entry per incoming edge), and the faults that keep it from running.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Analysis {
+    /// Node indices in topological order, ready nodes taken in the graph's own order for a
+    /// stable plan; complete only without a cycle.
+    pub order: Vec<usize>,
+    /// For each node, the nodes its incoming edges come from, in edge order.
+    pub inputs: Vec<Vec<usize>>,
+    pub source: Option<usize>,
+    pub target: Option<usize>,
+    pub faults: Vec<Fault>,
+}
+
+/// Analyses `nodes` and `edges`; edges naming unknown nodes are left out (the reader reports them).
+pub fn analyse(nodes: &[Node], edges: &[Edge]) -> Analysis {
+    let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
+    let mut analysis = Analysis { inputs: vec![Vec::new(); nodes.len()], ..Analysis::default() };
+    let mut extra = vec![false; nodes.len()];
+    for kind in [NodeType::Source, NodeType::Target] {
+        let mut of_kind = nodes.iter().enumerate().filter(|(_, n)| n.node_type == kind).map(|(i, _)| i);
+        let first = of_kind.next();
+        for node in of_kind {
+            extra[node] = true;
+            analysis.faults.push(Fault::Another { node, kind });
+        }
+        match (kind, first) {
+            (_, None) => analysis.faults.push(Fault::Missing(kind)),
+            (NodeType::Source, found) => analysis.source = found,
+            (_, found) => analysis.target = found,
+        }
+    }
+    let mut outputs = vec![Vec::new(); nodes.len()];
+    let mut seen: HashMap<(usize, usize), usize> = HashMap::new();
+    for (i, e) in edges.iter().enumerate() {
+        let (Some(&from), Some(&to)) = (index.get(e.source.as_str()), index.get(e.target.as_str())) else { continue };
+        if let Some(&first) = seen.get(&(from, to)) {
+            analysis.faults.push(Fault::DuplicateEdge { edge: i, first });
+            continue;
+        }
+        seen.insert((from, to), i);
+        outputs[from].push(to);
+        analysis.inputs[to].push(from);
+    }
+    // Kahn's algorithm: what cannot be ordered lies on a cycle or behind one.
+    let mut indegree: Vec<usize> = analysis.inputs.iter().map(Vec::len).collect();
+    let mut ready: BTreeSet<usize> = (0..nodes.len()).filter(|&i| indegree[i] == 0).collect();
+    while let Some(n) = ready.pop_first() {
+        analysis.order.push(n);
+        for &t in &outputs[n] {
+            indegree[t] -= 1;
+            if indegree[t] == 0 {
+                ready.insert(t);
+            }
+        }
+    }
+    if analysis.order.len() < nodes.len() {
+        let node = (0..nodes.len()).find(|&i| indegree[i] > 0 && reaches(&outputs, &outputs[i], i)).unwrap_or_default();
+        analysis.faults.push(Fault::Cycle { node });
+        return analysis;
+    }
+    let mut off_path = vec![false; nodes.len()];
+    if let Some(source) = analysis.source {
+        let reached = reachable(&outputs, source);
+        for node in (0..nodes.len()).filter(|&i| !reached[i] && !extra[i]) {
+            off_path[node] = true;
+            analysis.faults.push(Fault::Unreachable { node });
+        }
+    }
+    if let Some(target) = analysis.target {
+        let leads = reachable(&analysis.inputs, target);
+        analysis.faults.extend((0..nodes.len()).filter(|&i| !leads[i] && !off_path[i] && !extra[i]).map(|node| Fault::DeadEnd { node }));
+    }
+    analysis
+}
+
+/// The nodes reachable from `from` along `adjacent` (itself included).
+fn reachable(adjacent: &[Vec<usize>], from: usize) -> Vec<bool> {
+    let mut seen = vec![false; adjacent.len()];
+    seen[from] = true;
+    let mut stack = vec![from];
+    while let Some(n) = stack.pop() {
+        for &next in &adjacent[n] {
+            if !std::mem::replace(&mut seen[next], true) {
+                stack.push(next);
+            }
+        }
+    }
+    seen
+}
+
+/// Whether `goal` is reachable from `starts` along `adjacent`.
+fn reaches(adjacent: &[Vec<usize>], starts: &[usize], goal: usize) -> bool {
+    let mut seen = vec![false; adjacent.len()];
+    let mut stack = starts.to_vec();
+    while let Some(n) = stack.pop() {
+        if n == goal {
+            return true;
+        }
+        if !std::mem::replace(&mut seen[n], true) {
+            stack.extend(&adjacent[n]);
+        }
+    }
+    false
+}
+
+impl Graph {
+    pub fn analyse(&self) -> Analysis {
+        analyse(&self.nodes, &self.edges)
+    }
+}
+
 impl GraphInput {
     /// Reads `nodes` and `edges` from a request body; `None` when there were faults (in `check`).
     /// Without `nodes`, `edges` must be absent too.
@@ -147,34 +315,23 @@ impl GraphInput {
         if !check.is_clean() {
             return None;
         }
-        let graph = GraphInput { nodes, edges };
-        if let Some(node) = graph.node_on_cycle() {
-            check.error("edges", format!("the edges form a cycle through node '{node}'"));
+        // A graph still being drawn may lack its source or target; anything else that could not
+        // run as a dataflow is refused now, naming the node or edge.
+        for fault in analyse(&nodes, &edges).faults {
+            let (field, message) = match fault {
+                Fault::Missing(_) => continue,
+                Fault::DuplicateEdge { edge, first } => {
+                    (format!("edges[{edge}]"), format!("duplicates edges[{first}] ('{}' to '{}')", edges[edge].source, edges[edge].target))
+                }
+                Fault::Cycle { node } => ("edges".to_string(), format!("the edges form a cycle through node '{}'", nodes[node].id)),
+                other => (format!("nodes[{}]", other.node().unwrap_or_default()), other.describe(&nodes)),
+            };
+            check.error(field, message);
+        }
+        if !check.is_clean() {
             return None;
         }
-        Some(Some(graph))
-    }
-
-    /// A node on a cycle, if there is one (Kahn's algorithm: what cannot be ordered is cyclic).
-    fn node_on_cycle(&self) -> Option<&str> {
-        let mut indegree: HashMap<&str, usize> = self.nodes.iter().map(|n| (n.id.as_str(), 0)).collect();
-        let mut out: HashMap<&str, Vec<&str>> = HashMap::new();
-        for e in &self.edges {
-            *indegree.entry(&e.target).or_default() += 1;
-            out.entry(&e.source).or_default().push(&e.target);
-        }
-        let mut ready: Vec<&str> = indegree.iter().filter(|(_, d)| **d == 0).map(|(n, _)| *n).collect();
-        while let Some(n) = ready.pop() {
-            for t in out.get(n).into_iter().flatten() {
-                let d = indegree.get_mut(t)?;
-                *d -= 1;
-                if *d == 0 {
-                    ready.push(t);
-                }
-            }
-            indegree.remove(n);
-        }
-        self.nodes.iter().map(|n| n.id.as_str()).find(|id| indegree.contains_key(id))
+        Some(Some(GraphInput { nodes, edges }))
     }
 
     /// Gives every node and edge its permanent id: ids that already belong to `existing` are
@@ -274,6 +431,55 @@ mod tests {
         let mut body = example();
         body["edges"] = json!([{"source": "n2", "target": "n2"}]);
         assert!(read(body).unwrap_err()[0].1.contains("cycle"));
+    }
+
+    #[test]
+    fn duplicate_edges_are_named() {
+        let mut body = example();
+        body["edges"].as_array_mut().unwrap().push(json!({"source": "n1", "target": "n2"}));
+        assert_eq!(read(body).unwrap_err(), vec![("edges[2]".to_string(), "duplicates edges[0] ('n1' to 'n2')".to_string())]);
+    }
+
+    #[test]
+    fn every_node_must_lie_on_a_path_from_source_to_target() {
+        let mut body = example();
+        body["nodes"].as_array_mut().unwrap().push(json!({"id": "lost", "nodeType": "filter", "label": "Lost"}));
+        body["nodes"].as_array_mut().unwrap().push(json!({"id": "dead", "nodeType": "transform"}));
+        body["edges"].as_array_mut().unwrap().push(json!({"source": "n1", "target": "dead"}));
+        let errs = read(body).unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!(errs[0].0, "nodes[3]");
+        assert!(errs[0].1.contains("'Lost' is not on a path from the source to the target"), "{errs:?}");
+        assert_eq!(errs[1].0, "nodes[4]");
+        assert!(errs[1].1.contains("does not lead to the target"), "{errs:?}");
+    }
+
+    #[test]
+    fn one_source_and_one_target_but_a_draft_may_lack_them() {
+        let mut body = example();
+        body["nodes"].as_array_mut().unwrap().push(json!({"id": "s2", "nodeType": "source", "label": "Other"}));
+        body["edges"].as_array_mut().unwrap().push(json!({"source": "s2", "target": "n3"}));
+        let errs = read(body).unwrap_err();
+        assert_eq!(errs, vec![("nodes[3]".to_string(), "node 'Other' is a second source node; a graph has exactly one".to_string())]);
+        // Without a target yet, a graph being drawn is kept (its runs fail, naming why).
+        let body = json!({"nodes": [{"id": "a", "nodeType": "source"}, {"id": "b", "nodeType": "filter"}], "edges": [{"source": "a", "target": "b"}]});
+        assert!(read(body).unwrap().is_some());
+    }
+
+    #[test]
+    fn branches_and_diamonds_are_graphs() {
+        let body = json!({
+            "nodes": [{"id": "s", "nodeType": "source"}, {"id": "a", "nodeType": "filter"}, {"id": "b", "nodeType": "filter"},
+                      {"id": "m", "nodeType": "transform"}, {"id": "t", "nodeType": "target"}],
+            "edges": [{"source": "s", "target": "a"}, {"source": "s", "target": "b"}, {"source": "a", "target": "m"},
+                      {"source": "b", "target": "m"}, {"source": "m", "target": "t"}, {"source": "s", "target": "t"}]
+        });
+        let g = read(body).unwrap().unwrap();
+        let analysis = analyse(&g.nodes, &g.edges);
+        assert!(analysis.faults.is_empty(), "{:?}", analysis.faults);
+        assert_eq!(analysis.order, [0, 1, 2, 3, 4]);
+        assert_eq!(analysis.inputs[3], [1, 2]);
+        assert_eq!(analysis.inputs[4], [3, 0]);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! What each type accepts (anything else is an issue):
 //! - text: strings as they are; numbers and booleans as their text.
-//! - integer: a JSON integer, a number with no fraction, or a string holding one (`"42"`, `"4.0"`).
+//! - integer: a JSON integer, a number with no fraction, or a string holding one (`"42"`, `"4.0"`,
+//!   `"007"`, `"+5"`, `" 42 "`).
 //! - decimal: a number or a numeric string, written as a JSON number.
 //! - boolean: `true`/`false`, `1`/`0`, and the strings `true false 1 0 yes no` in any case.
 //! - date: `YYYY-MM-DD`, or any timestamp below, keeping the date as written (not its UTC date).
@@ -16,7 +17,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Number, Value};
 
-use super::record::{number, Record};
+use super::record::{loose_number, Record};
 use crate::domain::schema::{Field, FieldType};
 
 /// Why one field of a record does not fit its schema.
@@ -104,12 +105,12 @@ fn text(value: &Value) -> Option<Value> {
 fn integer(value: &Value) -> Option<i64> {
     // 2^63: the first float past i64::MAX (which itself has no exact f64).
     const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-    let n = number(value)?;
+    let n = loose_number(value)?;
     n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && (-LIMIT..LIMIT).contains(f)).map(|f| f as i64))
 }
 
 fn decimal(value: &Value) -> Option<Number> {
-    number(value)?.as_f64().and_then(Number::from_f64)
+    loose_number(value)?.as_f64().and_then(Number::from_f64)
 }
 
 fn boolean(value: &Value) -> Option<bool> {
@@ -182,6 +183,10 @@ mod tests {
         assert_eq!(ok(FieldType::Integer, json!(-7.0)), json!(-7));
         assert_eq!(ok(FieldType::Integer, json!(" 123 ")), json!(123));
         assert_eq!(ok(FieldType::Integer, json!("4.0")), json!(4));
+        // Zero-padded codes and signed text, as CSV carries them.
+        for (text, n) in [("007", 7), ("+5", 5), (" 42 ", 42), ("3.0", 3), ("-0012", -12), ("+007.00", 7)] {
+            assert_eq!(ok(FieldType::Integer, json!(text)), json!(n), "{text}");
+        }
         assert_eq!(ok(FieldType::Integer, json!("9223372036854775807")), json!(i64::MAX));
         refused(
             FieldType::Integer,
@@ -195,6 +200,9 @@ mod tests {
         assert_eq!(ok(FieldType::Decimal, json!(2.25)), json!(2.25));
         assert_eq!(ok(FieldType::Decimal, json!("-0.5")), json!(-0.5));
         assert_eq!(ok(FieldType::Decimal, json!("1e3")), json!(1000.0));
+        for (text, f) in [("007.5", 7.5), ("+5", 5.0), (" 42 ", 42.0), ("3.0", 3.0), ("-.25", -0.25)] {
+            assert_eq!(ok(FieldType::Decimal, json!(text)), json!(f), "{text}");
+        }
         refused(
             FieldType::Decimal,
             &[json!("NaN"), json!("inf"), json!("-Infinity"), json!("1e999"), json!("1,5"), json!(false), json!({})],

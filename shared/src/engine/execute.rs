@@ -18,8 +18,8 @@ use serde_json::Value;
 use super::coerce::{conform, FieldIssue};
 use super::filter::{parse_filter_config, Condition};
 use super::job::{Control, Engine, Job, Report, RunFailure};
-use super::plan::Plan;
-use super::record::Record;
+use super::plan::{Input, Plan};
+use super::record::{Record, RowId};
 use super::sink::{append_key, schema_pk, upsert_key, RecordsTable, Row};
 use super::source::{open, SourceContext};
 use super::transform::Transform;
@@ -73,14 +73,22 @@ enum Step {
 
 /// What a batch became: rows that fit the schema (conformed), and rows that did not.
 pub struct Processed {
-    pub good: Vec<(u64, Record)>,
-    pub bad: Vec<(u64, Vec<FieldIssue>, Record)>,
+    pub good: Vec<(RowId, Record)>,
+    pub bad: Vec<(RowId, Vec<FieldIssue>, Record)>,
 }
 
-/// The pure part of a run, without I/O: a plan's transform and filter nodes, then the target
-/// schema's checks, over numbered rows, counting as it goes.
+type Rows = Vec<(u64, Record)>;
+
+/// The pure part of a run, without I/O: a plan's transform and filter nodes as a dataflow, then
+/// the target schema's checks, over numbered rows, counting as it goes.
 pub struct Processor {
     steps: Vec<(String, Step)>,
+    inputs: Vec<Vec<Input>>,
+    target_inputs: Vec<Input>,
+    /// How many edges read the source's and each step's output.
+    readers: (usize, Vec<usize>),
+    /// Some node passes rows down more than one edge, so a row can reach the target twice.
+    copies: bool,
     target: String,
     fields: Vec<Field>,
 }
@@ -96,33 +104,60 @@ impl Processor {
             };
             steps.push((node.id.clone(), step));
         }
-        Ok(Self { steps, target: plan.target.id.clone(), fields: schema.fields.clone() })
+        let readers = plan.fan_out();
+        let copies = readers.0 > 1 || readers.1.iter().any(|&n| n > 1);
+        Ok(Self {
+            steps,
+            inputs: plan.inputs.clone(),
+            target_inputs: plan.target_inputs.clone(),
+            readers,
+            copies,
+            target: plan.target.id.clone(),
+            fields: schema.fields.clone(),
+        })
     }
 
     /// Processes a batch whose first record is row `first_row` of the source.
     pub fn process(&mut self, first_row: u64, batch: Vec<Record>, stats: &mut Stats) -> Processed {
-        stats.rows_in += batch.len() as u64;
-        // Row numbers travel with the records through the steps, for error reports.
-        let mut rows: Vec<(u64, Record)> = batch.into_iter().enumerate().map(|(i, r)| (first_row + i as u64, r)).collect();
-        for (node_id, step) in &mut self.steps {
-            let before = rows.len();
-            rows = match step {
+        let size = batch.len();
+        stats.rows_in += size as u64;
+        // Row numbers travel with the records through the steps, for error reports and keys.
+        let rows: Rows = batch.into_iter().enumerate().map(|(i, r)| (first_row + i as u64, r)).collect();
+        let mut flow = Flow { source: Some(rows), steps: (0..self.steps.len()).map(|_| None).collect(), readers: self.readers.clone() };
+        for (i, (node_id, step)) in self.steps.iter_mut().enumerate() {
+            let input = flow.gather(&self.inputs[i]);
+            let before = input.len();
+            let output = match step {
                 Step::Filter(condition) => {
+                    let mut rows = input;
                     rows.retain(|(_, r)| condition.matches(r));
                     rows
                 }
-                Step::Transform(transform) => apply(transform, rows),
+                Step::Transform(transform) => apply(transform, input),
             };
-            stats.skipped_rows += (before - rows.len()) as u64;
             let count = stats.node_counts.entry(node_id.clone()).or_default();
             count.rows_in += before as u64;
-            count.rows_out += rows.len() as u64;
+            count.rows_out += output.len() as u64;
+            flow.steps[i] = Some(output);
         }
-        stats.node_counts.entry(self.target.clone()).or_default().rows_in += rows.len() as u64;
-        let mut processed = Processed { good: Vec::with_capacity(rows.len()), bad: Vec::new() };
-        for (row, record) in rows {
+        let arrived = flow.gather(&self.target_inputs);
+        stats.node_counts.entry(self.target.clone()).or_default().rows_in += arrived.len() as u64;
+
+        // Skipped: rows of the source that reach the target by no path (filtered or deduplicated
+        // away on every branch). Copies: the how-manieth arrival of its row each record is.
+        let mut arrivals = vec![0u32; size];
+        let mut ids = Vec::with_capacity(arrived.len());
+        for (row, _) in &arrived {
+            let slot = &mut arrivals[(row - first_row) as usize];
+            ids.push(RowId { row: *row, copy: if self.copies { *slot } else { 0 } });
+            *slot += 1;
+        }
+        stats.skipped_rows += arrivals.iter().filter(|&&n| n == 0).count() as u64;
+
+        let mut processed = Processed { good: Vec::with_capacity(arrived.len()), bad: Vec::new() };
+        for (id, (row, record)) in ids.into_iter().zip(arrived) {
             match conform(&self.fields, &record) {
-                Ok(conformed) => processed.good.push((row, conformed)),
+                Ok(conformed) => processed.good.push((id, conformed)),
                 Err(issues) => {
                     stats.failed_rows += 1;
                     for issue in &issues {
@@ -134,11 +169,40 @@ impl Processor {
                             });
                         }
                     }
-                    processed.bad.push((row, issues, record));
+                    processed.bad.push((id, issues, record));
                 }
             }
         }
         processed
+    }
+}
+
+/// One batch's outputs on their way through the plan: each is handed to the edges that read it,
+/// moved to the last one and copied for the others.
+struct Flow {
+    source: Option<Rows>,
+    steps: Vec<Option<Rows>>,
+    readers: (usize, Vec<usize>),
+}
+
+impl Flow {
+    /// The union of what `inputs` carry, in edge order.
+    fn gather(&mut self, inputs: &[Input]) -> Rows {
+        let mut union: Rows = Vec::new();
+        for input in inputs {
+            let (slot, left) = match *input {
+                Input::Source => (&mut self.source, &mut self.readers.0),
+                Input::Step(i) => (&mut self.steps[i], &mut self.readers.1[i]),
+            };
+            *left = left.saturating_sub(1);
+            let rows = if *left == 0 { slot.take().unwrap_or_default() } else { slot.clone().unwrap_or_default() };
+            if union.is_empty() {
+                union = rows;
+            } else {
+                union.extend(rows);
+            }
+        }
+        union
     }
 }
 
@@ -201,10 +265,10 @@ impl DataEngine {
             stats.node_counts.entry(plan.source.id.clone()).or_default().rows_out += batch.len() as u64;
             let Processed { good, bad } = processor.process(first_row, batch, &mut stats);
             let mut letters = Vec::new();
-            if let Some((row, issues, _)) = bad.first().filter(|_| handling == ErrorHandling::Fail) {
+            if let Some((id, issues, _)) = bad.first().filter(|_| handling == ErrorHandling::Fail) {
                 // The first bad row fails the run; nothing of this batch is written.
                 let detail = issues.first().map_or(String::new(), |i| format!(": {} {}", i.field, i.message));
-                let e = RunError::new("VALIDATION_FAILED", format!("row {row} does not fit schema '{}'{detail}", job.schema.name));
+                let e = RunError::new("VALIDATION_FAILED", format!("row {} does not fit schema '{}'{detail}", id.row, job.schema.name));
                 break Err(RunFailure::Failed { error: e.at_node(&plan.target.id), stats: None, log: vec![] });
             }
             if handling == ErrorHandling::DeadLetter {
@@ -216,10 +280,10 @@ impl DataEngine {
             stats.dead_letters += letters.len() as u64;
             let rows: Vec<Row> = good
                 .into_iter()
-                .map(|(row, data)| {
+                .map(|(id, data)| {
                     let key = match mode {
                         LoadMode::Upsert => upsert_key(job.schema, &data).unwrap_or_default(),
-                        _ => append_key(&job.run.id, row),
+                        _ => append_key(&job.run.id, id),
                     };
                     Row { key, data }
                 })
@@ -279,4 +343,133 @@ fn apply(transform: &mut Transform, rows: Vec<(u64, Record)>) -> Vec<(u64, Recor
     }
     let (numbers, records): (Vec<u64>, Vec<Record>) = rows.into_iter().unzip();
     numbers.into_iter().zip(transform.apply(records).records).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::graph::Graph;
+    use crate::domain::ids::SchemaId;
+    use serde_json::json;
+
+    fn graph(nodes: Value, edges: &[(&str, &str)]) -> Graph {
+        let edges: Vec<Value> =
+            edges.iter().map(|(s, t)| json!({"id": format!("{s}-{t}"), "source": s, "target": t, "label": null})).collect();
+        serde_json::from_value(json!({"nodes": nodes, "edges": edges})).unwrap()
+    }
+
+    fn node(id: &str, node_type: &str, config: Value) -> Value {
+        json!({"id": id, "nodeType": node_type, "label": "", "config": config, "position": null})
+    }
+
+    fn eq(x: i64) -> Value {
+        json!({"condition": {"field": "x", "op": "eq", "value": x}})
+    }
+
+    fn schema() -> Schema {
+        serde_json::from_value(json!({
+            "id": SchemaId::generate(), "name": "t", "displayName": "t", "description": null,
+            "fields": [{"name": "x", "type": "integer", "required": true, "primaryKey": false},
+                       {"name": "tag", "type": "text", "required": false, "primaryKey": false}],
+            "createdAt": "", "updatedAt": ""
+        }))
+        .unwrap()
+    }
+
+    fn rows(xs: &[Value]) -> Vec<Record> {
+        xs.iter().map(|x| json!({"x": x}).as_object().cloned().unwrap()).collect()
+    }
+
+    fn run(g: &Graph, batch: Vec<Record>) -> (Processed, Stats) {
+        let plan = Plan::build(g).unwrap();
+        let mut processor = Processor::new(&plan, &schema()).unwrap();
+        let mut stats = Stats::default();
+        let processed = processor.process(1, batch, &mut stats);
+        (processed, stats)
+    }
+
+    fn xs(processed: &Processed) -> Vec<(u64, u32, Value)> {
+        processed.good.iter().map(|(id, r)| (id.row, id.copy, r["x"].clone())).collect()
+    }
+
+    fn counts(stats: &Stats, id: &str) -> (u64, u64) {
+        let c = &stats.node_counts[id];
+        (c.rows_in, c.rows_out)
+    }
+
+    #[test]
+    fn branches_write_the_union_of_what_each_lets_through() {
+        // source → x = 1 → target, source → x = 2 → target, over x = 1, 2, 3.
+        let nodes = json!([
+            node("s", "source", json!({})),
+            node("f1", "filter", eq(1)),
+            node("f2", "filter", eq(2)),
+            node("t", "target", json!({}))
+        ]);
+        let g = graph(nodes, &[("s", "f1"), ("s", "f2"), ("f1", "t"), ("f2", "t")]);
+        let (processed, stats) = run(&g, rows(&[json!(1), json!(2), json!(3)]));
+        assert_eq!(xs(&processed), [(1, 0, json!(1)), (2, 0, json!(2))]);
+        assert_eq!((stats.rows_in, stats.skipped_rows, stats.failed_rows), (3, 1, 0));
+        assert_eq!(counts(&stats, "f1"), (3, 1));
+        assert_eq!(counts(&stats, "f2"), (3, 1));
+        assert_eq!(stats.node_counts["t"].rows_in, 2);
+    }
+
+    #[test]
+    fn a_diamond_brings_a_row_once_per_path() {
+        // source → a (tag) → target and source → b (tag) → target: every row arrives twice.
+        let tag = |v: &str| json!({"type": "add_field", "field": "tag", "value": v});
+        let nodes = json!([
+            node("s", "source", json!({})),
+            node("a", "transform", tag("a")),
+            node("b", "transform", tag("b")),
+            node("t", "target", json!({}))
+        ]);
+        let g = graph(nodes, &[("s", "a"), ("s", "b"), ("a", "t"), ("b", "t")]);
+        let (processed, stats) = run(&g, rows(&[json!(1), json!(2)]));
+        let got: Vec<(u64, u32, Value)> = processed.good.iter().map(|(id, r)| (id.row, id.copy, r["tag"].clone())).collect();
+        assert_eq!(got, [(1, 0, json!("a")), (2, 0, json!("a")), (1, 1, json!("b")), (2, 1, json!("b"))]);
+        assert_eq!((stats.rows_in, stats.skipped_rows), (2, 0));
+        assert_eq!(counts(&stats, "a"), (2, 2));
+        assert_eq!(stats.node_counts["t"].rows_in, 4);
+    }
+
+    #[test]
+    fn a_filter_can_feed_two_transforms_and_a_merge_takes_both() {
+        // s → f (x ≥ 2) → {a, b} → m (a merge point) → t; and s → t directly.
+        let nodes = json!([
+            node("s", "source", json!({})),
+            node("f", "filter", json!({"condition": {"field": "x", "op": "gte", "value": 2}})),
+            node("a", "transform", json!({"type": "add_field", "field": "tag", "value": "a"})),
+            node("b", "transform", json!({"type": "add_field", "field": "tag", "value": "b"})),
+            node("m", "transform", json!({"type": "uppercase", "fields": ["tag"]})),
+            node("t", "target", json!({}))
+        ]);
+        let g = graph(nodes, &[("s", "f"), ("f", "a"), ("f", "b"), ("a", "m"), ("b", "m"), ("m", "t"), ("s", "t")]);
+        let (processed, stats) = run(&g, rows(&[json!(1), json!(2), json!(3)]));
+        let mut got: Vec<(u64, Value)> =
+            processed.good.iter().map(|(id, r)| (id.row, r.get("tag").cloned().unwrap_or(Value::Null))).collect();
+        got.sort_by_key(|(row, tag)| (*row, tag.to_string()));
+        assert_eq!(
+            got,
+            [(1, Value::Null), (2, json!("A")), (2, json!("B")), (2, Value::Null), (3, json!("A")), (3, json!("B")), (3, Value::Null)]
+        );
+        assert_eq!(counts(&stats, "f"), (3, 2));
+        assert_eq!(counts(&stats, "m"), (4, 4));
+        assert_eq!(stats.node_counts["t"].rows_in, 7);
+        assert_eq!(stats.skipped_rows, 0);
+        // Every copy of a row has its own id.
+        let mut ids: Vec<(u64, u32)> = processed.good.iter().map(|(id, _)| (id.row, id.copy)).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 7);
+    }
+
+    #[test]
+    fn a_chain_counts_as_before() {
+        let nodes = json!([node("s", "source", json!({})), node("f", "filter", eq(2)), node("t", "target", json!({}))]);
+        let (processed, stats) = run(&graph(nodes, &[("s", "f"), ("f", "t")]), rows(&[json!(1), json!("2"), json!("x")]));
+        assert_eq!(xs(&processed), [(2, 0, json!(2))]);
+        assert_eq!((stats.skipped_rows, stats.failed_rows), (2, 0));
+    }
 }

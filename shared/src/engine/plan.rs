@@ -1,9 +1,11 @@
-//! What a graph must be to run: one source, one target, every node on a path from the source to
-//! the target, no cycle. The plan is the nodes between source and target in execution order.
+//! What a graph must be to run (see [`crate::domain::graph::analyse`]): one source, one
+//! target, every node on a path from the source to the target, no cycle, no duplicate edge.
+//!
+//! The plan is a dataflow: every node takes the union of what its incoming edges carry, and
+//! passes its output down every outgoing edge, as a copy per edge. Steps come in an order where
+//! each node's inputs come before it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-
-use crate::domain::graph::{Graph, Node, NodeType};
+use crate::domain::graph::{Fault, Graph, Node, NodeType};
 use crate::domain::run::RunError;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -12,84 +14,70 @@ pub struct Plan {
     /// Transform and filter nodes, in topological order.
     pub steps: Vec<Node>,
     pub target: Node,
+    /// Where each step's rows come from, one entry per incoming edge: [`Input::Source`] or
+    /// [`Input::Step`] by index into `steps` (always an earlier one).
+    pub inputs: Vec<Vec<Input>>,
+    /// Where the target's rows come from.
+    pub target_inputs: Vec<Input>,
 }
 
-fn invalid(message: impl Into<String>) -> RunError {
-    RunError::new("INVALID_GRAPH", message)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Input {
+    Source,
+    Step(usize),
 }
 
 impl Plan {
     pub fn build(graph: &Graph) -> Result<Plan, RunError> {
-        let one = |kind: NodeType, name: &str| -> Result<&Node, RunError> {
-            let found: Vec<&Node> = graph.nodes.iter().filter(|n| n.node_type == kind).collect();
-            match found.as_slice() {
-                [one] => Ok(one),
-                [] => Err(invalid(format!("the graph has no {name} node"))),
-                _ => Err(invalid(format!("the graph has {} {name} nodes; exactly one is needed", found.len()))),
-            }
+        let analysis = graph.analyse();
+        if let Some(fault) = analysis.faults.first() {
+            let error = RunError::new("INVALID_GRAPH", fault.describe(&graph.nodes));
+            return Err(match fault.node() {
+                Some(i) => error.at_node(&graph.nodes[i].id),
+                None => error,
+            });
+        }
+        let (Some(source), Some(target)) = (analysis.source, analysis.target) else {
+            return Err(RunError::new("INVALID_GRAPH", Fault::Missing(NodeType::Source).describe(&graph.nodes)));
         };
-        let (source, target) = (one(NodeType::Source, "source")?, one(NodeType::Target, "target")?);
-
-        let mut out: HashMap<&str, Vec<&str>> = HashMap::new();
-        let mut back: HashMap<&str, Vec<&str>> = HashMap::new();
-        let mut indegree: HashMap<&str, usize> = graph.nodes.iter().map(|n| (n.id.as_str(), 0)).collect();
-        for e in &graph.edges {
-            out.entry(&e.source).or_default().push(&e.target);
-            back.entry(&e.target).or_default().push(&e.source);
-            *indegree.entry(&e.target).or_default() += 1;
-        }
-        let reach = |from: &str, adj: &HashMap<&str, Vec<&str>>| -> HashSet<String> {
-            let mut seen = HashSet::from([from.to_string()]);
-            let mut queue = VecDeque::from([from.to_string()]);
-            while let Some(n) = queue.pop_front() {
-                for next in adj.get(n.as_str()).into_iter().flatten() {
-                    if seen.insert(next.to_string()) {
-                        queue.push_back(next.to_string());
-                    }
-                }
-            }
-            seen
-        };
-        let (from_source, to_target) = (reach(&source.id, &out), reach(&target.id, &back));
-        for node in &graph.nodes {
-            if !from_source.contains(&node.id) {
-                return Err(invalid(format!("node '{}' is not reachable from the source", node.label_or_id())).at_node(&node.id));
-            }
-            if !to_target.contains(&node.id) {
-                return Err(invalid(format!("node '{}' does not lead to the target", node.label_or_id())).at_node(&node.id));
-            }
-        }
-
-        // Kahn's algorithm, taking ready nodes in the graph's own order for a stable plan.
-        let mut order = Vec::with_capacity(graph.nodes.len());
-        let mut ready: VecDeque<&Node> = graph.nodes.iter().filter(|n| indegree[n.id.as_str()] == 0).collect();
-        while let Some(n) = ready.pop_front() {
-            order.push(n);
-            for t in out.get(n.id.as_str()).into_iter().flatten() {
-                if let Some(d) = indegree.get_mut(t) {
-                    *d -= 1;
-                    if *d == 0 {
-                        ready.extend(graph.nodes.iter().filter(|m| m.id == *t));
-                    }
-                }
-            }
-        }
-        if order.len() != graph.nodes.len() {
-            return Err(invalid("the graph has a cycle"));
-        }
+        let mut step_of = vec![None; graph.nodes.len()];
         let mut steps = Vec::new();
-        for n in order {
-            match n.node_type {
+        for &i in &analysis.order {
+            let node = &graph.nodes[i];
+            match node.node_type {
                 NodeType::Source | NodeType::Target => {}
-                NodeType::Transform | NodeType::Filter => steps.push(n.clone()),
+                NodeType::Transform | NodeType::Filter => {
+                    step_of[i] = Some(steps.len());
+                    steps.push(i);
+                }
                 other => {
-                    return Err(
-                        RunError::new("UNSUPPORTED_NODE", format!("node type '{}' cannot be executed yet", other.as_str())).at_node(&n.id)
-                    );
+                    let message = format!("node type '{}' cannot be executed yet", other.as_str());
+                    return Err(RunError::new("UNSUPPORTED_NODE", message).at_node(&node.id));
                 }
             }
         }
-        Ok(Plan { source: source.clone(), steps, target: target.clone() })
+        let input = |from: usize| if from == source { Input::Source } else { Input::Step(step_of[from].unwrap_or_default()) };
+        let inputs = steps.iter().map(|&i| analysis.inputs[i].iter().map(|&from| input(from)).collect()).collect();
+        Ok(Plan {
+            source: graph.nodes[source].clone(),
+            steps: steps.iter().map(|&i| graph.nodes[i].clone()).collect(),
+            target: graph.nodes[target].clone(),
+            inputs,
+            target_inputs: analysis.inputs[target].iter().map(|&from| input(from)).collect(),
+        })
+    }
+
+    /// How many edges leave the source and each step: a row is copied once per extra edge.
+    pub fn fan_out(&self) -> (usize, Vec<usize>) {
+        let mut steps = vec![0; self.steps.len()];
+        let mut source = 0;
+        for input in self.inputs.iter().chain(std::iter::once(&self.target_inputs)).flatten() {
+            match input {
+                Input::Source => source += 1,
+                Input::Step(i) => steps[*i] += 1,
+            }
+        }
+        (source, steps)
     }
 }
 
@@ -126,7 +114,7 @@ mod tests {
     fn source_and_target_must_be_unique() {
         assert!(Plan::build(&graph(&[("t", Target)], &[])).unwrap_err().message.contains("no source"));
         let g = graph(&[("s", Source), ("s2", Source), ("t", Target)], &[("s", "t"), ("s2", "t")]);
-        assert!(Plan::build(&g).unwrap_err().message.contains("2 source"));
+        assert!(Plan::build(&g).unwrap_err().message.contains("second source"));
         assert!(Plan::build(&graph(&[("s", Source)], &[])).unwrap_err().message.contains("no target"));
     }
 

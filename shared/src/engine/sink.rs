@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::Client;
 use serde_json::{json, Value};
 
 use super::coerce::FieldIssue;
-use super::record::Record;
+use super::record::{Record, RowId};
 use crate::domain::ids::{RunId, SchemaId};
 use crate::domain::run::RunError;
 use crate::domain::schema::Schema;
@@ -62,8 +62,20 @@ pub fn upsert_key(schema: &Schema, row: &Record) -> Option<String> {
     (!values.is_empty()).then(|| format!("K#{}", Value::from(values.into_iter().cloned().collect::<Vec<_>>())))
 }
 
-pub fn append_key(run: &RunId, row_number: u64) -> String {
-    format!("A#{run}#{row_number:012}")
+/// `A#<run>#<row>`, and `.<copy>` after it for the later copies of a row that branches bring to
+/// the target more than once (so that each copy is written, and the keys still sort by row).
+pub fn append_key(run: &RunId, id: RowId) -> String {
+    match id.copy {
+        0 => format!("A#{run}#{:012}", id.row),
+        copy => format!("A#{run}#{:012}.{copy}", id.row),
+    }
+}
+
+fn dead_letter_key(id: RowId) -> String {
+    match id.copy {
+        0 => format!("D#{:012}", id.row),
+        copy => format!("D#{:012}.{copy}", id.row),
+    }
 }
 
 impl RecordsTable {
@@ -109,13 +121,13 @@ impl RecordsTable {
         &self,
         tenant: &TenantId,
         run: &RunId,
-        letters: Vec<(u64, Vec<FieldIssue>, Record)>,
+        letters: Vec<(RowId, Vec<FieldIssue>, Record)>,
     ) -> Result<(), RunError> {
         let rows = letters
             .into_iter()
-            .map(|(row, issues, record)| {
-                let data = json!({ "row": row, "errors": issues, "record": record });
-                Row { key: format!("D#{row:012}"), data: data.as_object().cloned().unwrap_or_default() }
+            .map(|(id, issues, record)| {
+                let data = json!({ "row": id.row, "errors": issues, "record": record });
+                Row { key: dead_letter_key(id), data: data.as_object().cloned().unwrap_or_default() }
             })
             .collect();
         self.write(&dead_letters_pk(tenant, run), run, rows).await
@@ -213,6 +225,8 @@ mod tests {
     #[test]
     fn append_keys_sort_by_row() {
         let run = RunId::generate();
-        assert!(append_key(&run, 9) < append_key(&run, 10));
+        let key = |row, copy| append_key(&run, RowId { row, copy });
+        assert!(key(9, 0) < key(10, 0));
+        assert!(key(9, 0) < key(9, 1) && key(9, 1) < key(10, 0), "a row's copies sort with it");
     }
 }

@@ -384,6 +384,8 @@ mod tests {
             one(t, json!({"n": "42", "b": "yes", "t": 7, "bad": "abc", "nil": null})),
             json!({"n": 42, "b": true, "t": "7", "bad": "abc", "nil": null})
         );
+        let t = json!({"type": "cast", "fields": {"zip": "integer", "price": "decimal"}});
+        assert_eq!(one(t, json!({"zip": "007", "price": "+5"})), json!({"zip": 7, "price": 5.0}));
     }
 
     #[test]
