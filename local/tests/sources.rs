@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use shared::domain::connector::Connector;
 use shared::domain::ids::ConnectorId;
 use shared::domain::run::RunError;
-use shared::engine::source::{open, Source, SourceContext};
+use shared::engine::source::{open, Position, Source, SourceContext};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -36,18 +36,19 @@ async fn drain(source: &mut dyn Source, max: usize) -> (Vec<usize>, Vec<Value>) 
     let (mut sizes, mut records) = (Vec::new(), Vec::new());
     while let Some(batch) = source.next_batch(max).await.unwrap() {
         sizes.push(batch.len());
-        records.extend(batch.into_iter().map(Value::Object));
+        records.extend(batch.into_iter().map(|item| Value::Object(item.expect("a record"))));
     }
     (sizes, records)
 }
 
 async fn read(ctx: &SourceContext, kind: &str, config: Value, skip: u64, max: usize) -> (Vec<usize>, Vec<Value>) {
-    let mut source = open(&connector(kind, config), ctx, skip).await.unwrap_or_else(|e| panic!("open: {e:?}"));
+    let from = Position { records: skip, ..Position::default() };
+    let mut source = open(&connector(kind, config), ctx, Some(&from)).await.unwrap_or_else(|e| panic!("open: {e:?}"));
     drain(source.as_mut(), max).await
 }
 
 async fn open_error(ctx: &SourceContext, kind: &str, config: Value) -> RunError {
-    match open(&connector(kind, config), ctx, 0).await {
+    match open(&connector(kind, config), ctx, None).await {
         Ok(_) => panic!("opened"),
         Err(e) => e,
     }
@@ -144,7 +145,7 @@ async fn s3_failures_name_the_object_and_the_service_error() {
     assert!(e.message.starts_with(&format!("listing s3://{missing}/in/: NoSuchBucket")), "{}", e.message);
 
     put(&ctx, &bucket, "bad.jsonl", "{\"a\":1}\n{\"a\":2}\n{oops}\n").await;
-    let mut source = open(&connector("s3", json!({"bucket": bucket, "key": "bad.jsonl"})), &ctx, 0).await.unwrap();
+    let mut source = open(&connector("s3", json!({"bucket": bucket, "key": "bad.jsonl"})), &ctx, None).await.unwrap();
     let e = source.next_batch(10).await.unwrap_err();
     assert_eq!(e.code, "SOURCE_ERROR");
     assert!(e.message.starts_with(&format!("s3://{bucket}/bad.jsonl: line 3: invalid JSON")), "{}", e.message);
@@ -156,13 +157,13 @@ async fn s3_a_large_object_is_read_in_full_batches() {
     let lines: String = (0..50_000).map(|i| format!("{{\"i\":{i},\"name\":\"record {i}\",\"ok\":true}}\n")).collect();
     put(&ctx, &bucket, "big/events.ndjson", lines).await;
 
-    let mut source = open(&connector("s3", json!({"bucket": bucket, "prefix": "big/"})), &ctx, 0).await.unwrap();
+    let mut source = open(&connector("s3", json!({"bucket": bucket, "prefix": "big/"})), &ctx, None).await.unwrap();
     let (mut batches, mut next) = (0, 0);
     while let Some(batch) = source.next_batch(1000).await.unwrap() {
         assert_eq!(batch.len(), 1000);
         // In order, none lost or repeated at chunk boundaries.
         for record in &batch {
-            assert_eq!(record["i"], json!(next));
+            assert_eq!(record.as_ref().unwrap()["i"], json!(next));
             next += 1;
         }
         batches += 1;
@@ -203,29 +204,38 @@ fn redirect(to: String) -> Reply {
     Reply { status: "302 Found", headers: vec![("Location", to)], body: Vec::new() }
 }
 
-type Routes = Arc<dyn Fn(&str) -> Reply + Send + Sync>;
+type Routes = Arc<dyn Fn(&str, &str) -> Reply + Send + Sync>;
 
-/// A one-request-per-connection HTTP/1.1 server on 127.0.0.1; the request heads it received.
+/// A one-request-per-connection HTTP/1.1 server on 127.0.0.1; the request heads it received, and
+/// the body bytes it sent.
 struct Server {
     addr: SocketAddr,
     requests: Arc<Mutex<Vec<String>>>,
+    served: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Server {
     async fn start(routes: impl Fn(&str) -> Reply + Send + Sync + 'static) -> Server {
+        Self::start_with_heads(move |path, _| routes(path)).await
+    }
+
+    /// Routes that see the request head too.
+    async fn start_with_heads(routes: impl Fn(&str, &str) -> Reply + Send + Sync + 'static) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let (log, routes): (_, Routes) = (requests.clone(), Arc::new(routes));
+        let served = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (log, routes, count): (_, Routes, _) = (requests.clone(), Arc::new(routes), served.clone());
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
-                let (log, routes) = (log.clone(), routes.clone());
+                let (log, routes, count) = (log.clone(), routes.clone(), count.clone());
                 tokio::spawn(async move {
                     let (mut socket, head) = read_head(socket).await;
                     let target = head.split_whitespace().nth(1).unwrap_or("/");
                     let path = target.split('?').next().unwrap_or(target).to_string();
-                    log.lock().unwrap().push(head);
-                    let reply = routes(&path);
+                    log.lock().unwrap().push(head.clone());
+                    let reply = routes(&path, &head);
+                    count.fetch_add(reply.body.len() as u64, std::sync::atomic::Ordering::SeqCst);
                     let mut out = format!("HTTP/1.1 {}\r\nContent-Length: {}\r\nConnection: close\r\n", reply.status, reply.body.len());
                     for (name, value) in &reply.headers {
                         out.push_str(&format!("{name}: {value}\r\n"));
@@ -236,7 +246,11 @@ impl Server {
                 });
             }
         });
-        Server { addr, requests }
+        Server { addr, requests, served }
+    }
+
+    fn served(&self) -> u64 {
+        self.served.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn url(&self, path: &str) -> String {
@@ -320,7 +334,7 @@ async fn http_failures_give_the_status_without_the_body_or_headers() {
     let e = open_error(&ctx, "http", json!({"url": server.url("/gone")})).await;
     assert_eq!(e.message, format!("http://{}: status 404 Not Found", server.addr));
 
-    let mut source = open(&connector("http", json!({"url": server.url("/broken")})), &ctx, 0).await.unwrap();
+    let mut source = open(&connector("http", json!({"url": server.url("/broken")})), &ctx, None).await.unwrap();
     let e = source.next_batch(10).await.unwrap_err();
     assert_eq!(e.code, "SOURCE_ERROR");
     assert!(e.message.starts_with(&format!("the response from http://{}: line 2: invalid JSON", server.addr)), "{}", e.message);
@@ -439,7 +453,7 @@ async fn http_bodies_stream_records_before_the_response_ends() {
     let addr = gated("application/x-ndjson", lines(0..1500), lines(1500..3000), go.clone()).await;
     let ctx = http_context(true);
 
-    let mut source = open(&connector("http", json!({"url": format!("http://{addr}/")})), &ctx, 0).await.unwrap();
+    let mut source = open(&connector("http", json!({"url": format!("http://{addr}/")})), &ctx, None).await.unwrap();
     // The server holds back the second half until the first batch has arrived.
     let first =
         tokio::time::timeout(Duration::from_secs(10), source.next_batch(1000)).await.expect("the first batch waited for the whole body");
@@ -457,7 +471,7 @@ async fn http_a_stalled_response_fails_after_the_idle_timeout() {
     let mut ctx = http_context(true);
     ctx.http.idle_timeout = Duration::from_millis(300);
 
-    let mut source = open(&connector("http", json!({"url": format!("http://{addr}/")})), &ctx, 0).await.unwrap();
+    let mut source = open(&connector("http", json!({"url": format!("http://{addr}/")})), &ctx, None).await.unwrap();
     let started = Instant::now();
     let e = source.next_batch(10).await.unwrap_err();
     assert_eq!(e.code, "SOURCE_ERROR");
@@ -483,12 +497,119 @@ async fn http_unreachable_servers_fail_with_the_cause() {
     assert!(e.message.contains("look") && e.message.contains("no-such-host.invalid"), "{}", e.message);
 }
 
+/// Reads one batch of `first` items, then opens a continuation at the position and reads the
+/// rest: the records of both parts, and the continuation's source.
+async fn read_in_two(ctx: &SourceContext, kind: &str, config: Value, first: usize) -> (Vec<Value>, Vec<Value>, Position, Position) {
+    let connector = connector(kind, config);
+    let mut source = open(&connector, ctx, None).await.unwrap();
+    let head: Vec<Value> = source.next_batch(first).await.unwrap().unwrap().into_iter().map(|r| Value::Object(r.unwrap())).collect();
+    let at = source.position();
+    drop(source);
+    let mut rest = open(&connector, ctx, Some(&at)).await.unwrap();
+    let (_, tail) = drain(rest.as_mut(), 3).await;
+    (head, tail, at, rest.position())
+}
+
+/// A server of `body` that honours `Range: bytes=N-` (with an ETag) when `ranges` is set.
+async fn ranged(body: &'static str, content_type: &'static str, ranges: bool) -> Server {
+    Server::start_with_heads(move |_, head| {
+        let range = head.lines().find_map(|l| l.strip_prefix("range: bytes=").or_else(|| l.strip_prefix("Range: bytes=")));
+        let from = range.and_then(|r| r.trim().trim_end_matches('-').parse::<usize>().ok()).filter(|_| ranges);
+        let etag = ("ETag", "\"v1\"".to_string());
+        match from {
+            Some(n) if n >= body.len() => Reply { status: "416 Range Not Satisfiable", headers: vec![etag], body: Vec::new() },
+            Some(n) => Reply {
+                status: "206 Partial Content",
+                headers: vec![("Content-Type", content_type.to_string()), etag],
+                body: body.as_bytes()[n..].to_vec(),
+            },
+            None => {
+                Reply { status: "200 OK", headers: vec![("Content-Type", content_type.to_string()), etag], body: body.as_bytes().to_vec() }
+            }
+        }
+    })
+    .await
+}
+
 #[tokio::test]
-async fn http_sources_resume_by_skipping() {
+async fn http_continuations_ask_for_the_rest_by_range() {
+    const BODY: &str = "id,name\n1,a\n2,b\n3,c\n4,d\n5,e\n";
+    let server = ranged(BODY, "text/csv", true).await;
+    let (head, tail, at, _) = read_in_two(&http_context(true), "http", json!({"url": server.url("/")}), 2).await;
+    assert_eq!(head, [json!({"id": "1", "name": "a"}), json!({"id": "2", "name": "b"})]);
+    assert_eq!(tail, [json!({"id": "3", "name": "c"}), json!({"id": "4", "name": "d"}), json!({"id": "5", "name": "e"})]);
+    let offset = at.document.as_ref().unwrap().mark.offset;
+    assert_eq!(offset, 16);
+    // The whole body once, then only what follows the position.
+    assert_eq!(server.served(), (BODY.len() + BODY.len() - offset as usize) as u64);
+    let requests = server.requests();
+    assert!(requests[1].to_ascii_lowercase().contains("range: bytes=16-"), "{}", requests[1]);
+    assert!(requests[1].to_ascii_lowercase().contains("if-range: \"v1\""), "{}", requests[1]);
+
+    // A continuation that stopped at the very end reads nothing more.
+    let (_, tail, _, _) = read_in_two(&http_context(true), "http", json!({"url": server.url("/")}), 5).await;
+    assert!(tail.is_empty());
+}
+
+#[tokio::test]
+async fn http_servers_that_ignore_ranges_are_read_again_without_decoding_twice() {
+    const BODY: &str = "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n";
+    let server = ranged(BODY, "application/x-ndjson", false).await;
+    let (head, tail, _, _) = read_in_two(&http_context(true), "http", json!({"url": server.url("/")}), 1).await;
+    assert_eq!(head, [json!({"n": 1})]);
+    assert_eq!(tail, [json!({"n": 2}), json!({"n": 3})]);
+    assert_eq!(server.served(), 2 * BODY.len() as u64);
+}
+
+#[tokio::test]
+async fn http_sources_resume_by_skipping_without_a_position() {
     let server = Server::start(|_| reply("200 OK", Some("text/csv"), "id\n1\n2\n3\n4\n5\n")).await;
     let (sizes, records) = read(&http_context(true), "http", json!({"url": server.url("/")}), 3, 10).await;
     assert_eq!(sizes, [2]);
     assert_eq!(records, [json!({"id": "4"}), json!({"id": "5"})]);
+}
+
+#[tokio::test]
+async fn s3_continuations_read_on_by_range_from_their_object_and_offset() {
+    let (ctx, bucket) = s3().await;
+    let a = "id,name\n1,a\n2,b\n3,c\n";
+    let b = "[{\"id\":4},{\"id\":5},{\"id\":6}]";
+    let c = "{\"id\":7}\n{\"id\":8}\n";
+    put(&ctx, &bucket, "in/a.csv", a).await;
+    put(&ctx, &bucket, "in/b.json", b).await;
+    put(&ctx, &bucket, "in/c.jsonl", c).await;
+    let total = (a.len() + b.len() + c.len()) as u64;
+    let config = json!({"bucket": bucket, "prefix": "in/"});
+    for first in 1..8 {
+        let (head, tail, at, end) = read_in_two(&ctx, "s3", config.clone(), first).await;
+        let ids: Vec<String> = head.iter().chain(&tail).map(|r| r["id"].to_string().trim_matches('"').to_string()).collect();
+        assert_eq!(ids, ["1", "2", "3", "4", "5", "6", "7", "8"], "split after {first}");
+        // What the continuation fetched: from its offset in its object, and the objects after it.
+        let doc = at.document.unwrap();
+        let before = match doc.key.as_deref() {
+            Some("in/a.csv") => 0,
+            Some("in/b.json") => a.len(),
+            _ => a.len() + b.len(),
+        } as u64;
+        assert_eq!(end.bytes_read - at.bytes_read, total - before - doc.mark.offset, "split after {first}");
+    }
+}
+
+#[tokio::test]
+async fn s3_an_object_replaced_mid_run_is_not_resumed_at_an_offset() {
+    let (ctx, bucket) = s3().await;
+    put(&ctx, &bucket, "one.jsonl", "{\"a\":1}\n{\"a\":2}\n").await;
+    let connector = connector("s3", json!({"bucket": bucket, "key": "one.jsonl"}));
+    let mut source = open(&connector, &ctx, None).await.unwrap();
+    source.next_batch(1).await.unwrap();
+    let at = source.position();
+    put(&ctx, &bucket, "one.jsonl", "{\"b\":1}\n{\"b\":2}\n{\"b\":3}\n").await;
+    let e = match open(&connector, &ctx, Some(&at)).await {
+        Ok(_) => panic!("resumed a replaced object"),
+        Err(e) => e,
+    };
+    assert_eq!(e.code, "SOURCE_ERROR");
+    assert!(e.message.contains("changed while the run was reading it"), "{}", e.message);
 }
 
 #[tokio::test]

@@ -73,10 +73,15 @@ fn engine(c: &mut Criterion) {
     group.throughput(Throughput::Elements(RECORDS as u64));
     group.bench_function("five_node_graph_10k_records", |b| {
         b.iter_batched(
-            || (Processor::new(&plan, &schema).expect("processor"), input.clone()),
+            || {
+                (
+                    Processor::new(&plan, &schema).expect("processor"),
+                    input.iter().cloned().enumerate().map(|(i, r)| (i as u64 + 1, r)).collect(),
+                )
+            },
             |(mut processor, batch)| {
                 let mut stats = Stats::default();
-                let out = processor.process(1, batch, &mut stats);
+                let out = processor.process(batch, &mut stats);
                 assert_eq!(out.good.len(), RECORDS * 9 / 10);
                 out
             },

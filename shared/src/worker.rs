@@ -9,6 +9,7 @@
 //!   next attempt, up to `max_attempts`, after which the run fails;
 //! - only the attempt that holds the run may finish it.
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{Duration, Utc};
@@ -19,10 +20,11 @@ use crate::app::App;
 use crate::domain::connector::Connector;
 use crate::domain::ids::PipelineId;
 use crate::domain::pipeline::Pipeline;
-use crate::domain::run::{LogEntry, Run, RunError, RunMessage, RunStatus};
+use crate::domain::run::{cap_log, LogEntry, Run, RunError, RunMessage, RunStatus};
 use crate::domain::schema::Schema;
 use crate::domain::stamp;
 use crate::domain::tenant::TenantId;
+use crate::engine::execute::Stats;
 use crate::engine::job::{Control, Engine, Job, Report, RunFailure, Stop};
 use crate::engine::plan::Plan;
 use crate::store::{Claim, ClaimTerms, Finish, StoreError};
@@ -158,6 +160,7 @@ async fn process(
                 "checkpoint",
                 format!("time budget used after {} ms; continuing in a follow-up", started.elapsed().as_millis()),
             ));
+            let log = cap_log(run.log.iter().cloned().chain(log).collect());
             if !app.store.suspend_run(tenant, &run, &checkpoint, &stats, &log, &crate::domain::now()).await? {
                 return Ok(Outcome::Ignored("lease lost to another attempt"));
             }
@@ -175,6 +178,7 @@ async fn process(
         Some(e) => LogEntry::new("finish", format!("failed after {duration_ms} ms: {}", e.message)),
         None => LogEntry::new("finish", format!("{} after {duration_ms} ms", status.as_str())),
     });
+    let log = cap_log(run.log.iter().cloned().chain(log).collect());
     let finish = Finish { status, error, stats, log, now: crate::domain::now(), duration_ms };
     if !app.store.finish_run(tenant, &run, &finish).await? {
         return Ok(Outcome::Ignored("lease lost to another attempt"));
@@ -201,36 +205,122 @@ async fn execute(
     let schema = app.store.get::<Schema>(tenant, pipeline.schema_id.as_str()).await.map_err(store_error)?;
     let schema = schema.ok_or_else(|| RunError::new("SCHEMA_NOT_FOUND", format!("schema {} no longer exists", pipeline.schema_id)))?;
     let job = Job { tenant, run, pipeline, connector: &connector, schema: &schema, plan: &plan };
-    let control = Heartbeat { app, tenant, run, lease: settings.lease, deadline: Instant::now() + settings.time_budget };
-    engine.execute(&job, &control).await
+    let lease = Lease::hold(app, tenant, run, settings);
+    engine.execute(&job, &lease).await
 }
 
-/// The worker's [`Control`]: every checkpoint renews the lease and reads the cancel flag.
-struct Heartbeat<'a> {
-    app: &'a App,
-    tenant: &'a TenantId,
-    run: &'a Run,
-    lease: Duration,
+/// How often the engine's batch boundaries write to the run at most (heartbeat, cancel check,
+/// live counts): often enough that a cancel is heard within about a second.
+const BEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The worker's [`Control`]: the run's lease, renewed by a background task every third of the
+/// lease whatever the engine is doing (opening a source, truncating, a slow batch), and at batch
+/// boundaries at most every [`BEAT_EVERY`]. Each renewal shows the run's latest counts and
+/// hears whether it was cancelled or taken over.
+struct Lease {
+    beat: Arc<Beat>,
     deadline: Instant,
+    renewer: tokio::task::JoinHandle<()>,
 }
 
-impl Control for Heartbeat<'_> {
+struct Beat {
+    store: crate::store::Store,
+    tenant: TenantId,
+    run: Run,
+    lease: Duration,
+    state: Mutex<BeatState>,
+}
+
+struct BeatState {
+    stop: Option<Stop>,
+    stats: Option<serde_json::Value>,
+    last: Instant,
+}
+
+impl Lease {
+    fn hold(app: &App, tenant: &TenantId, run: &Run, settings: &RunSettings) -> Lease {
+        let beat = Arc::new(Beat {
+            store: app.store.clone(),
+            tenant: tenant.clone(),
+            run: run.clone(),
+            lease: settings.lease,
+            state: Mutex::new(BeatState { stop: None, stats: None, last: Instant::now() }),
+        });
+        let every = (settings.lease / 3).to_std().unwrap_or(BEAT_EVERY).max(BEAT_EVERY);
+        let background = beat.clone();
+        let renewer = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if background.stopped().is_some() {
+                    return;
+                }
+                if background.since_last() >= every / 2 {
+                    background.renew().await;
+                }
+            }
+        });
+        Lease { beat, deadline: Instant::now() + settings.time_budget, renewer }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
+}
+
+impl Beat {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BeatState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn stopped(&self) -> Option<Stop> {
+        self.lock().stop
+    }
+
+    fn since_last(&self) -> std::time::Duration {
+        self.lock().last.elapsed()
+    }
+
+    async fn renew(&self) {
+        let stats = {
+            let mut state = self.lock();
+            state.last = Instant::now();
+            state.stats.clone()
+        };
+        let until = stamp(Utc::now() + self.lease);
+        let stop = match self.store.heartbeat(&self.tenant, &self.run, &until, stats.as_ref()).await {
+            Ok(Some(false)) => None,
+            Ok(Some(true)) => Some(Stop::Cancelled),
+            Ok(None) => Some(Stop::LeaseLost),
+            // Go on: if DynamoDB stays away the lease lapses and the finish is refused.
+            Err(e) => {
+                tracing::warn!(cause = %e, "heartbeat failed");
+                None
+            }
+        };
+        if stop.is_some() {
+            self.lock().stop = stop;
+        }
+    }
+}
+
+impl Control for Lease {
     fn should_yield(&self) -> bool {
         Instant::now() >= self.deadline
     }
 
-    fn checkpoint(&self) -> BoxFuture<'_, Result<(), Stop>> {
+    fn checkpoint<'a>(&'a self, stats: &'a Stats) -> BoxFuture<'a, Result<(), Stop>> {
         Box::pin(async move {
-            match self.app.store.heartbeat(self.tenant, self.run, &stamp(Utc::now() + self.lease)).await {
-                Ok(Some(false)) => Ok(()),
-                Ok(Some(true)) => Err(Stop::Cancelled),
-                Ok(None) => Err(Stop::LeaseLost),
-                // Go on: if DynamoDB stays away the lease lapses and the finish is refused.
-                Err(e) => {
-                    tracing::warn!(cause = %e, "heartbeat failed");
-                    Ok(())
-                }
+            let due = {
+                let mut state = self.beat.lock();
+                state.stats = serde_json::to_value(stats).ok();
+                state.stop.is_none() && state.last.elapsed() >= BEAT_EVERY
+            };
+            if due {
+                self.beat.renew().await;
             }
+            self.beat.stopped().map_or(Ok(()), Err)
         })
     }
 }

@@ -465,3 +465,101 @@ async fn graphs_that_cannot_run_are_refused_when_written_naming_the_node_or_edge
     assert_error(&r, 400, "BAD_REQUEST");
     assert_eq!(detail_fields(&r.body), ["nodes[1]"]);
 }
+
+#[tokio::test]
+async fn rows_dynamodb_would_refuse_fail_alone_and_the_run_goes_on() {
+    let app = spawn_app().await;
+    let mut deep = json!(1);
+    for _ in 0..40 {
+        deep = json!({ "d": deep });
+    }
+    let records = json!([
+        {"id": "ok1", "note": "fine", "meta": {"a": 1}},
+        {"id": "big", "note": "x".repeat(420 * 1024)},
+        {"id": "deep", "meta": deep},
+        {"id": "huge-number", "amount": "1e200"},
+        {"id": "k".repeat(1100)},
+        {"id": "ok2", "amount": "2.5"}
+    ]);
+    // From an object: a connector's config could not hold such rows.
+    let bucket = unique("limits");
+    app.s3().create_bucket().bucket(&bucket).send().await.unwrap();
+    let lines: String = records.as_array().unwrap().iter().map(|r| format!("{r}\n")).collect();
+    app.s3().put_object().bucket(&bucket).key("rows.jsonl").body(lines.into_bytes().into()).send().await.unwrap();
+    let conn = connector(&app, "s3", json!({"bucket": bucket, "key": "rows.jsonl"})).await;
+    let fields = json!([
+        {"name": "id", "type": "text", "primaryKey": true},
+        {"name": "note", "type": "text"},
+        {"name": "meta", "type": "json"},
+        {"name": "amount", "type": "decimal"}
+    ]);
+    let schema_id = schema(&app, fields).await;
+    let pid = chain(&app, &conn, &schema_id, vec![], json!({"errorHandling": "dead_letter", "batchSize": 3})).await;
+    let run = run_to_end(&app, &pid, &settings()).await;
+    assert_eq!(run["status"], "completed_with_errors", "{run}");
+    assert_eq!((run["rowsIn"].as_u64(), run["rowsOut"].as_u64(), run["failedRows"].as_u64()), (Some(6), Some(2), Some(4)), "{run}");
+    let errors = run["validationErrors"].as_array().unwrap();
+    let by_row = |row: u64| errors.iter().find(|e| e["row"] == row).unwrap_or_else(|| panic!("row {row}: {run}"));
+    assert!(by_row(2)["message"].as_str().unwrap().contains("as a DynamoDB item; the limit is 409600"), "{run}");
+    assert!(by_row(3)["message"].as_str().unwrap().contains("deeper than 32 levels"), "{run}");
+    assert!(by_row(3)["field"].as_str().unwrap().starts_with("meta.d.d"), "{run}");
+    assert_eq!(by_row(4)["field"], "amount");
+    assert!(by_row(5)["message"].as_str().unwrap().contains("key is"), "{run}");
+    let mut ids: Vec<String> = rows(&app, &schema_id).await.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+    ids.sort();
+    assert_eq!(ids, ["ok1", "ok2"]);
+    let rid = run["id"].as_str().unwrap();
+    let letters = app.get(&format!("/pipelines/{pid}/runs/{rid}/dead-letters")).await;
+    assert_eq!(letters.body["data"].as_array().map(Vec::len), Some(4), "{}", letters.body);
+}
+
+#[tokio::test]
+async fn records_larger_than_the_connectors_limit_are_failed_rows_naming_their_line() {
+    let app = spawn_app().await;
+    let data = format!("{{\"id\":1}}\n{{\"id\":2,\"blob\":\"{}\"}}\n{{\"id\":3}}\n", "z".repeat(500));
+    let conn = connector(&app, "inline", json!({"data": data, "format": "jsonl", "maxRecordBytes": 200})).await;
+    let schema_id = schema(&app, json!([{"name": "id", "type": "integer", "primaryKey": true}])).await;
+    let pid = chain(&app, &conn, &schema_id, vec![], json!({})).await;
+    let run = run_to_end(&app, &pid, &settings()).await;
+    assert_eq!(run["status"], "completed_with_errors", "{run}");
+    assert_eq!((run["rowsIn"].as_u64(), run["rowsOut"].as_u64(), run["failedRows"].as_u64()), (Some(3), Some(2), Some(1)), "{run}");
+    assert_eq!(run["validationErrors"][0]["row"], 2);
+    assert_eq!(run["validationErrors"][0]["message"], "line 2 is larger than the limit of 200 bytes");
+
+    // Under errorHandling: fail, the same row fails the run, naming it.
+    let pid = chain(&app, &conn, &schema_id, vec![], json!({"errorHandling": "fail"})).await;
+    let run = run_to_end(&app, &pid, &settings()).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(run["error"]["message"].as_str().unwrap().contains("row 2"), "{run}");
+}
+
+#[tokio::test]
+async fn an_s3_run_continues_by_range_and_shows_its_progress() {
+    let app = spawn_app().await;
+    let s3 = app.s3();
+    let bucket = unique("range");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let mut total = 0;
+    for (key, body) in [
+        ("in/1.csv", (1..=5).fold("id\n".to_string(), |s, i| s + &format!("{i}\n"))),
+        ("in/2.jsonl", (6..=9).map(|i| format!("{{\"id\":{i}}}\n")).collect::<String>()),
+        ("in/3.json", format!("[{}]", (10..=12).map(|i| format!("{{\"id\":{i}}}")).collect::<Vec<_>>().join(","))),
+    ] {
+        total += body.len() as u64;
+        s3.put_object().bucket(&bucket).key(key).body(body.into_bytes().into()).send().await.unwrap();
+    }
+    let conn = connector(&app, "s3", json!({"bucket": bucket, "prefix": "in/"})).await;
+    let schema_id = schema(&app, json!([{"name": "id", "type": "integer", "primaryKey": true}])).await;
+    let pid = chain(&app, &conn, &schema_id, vec![], json!({"batchSize": 2})).await;
+    // A zero budget: every invocation does one batch, then checkpoints and continues.
+    let budget = RunSettings { time_budget: std::time::Duration::ZERO, ..RunSettings::default() };
+    let run = run_to_end(&app, &pid, &budget).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!((run["rowsIn"].as_u64(), run["rowsOut"].as_u64()), (Some(12), Some(12)), "{run}");
+    assert_eq!(run["progress"]["recordsRead"], 12, "{run}");
+    assert!(run["progress"]["bytesRead"].as_u64().unwrap() >= total, "{run}");
+    assert!(run["log"].to_string().contains("continued from"), "{run}");
+    let mut ids: Vec<i64> = rows(&app, &schema_id).await.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, (1..=12).collect::<Vec<_>>());
+}

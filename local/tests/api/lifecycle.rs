@@ -473,3 +473,26 @@ async fn poison_messages_end_in_the_dead_letter_queue() {
     let bodies: Vec<&str> = out.messages().iter().filter_map(|m| m.body()).collect();
     assert_eq!(bodies, ["{not a run message"]);
 }
+
+/// A batch that takes several leases long (a slow write, a big truncate, a source slow to open)
+/// keeps its lease: a background task renews it, so no redelivery takes the run over.
+#[tokio::test]
+async fn a_slow_batch_keeps_its_lease_alive_in_the_background() {
+    let app = spawn_app().await;
+    let pid = pipeline(&app, json!({})).await;
+    let rid = app.trigger(&pid).await;
+    let body = message(&app, &pid, &rid);
+    let s = settings(1_500, 3);
+    let slow = {
+        let (app, body, s) = (app.app.clone(), body.clone(), s.clone());
+        tokio::spawn(async move { process_message(&app, &BatchEngine::new(1, 4_000), &s, &body).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(3_000)).await;
+    // Twice the lease without a batch boundary, and the run is still held.
+    assert_eq!(
+        process_message(&app.app, &BatchEngine::new(1, 0), &s, &body).await.unwrap(),
+        Outcome::Ignored("run is held by a live worker")
+    );
+    assert_eq!(slow.await.unwrap().unwrap(), Outcome::Finished(shared::domain::run::RunStatus::Completed));
+    assert_eq!(app.run(&pid, &rid).await["attempt"], 1);
+}

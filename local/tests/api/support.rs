@@ -203,7 +203,7 @@ impl shared::engine::job::Engine for BatchEngine {
         Box::pin(async move {
             self.started.notify_one();
             for _ in 0..self.batches {
-                control.checkpoint().await.map_err(shared::engine::job::RunFailure::Stopped)?;
+                control.checkpoint(&Default::default()).await.map_err(shared::engine::job::RunFailure::Stopped)?;
                 if let Some(gate) = &self.gate {
                     gate.acquire().await.expect("gate").forget();
                 }

@@ -93,6 +93,38 @@ impl LogEntry {
     }
 }
 
+/// Entries of a run's log kept from its start and from its end; between them, one entry says how
+/// many were left out. A run that continues a thousand times keeps a log of bounded size, so its
+/// item never nears DynamoDB's 400 KB.
+pub const LOG_HEAD: usize = 20;
+pub const LOG_TAIL: usize = 30;
+/// Longest message kept, in characters.
+const LOG_MESSAGE: usize = 500;
+const LOG_GAP: &str = "log";
+
+/// The log as a run keeps it: see [`LOG_HEAD`].
+pub fn cap_log(entries: Vec<LogEntry>) -> Vec<LogEntry> {
+    let gap = |e: &LogEntry| e.stage == LOG_GAP;
+    let mut left_out: u64 = entries.iter().filter(|e| gap(e)).filter_map(|e| e.message.split(' ').next()?.parse::<u64>().ok()).sum();
+    let mut kept: Vec<LogEntry> = entries.into_iter().filter(|e| !gap(e)).collect();
+    if kept.len() > LOG_HEAD + LOG_TAIL {
+        let dropped = kept.len() - LOG_HEAD - LOG_TAIL;
+        kept.drain(LOG_HEAD..LOG_HEAD + dropped);
+        left_out += dropped as u64;
+    }
+    for entry in &mut kept {
+        if let Some((cut, _)) = entry.message.char_indices().nth(LOG_MESSAGE) {
+            entry.message.truncate(cut);
+            entry.message.push('…');
+        }
+    }
+    if left_out > 0 {
+        let at = LOG_HEAD.min(kept.len());
+        kept.insert(at, LogEntry::new(LOG_GAP, format!("{left_out} entries left out")));
+    }
+    kept
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Run {
@@ -197,6 +229,26 @@ mod tests {
         }
         assert_eq!(RunStatus::parse("done"), None);
         assert!(!RunStatus::Running.is_finished() && RunStatus::Cancelled.is_finished());
+    }
+
+    #[test]
+    fn the_log_keeps_its_first_and_last_entries_however_long_the_run() {
+        let entries = |n: usize| (0..n).map(|i| LogEntry::new("step", format!("entry {i}"))).collect::<Vec<_>>();
+        assert_eq!(cap_log(entries(10)).len(), 10);
+        let mut log = cap_log(entries(100));
+        assert_eq!(log.len(), LOG_HEAD + LOG_TAIL + 1);
+        assert_eq!(log[LOG_HEAD].message, "50 entries left out");
+        assert_eq!(log.last().unwrap().message, "entry 99");
+        // Capped again with more appended, the count adds up and the newest stay.
+        for _ in 0..1000 {
+            log.extend(entries(3));
+            log = cap_log(log);
+        }
+        assert_eq!(log.len(), LOG_HEAD + LOG_TAIL + 1);
+        assert_eq!(log[LOG_HEAD].message, "3050 entries left out");
+        assert_eq!(log[0].message, "entry 0");
+        let long = cap_log(vec![LogEntry::new("x", "é".repeat(2000))]);
+        assert_eq!(long[0].message.chars().count(), 501);
     }
 
     #[test]

@@ -13,20 +13,20 @@ use std::collections::BTreeMap;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::coerce::{conform, FieldIssue};
 use super::filter::{parse_filter_config, Condition};
 use super::job::{Control, Engine, Job, Report, RunFailure};
 use super::plan::{Input, Plan};
 use super::record::{Record, RowId};
-use super::sink::{append_key, schema_pk, upsert_key, RecordsTable, Row};
-use super::source::{open, SourceContext};
+use super::sink::{append_key, row_overhead, schema_pk, upsert_key, RecordsTable, Row};
+use super::source::{open, Position, SourceContext};
 use super::transform::Transform;
 use crate::domain::graph::NodeType;
 use crate::domain::pipeline::{ErrorHandling, LoadMode};
 use crate::domain::run::{LogEntry, RunError};
 use crate::domain::schema::{Field, Schema};
+use crate::store::limits;
 
 /// Validation errors kept on a run.
 const MAX_VALIDATION_ERRORS: usize = 20;
@@ -64,6 +64,39 @@ pub struct Stats {
     pub dead_letters: u64,
     pub node_counts: BTreeMap<String, NodeCount>,
     pub validation_errors: Vec<ValidationError>,
+    pub progress: Progress,
+}
+
+/// How far a run has read its source, for a user watching it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Progress {
+    pub records_read: u64,
+    pub bytes_read: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_total: Option<u64>,
+}
+
+/// Where a suspended run resumes: the source's position and the counts up to it (kept apart
+/// from the run's live `stats`, which heartbeats move on past the checkpoint).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Checkpoint {
+    pub records_read: u64,
+    pub position: Position,
+    pub stats: Stats,
+}
+
+impl Stats {
+    /// Counts a failed row and keeps its first issues.
+    pub fn fail(&mut self, row: u64, issues: &[FieldIssue]) {
+        self.failed_rows += 1;
+        for issue in issues {
+            if self.validation_errors.len() < MAX_VALIDATION_ERRORS {
+                self.validation_errors.push(ValidationError { row, field: issue.field.clone(), message: issue.message.clone() });
+            }
+        }
+    }
 }
 
 enum Step {
@@ -77,7 +110,8 @@ pub struct Processed {
     pub bad: Vec<(RowId, Vec<FieldIssue>, Record)>,
 }
 
-type Rows = Vec<(u64, Record)>;
+/// Rows numbered by their place in the source (from 1).
+pub type Rows = Vec<(u64, Record)>;
 
 /// The pure part of a run, without I/O: a plan's transform and filter nodes as a dataflow, then
 /// the target schema's checks, over numbered rows, counting as it goes.
@@ -117,12 +151,14 @@ impl Processor {
         })
     }
 
-    /// Processes a batch whose first record is row `first_row` of the source.
-    pub fn process(&mut self, first_row: u64, batch: Vec<Record>, stats: &mut Stats) -> Processed {
-        let size = batch.len();
+    /// Processes numbered rows (ascending, as the source gave them).
+    pub fn process(&mut self, rows: Rows, stats: &mut Stats) -> Processed {
+        let size = rows.len();
+        let (first_row, span) = match (rows.first(), rows.last()) {
+            (Some((first, _)), Some((last, _))) => (*first, (last - first + 1) as usize),
+            _ => (0, 0),
+        };
         stats.rows_in += size as u64;
-        // Row numbers travel with the records through the steps, for error reports and keys.
-        let rows: Rows = batch.into_iter().enumerate().map(|(i, r)| (first_row + i as u64, r)).collect();
         let mut flow = Flow { source: Some(rows), steps: (0..self.steps.len()).map(|_| None).collect(), readers: self.readers.clone() };
         for (i, (node_id, step)) in self.steps.iter_mut().enumerate() {
             let input = flow.gather(&self.inputs[i]);
@@ -145,30 +181,21 @@ impl Processor {
 
         // Skipped: rows of the source that reach the target by no path (filtered or deduplicated
         // away on every branch). Copies: the how-manieth arrival of its row each record is.
-        let mut arrivals = vec![0u32; size];
+        let mut arrivals = vec![0u32; span];
         let mut ids = Vec::with_capacity(arrived.len());
         for (row, _) in &arrived {
             let slot = &mut arrivals[(row - first_row) as usize];
             ids.push(RowId { row: *row, copy: if self.copies { *slot } else { 0 } });
             *slot += 1;
         }
-        stats.skipped_rows += arrivals.iter().filter(|&&n| n == 0).count() as u64;
+        stats.skipped_rows += (size - arrivals.iter().filter(|&&n| n > 0).count()) as u64;
 
         let mut processed = Processed { good: Vec::with_capacity(arrived.len()), bad: Vec::new() };
-        for (id, (row, record)) in ids.into_iter().zip(arrived) {
+        for (id, (_, record)) in ids.into_iter().zip(arrived) {
             match conform(&self.fields, &record) {
                 Ok(conformed) => processed.good.push((id, conformed)),
                 Err(issues) => {
-                    stats.failed_rows += 1;
-                    for issue in &issues {
-                        if stats.validation_errors.len() < MAX_VALIDATION_ERRORS {
-                            stats.validation_errors.push(ValidationError {
-                                row,
-                                field: issue.field.clone(),
-                                message: issue.message.clone(),
-                            });
-                        }
-                    }
+                    stats.fail(id.row, &issues);
                     processed.bad.push((id, issues, record));
                 }
             }
@@ -231,25 +258,27 @@ impl DataEngine {
         let batch_size = config.batch_size.max(1) as usize;
         let parallelism = config.parallelism.max(1) as usize;
 
-        let resumed_at = job.run.checkpoint.as_ref().and_then(|c| c.get("recordsRead")).and_then(Value::as_u64).unwrap_or(0);
-        let mut stats: Stats = match (resumed_at, &job.run.stats) {
-            (0, _) | (_, None) => Stats::default(),
-            (_, Some(previous)) => serde_json::from_value(previous.clone()).unwrap_or_default(),
-        };
+        let resumed: Option<Checkpoint> = job.run.checkpoint.clone().and_then(|c| serde_json::from_value(c).ok());
+        let resumed_at = resumed.as_ref().map_or(0, |c| c.records_read);
+        let (mut stats, position) = resumed.map(|c| (c.stats, Some(c.position))).unwrap_or_default();
         let mut log = Vec::new();
         let pk = schema_pk(job.tenant, &job.schema.id);
-        let mut source = open(job.connector, &self.sources, resumed_at).await.map_err(|e| RunFailure::from(e.at_node(&plan.source.id)))?;
+        let mut source =
+            open(job.connector, &self.sources, position.as_ref()).await.map_err(|e| RunFailure::from(e.at_node(&plan.source.id)))?;
         log.push(LogEntry::new("source", format!("reading {} connector '{}'", job.connector.kind, job.connector.name)));
         // Only once the source opened: a source that fails leaves the schema's rows alone.
         if mode == LoadMode::Truncate && resumed_at == 0 {
             let deleted = self.records.truncate(&pk).await?;
             log.push(LogEntry::new("target", format!("truncated {deleted} rows of schema '{}'", job.schema.name)));
         }
+        let overhead = row_overhead(&pk, &job.run.id);
 
         let mut read = resumed_at;
         let mut in_flight = FuturesUnordered::new();
+        let mut bytes_in_flight = 0usize;
         let outcome = loop {
-            if let Err(stop) = control.checkpoint().await {
+            stats.progress = Progress { records_read: read, bytes_read: source.position().bytes_read, bytes_total: source.bytes_total() };
+            if let Err(stop) = control.checkpoint(&stats).await {
                 break Err(RunFailure::Stopped(stop));
             }
             if read > resumed_at && control.should_yield() {
@@ -263,42 +292,72 @@ impl DataEngine {
             let first_row = read + 1;
             read += batch.len() as u64;
             stats.node_counts.entry(plan.source.id.clone()).or_default().rows_out += batch.len() as u64;
-            let Processed { good, bad } = processor.process(first_row, batch, &mut stats);
-            let mut letters = Vec::new();
+            // Items the source could not make records of are failed rows, like rows that do
+            // not fit the schema.
+            let mut unreadable = Vec::new();
+            let mut rows = Vec::with_capacity(batch.len());
+            for (i, item) in batch.into_iter().enumerate() {
+                let row = first_row + i as u64;
+                match item {
+                    Ok(record) => rows.push((row, record)),
+                    Err(why) => {
+                        unreadable.push((RowId { row, copy: 0 }, vec![FieldIssue { field: RECORD.into(), message: why }], Record::new()))
+                    }
+                }
+            }
+            stats.rows_in += unreadable.len() as u64;
+            for (id, issues, _) in &unreadable {
+                stats.fail(id.row, issues);
+            }
+            let Processed { good, mut bad } = processor.process(rows, &mut stats);
+            bad.extend(unreadable);
+            let mut batch_rows: Vec<Row> = Vec::with_capacity(good.len());
+            let mut batch_bytes = 0;
+            for (id, data) in good {
+                let key = match mode {
+                    LoadMode::Upsert => upsert_key(job.schema, &data).unwrap_or_default(),
+                    _ => append_key(&job.run.id, id),
+                };
+                // A row DynamoDB would refuse fails alone, instead of failing its whole batch.
+                match limits::check_row(&data, &key, overhead + key.len()) {
+                    Ok(bytes) => {
+                        batch_bytes += bytes;
+                        batch_rows.push(Row { key, data });
+                    }
+                    Err(limit) => {
+                        let issues = vec![FieldIssue { field: limit.field().unwrap_or(RECORD).to_string(), message: limit.to_string() }];
+                        stats.fail(id.row, &issues);
+                        bad.push((id, issues, Record::new()));
+                    }
+                }
+            }
+            bad.sort_by_key(|(id, _, _)| (id.row, id.copy));
             if let Some((id, issues, _)) = bad.first().filter(|_| handling == ErrorHandling::Fail) {
                 // The first bad row fails the run; nothing of this batch is written.
                 let detail = issues.first().map_or(String::new(), |i| format!(": {} {}", i.field, i.message));
                 let e = RunError::new("VALIDATION_FAILED", format!("row {} does not fit schema '{}'{detail}", id.row, job.schema.name));
                 break Err(RunFailure::Failed { error: e.at_node(&plan.target.id), stats: None, log: vec![] });
             }
-            if handling == ErrorHandling::DeadLetter {
-                letters = bad;
-            }
-            let written = good.len() as u64;
+            let letters = if handling == ErrorHandling::DeadLetter { bad } else { Vec::new() };
+            let written = batch_rows.len() as u64;
             stats.rows_out += written;
             stats.node_counts.entry(plan.target.id.clone()).or_default().rows_out += written;
             stats.dead_letters += letters.len() as u64;
-            let rows: Vec<Row> = good
-                .into_iter()
-                .map(|(id, data)| {
-                    let key = match mode {
-                        LoadMode::Upsert => upsert_key(job.schema, &data).unwrap_or_default(),
-                        _ => append_key(&job.run.id, id),
-                    };
-                    Row { key, data }
-                })
-                .collect();
             let (records, pk, run_id, tenant) = (&self.records, &pk, &job.run.id, job.tenant);
+            bytes_in_flight += batch_bytes;
             in_flight.push(async move {
                 if !letters.is_empty() {
                     records.write_dead_letters(tenant, run_id, letters).await?;
                 }
-                records.write(pk, run_id, rows).await
+                records.write(pk, run_id, batch_rows).await.map(|()| batch_bytes)
             });
-            // At most `parallelism` batches in flight: wait for one before reading on.
-            while in_flight.len() >= parallelism {
-                if let Some(Err(e)) = in_flight.next().await {
-                    return Err(RunFailure::from(e.at_node(&plan.target.id)));
+            // At most `parallelism` batches, and at most MAX_BYTES_IN_FLIGHT of rows, in flight:
+            // wait for writes to land before reading on.
+            while in_flight.len() >= parallelism || (bytes_in_flight > MAX_BYTES_IN_FLIGHT && !in_flight.is_empty()) {
+                match in_flight.next().await {
+                    Some(Ok(bytes)) => bytes_in_flight -= bytes,
+                    Some(Err(e)) => return Err(RunFailure::from(e.at_node(&plan.target.id))),
+                    None => break,
                 }
             }
         };
@@ -308,6 +367,7 @@ impl DataEngine {
                 return Err(RunFailure::from(e.at_node(&plan.target.id)));
             }
         }
+        stats.progress = Progress { records_read: read, bytes_read: source.position().bytes_read, bytes_total: source.bytes_total() };
         let stats_value = serde_json::to_value(&stats).unwrap_or_default();
         match outcome {
             Ok(true) => {
@@ -320,7 +380,10 @@ impl DataEngine {
                 ));
                 Ok(Report { with_errors: stats.failed_rows > 0, stats: stats_value, log })
             }
-            Ok(false) => Err(RunFailure::Suspended { checkpoint: serde_json::json!({ "recordsRead": read }), stats: stats_value, log }),
+            Ok(false) => {
+                let checkpoint = Checkpoint { records_read: read, position: source.position(), stats };
+                Err(RunFailure::Suspended { checkpoint: serde_json::to_value(checkpoint).unwrap_or_default(), stats: stats_value, log })
+            }
             Err(RunFailure::Failed { error, log: more, .. }) => {
                 log.extend(more);
                 Err(RunFailure::Failed { error, stats: Some(stats_value), log })
@@ -329,6 +392,13 @@ impl DataEngine {
         }
     }
 }
+
+/// Rows waiting to be written, by their encoded size: a bound on the worker's memory beside
+/// `batchSize × parallelism`, whatever the rows' sizes.
+const MAX_BYTES_IN_FLIGHT: usize = 64 * 1024 * 1024;
+
+/// The field a failure names when it is about the whole record.
+const RECORD: &str = "(record)";
 
 /// Runs a transform over numbered rows, keeping each row's number.
 fn apply(transform: &mut Transform, rows: Vec<(u64, Record)>) -> Vec<(u64, Record)> {
@@ -351,6 +421,7 @@ mod tests {
     use crate::domain::graph::Graph;
     use crate::domain::ids::SchemaId;
     use serde_json::json;
+    use serde_json::Value;
 
     fn graph(nodes: Value, edges: &[(&str, &str)]) -> Graph {
         let edges: Vec<Value> =
@@ -384,7 +455,7 @@ mod tests {
         let plan = Plan::build(g).unwrap();
         let mut processor = Processor::new(&plan, &schema()).unwrap();
         let mut stats = Stats::default();
-        let processed = processor.process(1, batch, &mut stats);
+        let processed = processor.process(batch.into_iter().enumerate().map(|(i, r)| (i as u64 + 1, r)).collect(), &mut stats);
         (processed, stats)
     }
 

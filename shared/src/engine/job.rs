@@ -3,6 +3,7 @@
 use futures::future::BoxFuture;
 use serde_json::Value;
 
+use super::execute::Stats;
 use super::plan::Plan;
 use crate::domain::connector::Connector;
 use crate::domain::pipeline::Pipeline;
@@ -29,9 +30,10 @@ pub enum Stop {
     LeaseLost,
 }
 
-/// What an engine calls between batches: keeps the run's lease alive and says whether to go on.
+/// What an engine calls between batches: says whether to go on, and hears how far the run got.
 pub trait Control: Send + Sync {
-    fn checkpoint(&self) -> BoxFuture<'_, Result<(), Stop>>;
+    /// At a batch boundary, with the run's counts so far (shown live on the run).
+    fn checkpoint<'a>(&'a self, stats: &'a Stats) -> BoxFuture<'a, Result<(), Stop>>;
 
     /// Whether the worker's time budget is nearly used: the engine should checkpoint and
     /// return [`RunFailure::Suspended`] rather than be killed mid-write.

@@ -78,6 +78,15 @@ fn dead_letter_key(id: RowId) -> String {
     }
 }
 
+/// What a row's item holds beside its `data` and its sort key: the attribute names, the
+/// partition key, the run id and the write time (as [`RecordsTable::write`] lays it out).
+pub fn row_overhead(pk: &str, run: &RunId) -> usize {
+    ["PK", "SK", "data", "runId", "writtenAt"].iter().map(|name| name.len()).sum::<usize>() + pk.len() + run.as_str().len() + STAMP_LEN
+}
+
+/// `2026-01-15T09:00:00.000Z`.
+const STAMP_LEN: usize = 24;
+
 impl RecordsTable {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }

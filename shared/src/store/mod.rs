@@ -57,6 +57,7 @@ mod catalog;
 pub(crate) mod entity;
 mod idempotency;
 pub mod index;
+pub mod limits;
 mod pipelines;
 mod runs;
 

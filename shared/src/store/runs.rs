@@ -329,7 +329,7 @@ impl Store {
         }
     }
 
-    /// Parks a running run that used its time budget: its checkpoint and stats so far are saved,
+    /// Parks a running run that used its time budget: its checkpoint, stats and log are saved,
     /// its lease lapses at once, and `continuation` lets the follow-up message take it over
     /// without spending an attempt. `false`: this attempt no longer held it.
     pub async fn suspend_run(
@@ -347,8 +347,7 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(run_key(tenant, &run.pipeline_id, &run.id)))
             .update_expression(
-                "SET checkpoint = :cp, stats = :stats, continuation = :yes, leaseUntil = :now, GSI1SK = :now, \
-                 #log = list_append(if_not_exists(#log, :empty), :entries)",
+                "SET checkpoint = :cp, stats = :stats, continuation = :yes, leaseUntil = :now, GSI1SK = :now, #log = :entries",
             )
             .condition_expression("#st = :running AND attempt = :attempt")
             .expression_attribute_names("#st", "status")
@@ -359,7 +358,6 @@ impl Store {
             .expression_attribute_values(":stats", value(stats)?)
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .expression_attribute_values(":now", s(now))
-            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
             .expression_attribute_values(":entries", value(&log)?)
             .send()
             .await;
@@ -370,24 +368,34 @@ impl Store {
         }
     }
 
-    /// Extends the lease of the attempt that holds the run. `Ok(None)`: the run is no longer this
-    /// attempt's (taken over or finished); `Ok(Some(cancel_requested))` otherwise.
-    pub async fn heartbeat(&self, tenant: &TenantId, run: &Run, lease_until: &str) -> Result<Option<bool>, StoreError> {
-        let out = self
+    /// Extends the lease of the attempt that holds the run, showing `stats` (its counts so far)
+    /// when given. `Ok(None)`: the run is no longer this attempt's (taken over or finished);
+    /// `Ok(Some(cancel_requested))` otherwise.
+    pub async fn heartbeat(
+        &self,
+        tenant: &TenantId,
+        run: &Run,
+        lease_until: &str,
+        stats: Option<&serde_json::Value>,
+    ) -> Result<Option<bool>, StoreError> {
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(run_key(tenant, &run.pipeline_id, &run.id)))
-            .update_expression("SET leaseUntil = :lease, GSI1SK = :lease")
             .condition_expression("#st = :running AND attempt = :attempt")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
             .expression_attribute_values(":attempt", n(run.attempt as i64))
             .expression_attribute_values(":lease", s(lease_until))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match out {
+            .return_values(ReturnValue::AllNew);
+        update = match stats {
+            Some(stats) => update
+                .update_expression("SET leaseUntil = :lease, GSI1SK = :lease, stats = :stats")
+                .expression_attribute_values(":stats", value(stats)?),
+            None => update.update_expression("SET leaseUntil = :lease, GSI1SK = :lease"),
+        };
+        match update.send().await {
             Ok(out) => {
                 Ok(Some(out.attributes.and_then(|a| a.get("cancelRequested").and_then(|v| v.as_bool().ok().copied())).unwrap_or(false)))
             }
@@ -396,7 +404,7 @@ impl Store {
         }
     }
 
-    /// Ends the attempt that holds the run. `false`: it no longer held it (nothing written).
+    /// Ends the attempt that holds the run, with its whole log (the worker caps it). `false`: it no longer held it (nothing written).
     pub async fn finish_run(&self, tenant: &TenantId, run: &Run, finish: &Finish) -> Result<bool, StoreError> {
         let mut update = Update::builder()
             .table_name(&self.table)
@@ -409,10 +417,8 @@ impl Store {
             .expression_attribute_values(":status", s(finish.status.as_str()))
             .expression_attribute_values(":now", s(&finish.now))
             .expression_attribute_values(":ms", n(finish.duration_ms as i64))
-            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
             .expression_attribute_values(":entries", value(&finish.log)?);
-        let mut set = "SET #st = :status, completedAt = :now, durationMs = :ms, #log = list_append(if_not_exists(#log, :empty), :entries)"
-            .to_string();
+        let mut set = "SET #st = :status, completedAt = :now, durationMs = :ms, #log = :entries".to_string();
         if let Some(error) = &finish.error {
             set.push_str(", #err = :err");
             update = update.expression_attribute_names("#err", "error").expression_attribute_values(":err", value(error)?);

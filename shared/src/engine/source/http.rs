@@ -15,11 +15,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, LOCATION};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_RANGE, LOCATION, RANGE};
+use reqwest::StatusCode;
 use reqwest::{redirect, Response, Url};
 use serde_json::{Map, Value};
 
-use super::{error_chain, field, format, guard, records_path, required_text, Document, HttpLimits, Reader, SourceContext, SourceError};
+use super::{
+    error_chain, field, format, guard, max_record, records_path, required_text, Document, DocumentPosition, HttpLimits, Position, Reader,
+    SourceContext, SourceError,
+};
 use crate::engine::decode::{Decoder, Format};
 
 const USER_AGENT: &str = "pipelines-source/1";
@@ -32,6 +36,7 @@ pub(super) struct Settings {
     format: Option<Format>,
     headers: HeaderMap,
     records_path: Option<String>,
+    max_record: usize,
 }
 
 impl Settings {
@@ -42,33 +47,63 @@ impl Settings {
             Some(Value::Object(headers)) => parse_headers(headers)?,
             Some(_) => return Err(SourceError::config("headers", "must be an object of header names to string values")),
         };
-        Ok(Settings { url, format: format(config)?, headers, records_path: records_path(config)? })
+        Ok(Settings { url, format: format(config)?, headers, records_path: records_path(config)?, max_record: max_record(config)? })
     }
 
-    pub(super) async fn open(self, ctx: &SourceContext, skip: u64) -> Result<Reader<Option<Document>>, SourceError> {
+    /// A continuation asks for the rest of the body with `Range` (and `If-Range` on the ETag it
+    /// saw): a 206 is decoded from the offset on; a full 200 (ranges ignored) has the bytes
+    /// before the offset dropped undecoded.
+    pub(super) async fn open(self, ctx: &SourceContext, from: Position) -> Result<Reader<Option<Document>>, SourceError> {
         let mut waiting = Waiting { limits: ctx.http, waited: Duration::ZERO };
-        let (url, response) = self.fetch(ctx, &mut waiting).await?;
+        let at = from.document.clone();
+        let (url, response) = self.fetch(ctx, &mut waiting, at.as_ref()).await?;
         let name = format!("the response from {}", origin(&url));
-        let format = match self.format {
-            Some(format) => format,
-            None => {
-                let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
-                content_type.and_then(Format::from_content_type).ok_or_else(|| {
-                    let told = match content_type.and_then(media_type) {
-                        Some(media_type) => format!("content type {media_type}, which is none of them"),
-                        None => "no content type it could be told from".into(),
-                    };
-                    SourceError::config("format", format!("is required (json, jsonl or csv): {name} has {told}"))
-                })?
+        let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let format = match (self.format, content_type.and_then(Format::from_content_type)) {
+            (Some(format), _) | (None, Some(format)) => format,
+            // Nothing is left to decode.
+            (None, None) if response.status() == StatusCode::RANGE_NOT_SATISFIABLE => Format::Jsonl,
+            (None, None) => {
+                let told = match content_type.and_then(media_type) {
+                    Some(media_type) => format!("content type {media_type}, which is none of them"),
+                    None => "no content type it could be told from".into(),
+                };
+                return Err(SourceError::config("format", format!("is required (json, jsonl or csv): {name} has {told}")));
             }
         };
-        let body = super::Body::Http(Box::new(Body { response, waiting }));
-        let document = Document { name, decoder: Decoder::new(format, self.records_path), body };
-        Ok(Reader::new(Some(document), Vec::new(), skip))
+        let etag = response.headers().get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let length = response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        let (decoder, discard, size) = match &at {
+            None => (Decoder::new(format, self.records_path.as_deref(), self.max_record), 0, length),
+            Some(at) => {
+                if response.status() == StatusCode::OK && at.etag.is_some() && etag != at.etag {
+                    return Err(failed(&url, "the document changed while the run was reading it; run it again to read the new version"));
+                }
+                let decoder = Decoder::resume(format, self.max_record, at.mark, at.header.clone());
+                match response.status() {
+                    StatusCode::PARTIAL_CONTENT => (decoder, 0, length.map(|n| n + at.mark.offset)),
+                    StatusCode::RANGE_NOT_SATISFIABLE => (decoder, 0, Some(at.mark.offset)),
+                    _ => (decoder, at.mark.offset, length),
+                }
+            }
+        };
+        let body = match response.status() {
+            StatusCode::RANGE_NOT_SATISFIABLE => super::Body::Empty,
+            _ => super::Body::Http(Box::new(Body { response, waiting, discard })),
+        };
+        let document = Document { etag: etag.or(at.and_then(|a| a.etag)), size, ..Document::new(name, decoder, body) };
+        let mut reader = Reader::new(Some(document), Vec::new(), from);
+        reader.bytes_total = size;
+        Ok(reader)
     }
 
     /// The successful response, after redirects, and the URL that gave it.
-    async fn fetch(&self, ctx: &SourceContext, waiting: &mut Waiting) -> Result<(Url, Response), SourceError> {
+    async fn fetch(
+        &self,
+        ctx: &SourceContext,
+        waiting: &mut Waiting,
+        at: Option<&DocumentPosition>,
+    ) -> Result<(Url, Response), SourceError> {
         let mut url = self.url.clone();
         let mut redirects = 0;
         loop {
@@ -76,6 +111,12 @@ impl Settings {
             let mut request = client.get(url.clone()).header(ACCEPT, ACCEPTED);
             if url.origin() == self.url.origin() {
                 request = request.headers(self.headers.clone());
+            }
+            if let Some(at) = at {
+                request = request.header(RANGE, format!("bytes={}-", at.mark.offset));
+                if let Some(etag) = &at.etag {
+                    request = request.header(IF_RANGE, etag);
+                }
             }
             let response = waiting.on(request.send()).await.map_err(|e| failed(&url, &e))?;
             let status = response.status();
@@ -95,6 +136,9 @@ impl Settings {
                         })?;
                     continue;
                 }
+            }
+            if status == StatusCode::RANGE_NOT_SATISFIABLE && at.is_some() {
+                return Ok((url, response));
             }
             if !status.is_success() {
                 return Err(failed(&url, &format!("status {status}")));
@@ -151,11 +195,24 @@ async fn client_for(url: &Url, ctx: &SourceContext) -> Result<reqwest::Client, S
 pub(super) struct Body {
     response: Response,
     waiting: Waiting,
+    /// Bytes still to drop before the first chunk handed out (a server that ignored `Range`).
+    discard: u64,
 }
 
 impl Body {
     pub(super) async fn chunk(&mut self) -> Result<Option<Bytes>, String> {
-        self.waiting.on(self.response.chunk()).await
+        loop {
+            let Some(mut chunk) = self.waiting.on(self.response.chunk()).await? else { return Ok(None) };
+            if self.discard == 0 {
+                return Ok(Some(chunk));
+            }
+            let dropped = self.discard.min(chunk.len() as u64);
+            self.discard -= dropped;
+            let _ = chunk.split_to(dropped as usize);
+            if !chunk.is_empty() {
+                return Ok(Some(chunk));
+            }
+        }
     }
 }
 

@@ -5,14 +5,14 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::{field, format, optional_text, records_path, Body, Document, Reader, SourceError};
+use super::{field, format, max_record, optional_text, records_path, Body, Document, Position, Reader, SourceError};
 use crate::engine::decode::{Decoder, Format};
 use crate::engine::record::Record;
 
 #[derive(Debug)]
 pub(super) enum Settings {
     Records(Vec<Record>),
-    Data { data: String, format: Format, records_path: Option<String> },
+    Data { data: String, format: Format, records_path: Option<String>, max_record: usize },
 }
 
 impl Settings {
@@ -24,23 +24,31 @@ impl Settings {
             (None, Some(data)) => {
                 let format =
                     format(config)?.ok_or_else(|| SourceError::config("format", "is required with config.data (csv, jsonl or json)"))?;
-                Ok(Settings::Data { data: data.to_string(), format, records_path: records_path(config)? })
+                Ok(Settings::Data { data: data.to_string(), format, records_path: records_path(config)?, max_record: max_record(config)? })
             }
             (None, None) => Err(SourceError::config("records", "(or config.data) is required")),
         }
     }
 
-    pub(super) fn open(self, skip: u64) -> Reader<Option<Document>> {
+    /// Records resume at their index, data at the byte offset where the position left it.
+    pub(super) fn open(self, from: Position) -> Reader<Option<Document>> {
         match self {
-            Settings::Records(records) => Reader::new(None, records, skip),
-            Settings::Data { data, format, records_path } => {
-                let document = Document {
-                    name: "inline data".into(),
-                    decoder: Decoder::new(format, records_path),
-                    body: Body::Inline(Bytes::from(data)),
+            Settings::Records(records) => Reader::new(None, records, from),
+            Settings::Data { data, format, records_path, max_record } => {
+                let total = data.len() as u64;
+                let mut bytes = Bytes::from(data);
+                let decoder = match &from.document {
+                    None => Decoder::new(format, records_path.as_deref(), max_record),
+                    Some(at) => {
+                        let _ = bytes.split_to((at.mark.offset as usize).min(bytes.len()));
+                        Decoder::resume(format, max_record, at.mark, at.header.clone())
+                    }
                 };
+                let document = Document::new("inline data".into(), decoder, Body::Inline(bytes));
                 // Nothing to fetch: the reader starts with its one document.
-                Reader::new(Some(document), Vec::new(), skip)
+                let mut reader = Reader::new(Some(document), Vec::new(), from);
+                reader.bytes_total = Some(total);
+                reader
             }
         }
     }
@@ -67,7 +75,7 @@ mod tests {
 
     /// Batch sizes and records of an inline source.
     async fn read(config: Value, skip: u64, max: usize) -> (Vec<usize>, Vec<Value>) {
-        let mut source = open(&connector("inline", config), &context(), skip).await.unwrap();
+        let mut source = open(&connector("inline", config), &context(), Some(&super::super::tests::skip(skip))).await.unwrap();
         drain(source.as_mut(), max).await
     }
 
@@ -110,7 +118,7 @@ mod tests {
 
     #[tokio::test]
     async fn bad_data_fails_when_read() {
-        let mut source = open(&connector("inline", json!({"data": "a,b\n1,2\n3\n", "format": "csv"})), &context(), 0).await.unwrap();
+        let mut source = open(&connector("inline", json!({"data": "a,b\n1,2\n3\n", "format": "csv"})), &context(), None).await.unwrap();
         let e = source.next_batch(10).await.unwrap_err();
         assert_eq!((e.code.as_str(), e.message.as_str()), ("SOURCE_ERROR", "inline data: row 3: has 1 fields, the header has 2"));
     }

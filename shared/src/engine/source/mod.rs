@@ -4,10 +4,14 @@
 //! The executable connector types are `inline` (records kept in the config, for demos and tests),
 //! `http` (a URL answering JSON, JSON Lines or CSV) and `s3` (one object, or every object under a
 //! prefix). Bytes reach the streaming [`Decoder`] chunk by chunk, so a source holds one chunk's
-//! records plus the batch being filled; a JSON document, which does not stream, is the exception.
+//! records plus the batch being filled, and no record larger than `maxRecordBytes` (1 MiB unless
+//! the connector says otherwise): a larger one is handed out as a failed record.
 //!
-//! Resuming from a checkpoint reads the skipped records again and drops them: no format or
-//! service here offers a position to seek to that would survive between two runs.
+//! After every batch a source knows its [`Position`]: the records handed out, and the document
+//! and byte offset just past the last one. A continuation opens the source there: `inline` at
+//! the record index or byte offset, `s3` with a `Range` GetObject conditioned on the object's
+//! ETag, `http` with a `Range` request (a server that ignores ranges is read from the start and
+//! the bytes before the offset are dropped undecoded).
 //!
 //! Config values that are null count as absent (editors keep cleared fields as null), and keys a
 //! config has beyond its options are ignored.
@@ -23,9 +27,10 @@ use std::time::Duration;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::decode::{DecodeError, Decoder, Format};
+use super::decode::{DecodeError, Decoded, Decoder, Format, Mark, DEFAULT_MAX_RECORD};
 use super::record::Record;
 use crate::domain::connector::Connector;
 use crate::domain::run::RunError;
@@ -137,10 +142,50 @@ fn allows_private(setting: Option<&str>) -> bool {
     setting.is_some_and(|v| v.trim() == "1" || v.trim().eq_ignore_ascii_case("true"))
 }
 
+/// A record, or why the source could not make one of its bytes (too large, not an object): a
+/// failed row, counted and reported, while the rest of the source is read on.
+pub type Item = Result<Record, String>;
+
 pub trait Source: Send {
-    /// The next batch of at most `max` records; `None` when the source is exhausted. A batch is
+    /// The next batch of at most `max` items; `None` when the source is exhausted. A batch is
     /// short only at the end, and `max` 0 counts as 1. After an error the source keeps failing.
-    fn next_batch(&mut self, max: usize) -> BoxFuture<'_, Result<Option<Vec<Record>>, RunError>>;
+    fn next_batch(&mut self, max: usize) -> BoxFuture<'_, Result<Option<Vec<Item>>, RunError>>;
+
+    /// Where the source stands: just past the last item handed out.
+    fn position(&self) -> Position;
+
+    /// The source's size in bytes, when it is known (one object, a response with a length).
+    fn bytes_total(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Where a source stands, as a checkpoint keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Position {
+    /// Items handed out, failed ones included.
+    pub records: u64,
+    /// Bytes of the source read so far, across continuations (progress).
+    pub bytes_read: u64,
+    /// The document the last item came from, and where in it that item ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<DocumentPosition>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DocumentPosition {
+    /// The object's key, for a source of many documents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The document's version then: a document that changed cannot be resumed at an offset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    pub mark: Mark,
+    /// A CSV document's header, which a reader starting mid-document does not see.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<Vec<String>>,
 }
 
 /// A connector's config, checked.
@@ -170,14 +215,15 @@ pub fn check(connector: &Connector) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Opens the connector's source, skipping the first `skip` records (a run resumed from a
-/// checkpoint). An `http` source makes its request here and an `s3` source lists and opens its
-/// first object, so that an unreachable source fails before any record is read.
-pub async fn open(connector: &Connector, ctx: &SourceContext, skip: u64) -> Result<Box<dyn Source>, RunError> {
+/// Opens the connector's source, at `from` for a continuation. An `http` source makes its
+/// request here and an `s3` source lists and opens its first object, so that an unreachable
+/// source fails before any record is read.
+pub async fn open(connector: &Connector, ctx: &SourceContext, from: Option<&Position>) -> Result<Box<dyn Source>, RunError> {
+    let from = from.cloned().unwrap_or_default();
     let source: Box<dyn Source> = match Settings::parse(connector)? {
-        Settings::Inline(settings) => Box::new(settings.open(skip)),
-        Settings::Http(settings) => Box::new(settings.open(ctx, skip).await?),
-        Settings::S3(settings) => Box::new(settings.open(ctx, skip).await?),
+        Settings::Inline(settings) => Box::new(settings.open(from)),
+        Settings::Http(settings) => Box::new(settings.open(ctx, from).await?),
+        Settings::S3(settings) => Box::new(settings.open(ctx, from).await?),
     };
     Ok(source)
 }
@@ -211,6 +257,21 @@ fn format(config: &Map<String, Value>) -> Result<Option<Format>, SourceError> {
         .transpose()
 }
 
+/// The most `config.maxRecordBytes` may be: records are held whole, a batch's worth at a time.
+const MAX_RECORD_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// `config.maxRecordBytes`: the largest record read (1 MiB when absent).
+fn max_record(config: &Map<String, Value>) -> Result<usize, SourceError> {
+    match field(config, "maxRecordBytes") {
+        None => Ok(DEFAULT_MAX_RECORD),
+        Some(v) => {
+            v.as_u64().filter(|n| (1..=MAX_RECORD_LIMIT).contains(n)).map(|n| n as usize).ok_or_else(|| {
+                SourceError::config("maxRecordBytes", format!("must be a whole number of bytes from 1 to {MAX_RECORD_LIMIT}"))
+            })
+        }
+    }
+}
+
 /// `config.recordsPath`: where a JSON document keeps its records (`data.items`).
 fn records_path(config: &Map<String, Value>) -> Result<Option<String>, SourceError> {
     Ok(optional_text(config, "recordsPath")?.map(str::trim).filter(|p| !p.is_empty()).map(str::to_string))
@@ -222,14 +283,28 @@ fn records_path(config: &Map<String, Value>) -> Result<Option<String>, SourceErr
 struct Document {
     /// For messages: never a URL's path or query, which may carry credentials.
     name: String,
+    /// The object's key, where a source has many documents.
+    key: Option<String>,
+    /// The version read (ETag), to resume it only while it is the same.
+    etag: Option<String>,
+    /// Bytes in all, when known.
+    size: Option<u64>,
     decoder: Decoder,
     body: Body,
+}
+
+impl Document {
+    fn new(name: String, decoder: Decoder, body: Body) -> Self {
+        Document { name, key: None, etag: None, size: None, decoder, body }
+    }
 }
 
 enum Body {
     Inline(Bytes),
     Http(Box<http::Body>),
     S3(ByteStream),
+    /// Nothing left to read (a continuation that stopped at the very end).
+    Empty,
 }
 
 /// Inline data is handed to the decoder in slices of this size, as a download would be.
@@ -242,6 +317,7 @@ impl Body {
             Body::Inline(rest) => Ok((!rest.is_empty()).then(|| rest.split_to(rest.len().min(INLINE_CHUNK)))),
             Body::Http(body) => body.chunk().await,
             Body::S3(stream) => stream.try_next().await.map_err(|e| error_chain(&e)),
+            Body::Empty => Ok(None),
         }
     }
 }
@@ -259,33 +335,71 @@ impl Documents for Option<Document> {
     }
 }
 
+/// What the reader remembers of a document while its items wait to be handed out.
+struct Seen {
+    key: Option<String>,
+    etag: Option<String>,
+    header: Option<Vec<String>>,
+}
+
 /// The one [`Source`]: decodes its documents in turn, as one stream of records.
 struct Reader<D> {
     documents: D,
     current: Option<Document>,
-    /// Decoded and not yet handed out: less than a batch, plus the last chunk's records.
-    ready: VecDeque<Record>,
+    /// Documents opened whose items may still wait in `ready`, by sequence number.
+    seen: VecDeque<(u32, Seen)>,
+    opened: u32,
+    /// Decoded and not yet handed out (less than a batch, plus the last chunk's items), each with
+    /// its document's sequence number and mark (none for inline records).
+    ready: VecDeque<(Item, Option<(u32, Mark)>)>,
     skip: u64,
+    position: Position,
+    bytes_total: Option<u64>,
     /// The documents have ended (and with them the current one).
     exhausted: bool,
     failed: Option<SourceError>,
 }
 
 impl<D: Documents> Reader<D> {
-    /// `records` come before the documents' (inline records have no documents).
-    fn new(documents: D, records: Vec<Record>, skip: u64) -> Self {
-        Reader { documents, current: None, ready: records.into(), skip, exhausted: false, failed: None }
+    /// `records` come before the documents' (inline records have no documents); the first
+    /// `from.records` of them are skipped.
+    fn new(documents: D, records: Vec<Record>, from: Position) -> Self {
+        Reader {
+            documents,
+            current: None,
+            seen: VecDeque::new(),
+            opened: 0,
+            ready: records.into_iter().map(|r| (Ok(r), None)).collect(),
+            skip: if from.document.is_none() { from.records } else { 0 },
+            position: from,
+            bytes_total: None,
+            exhausted: false,
+            failed: None,
+        }
     }
 
     /// Opens the first document, so that a source that cannot be reached fails at `open`.
     async fn start(mut self) -> Result<Self, SourceError> {
-        self.current = self.documents.next().await?;
-        self.exhausted = self.current.is_none();
+        self.next_document().await?;
+        self.bytes_total = self.current.as_ref().and_then(|d| d.size);
         Ok(self)
     }
 
-    /// Decodes until `want` records are ready (after those to skip) or the documents end.
+    async fn next_document(&mut self) -> Result<(), SourceError> {
+        self.current = self.documents.next().await?;
+        self.exhausted = self.current.is_none();
+        if let Some(document) = &self.current {
+            self.opened += 1;
+            let seen =
+                Seen { key: document.key.clone(), etag: document.etag.clone(), header: document.decoder.header().map(<[String]>::to_vec) };
+            self.seen.push_back((self.opened, seen));
+        }
+        Ok(())
+    }
+
+    /// Decodes until `want` items are ready (after those to skip) or the documents end.
     async fn fill(&mut self, want: usize) -> Result<(), SourceError> {
+        let mut decoded = Vec::new();
         loop {
             let dropped = self.ready.len().min(usize::try_from(self.skip).unwrap_or(usize::MAX));
             self.ready.drain(..dropped);
@@ -294,29 +408,61 @@ impl<D: Documents> Reader<D> {
                 return Ok(());
             }
             let Some(document) = self.current.as_mut() else {
-                self.current = self.documents.next().await?;
-                self.exhausted = self.current.is_none();
+                self.next_document().await?;
                 continue;
             };
             let chunk = document.body.chunk().await.map_err(|e| SourceError::Failed(format!("{}: reading failed: {e}", document.name)))?;
-            match chunk {
+            let ended = match chunk {
                 Some(chunk) => {
-                    let records = document.decoder.feed(&chunk).map_err(|e| decode_error(&document.name, e))?;
-                    self.ready.extend(records);
+                    self.position.bytes_read += chunk.len() as u64;
+                    document.decoder.feed(&chunk, &mut decoded).map_err(|e| decode_error(&document.name, e))?;
+                    false
                 }
                 None => {
-                    if let Some(document) = self.current.take() {
-                        let records = document.decoder.finish().map_err(|e| decode_error(&document.name, e))?;
-                        self.ready.extend(records);
-                    }
+                    document.decoder.finish(&mut decoded).map_err(|e| decode_error(&document.name, e))?;
+                    true
+                }
+            };
+            let seq = self.opened;
+            if let (Some(header), Some((_, seen))) = (document.decoder.header(), self.seen.back_mut()) {
+                if seen.header.is_none() {
+                    seen.header = Some(header.to_vec());
                 }
             }
+            self.ready.extend(decoded.drain(..).map(|Decoded { record, mark }| (record, Some((seq, mark)))));
+            if ended {
+                self.current = None;
+            }
         }
+    }
+
+    /// Hands out `n` ready items and moves the position past them.
+    fn take(&mut self, n: usize) -> Vec<Item> {
+        let mut last = None;
+        let items = self
+            .ready
+            .drain(..n)
+            .map(|(item, spot)| {
+                last = spot.or(last);
+                item
+            })
+            .collect();
+        self.position.records += n as u64;
+        if let Some((seq, mark)) = last {
+            while self.seen.front().is_some_and(|(s, _)| *s < seq) {
+                self.seen.pop_front();
+            }
+            if let Some((_, seen)) = self.seen.front() {
+                self.position.document =
+                    Some(DocumentPosition { key: seen.key.clone(), etag: seen.etag.clone(), mark, header: seen.header.clone() });
+            }
+        }
+        items
     }
 }
 
 impl<D: Documents> Source for Reader<D> {
-    fn next_batch(&mut self, max: usize) -> BoxFuture<'_, Result<Option<Vec<Record>>, RunError>> {
+    fn next_batch(&mut self, max: usize) -> BoxFuture<'_, Result<Option<Vec<Item>>, RunError>> {
         Box::pin(async move {
             if let Some(e) = &self.failed {
                 return Err(e.clone().into());
@@ -333,8 +479,16 @@ impl<D: Documents> Source for Reader<D> {
                 return Ok(None);
             }
             let n = max.min(self.ready.len());
-            Ok(Some(self.ready.drain(..n).collect()))
+            Ok(Some(self.take(n)))
         })
+    }
+
+    fn position(&self) -> Position {
+        self.position.clone()
+    }
+
+    fn bytes_total(&self) -> Option<u64> {
+        self.bytes_total
     }
 }
 
@@ -381,7 +535,7 @@ mod tests {
     }
 
     pub(super) async fn open_error(kind: &str, config: Value) -> RunError {
-        match open(&connector(kind, config), &context(), 0).await {
+        match open(&connector(kind, config), &context(), None).await {
             Ok(_) => panic!("opened"),
             Err(e) => e,
         }
@@ -392,7 +546,7 @@ mod tests {
         let (mut sizes, mut records) = (Vec::new(), Vec::new());
         while let Some(batch) = source.next_batch(max).await.unwrap() {
             sizes.push(batch.len());
-            records.extend(batch.into_iter().map(Value::Object));
+            records.extend(batch.into_iter().map(|item| Value::Object(item.expect("a record"))));
         }
         (sizes, records)
     }
@@ -451,7 +605,11 @@ mod tests {
     }
 
     fn document(format: Format, text: &str) -> Document {
-        Document { name: "test data".into(), decoder: Decoder::new(format, None), body: Body::Inline(Bytes::from(text.to_string())) }
+        Document::new("test data".into(), Decoder::new(format, None, DEFAULT_MAX_RECORD), Body::Inline(Bytes::from(text.to_string())))
+    }
+
+    pub(super) fn skip(records: u64) -> Position {
+        Position { records, ..Position::default() }
     }
 
     #[tokio::test]
@@ -470,22 +628,25 @@ mod tests {
                 document(Format::Jsonl, "{\"n\":3}\n{\"n\":4}\n{\"n\":5}"),
             ]))
         };
-        let mut reader = Reader::new(many(), Vec::new(), 0).start().await.unwrap();
+        let mut reader = Reader::new(many(), Vec::new(), Position::default()).start().await.unwrap();
         let (sizes, records) = drain(&mut reader, 2).await;
         assert_eq!(sizes, [2, 2, 1]);
         assert_eq!(records, [json!({"n": "1"}), json!({"n": "2"}), json!({"n": 3}), json!({"n": 4}), json!({"n": 5})]);
         assert!(reader.next_batch(2).await.unwrap().is_none(), "stays exhausted");
 
         // Skipping crosses documents.
-        let mut reader = Reader::new(many(), Vec::new(), 3).start().await.unwrap();
+        let mut reader = Reader::new(many(), Vec::new(), skip(3)).start().await.unwrap();
         assert_eq!(drain(&mut reader, 10).await.1, [json!({"n": 4}), json!({"n": 5})]);
-        let mut reader = Reader::new(many(), Vec::new(), 99).start().await.unwrap();
+        let mut reader = Reader::new(many(), Vec::new(), skip(99)).start().await.unwrap();
         assert_eq!(drain(&mut reader, 10).await.0, Vec::<usize>::new());
     }
 
     #[tokio::test]
     async fn a_decoding_error_names_the_document_and_sticks() {
-        let mut reader = Reader::new(Some(document(Format::Jsonl, "{\"a\":1}\n{\"a\":2}\nnope\n")), Vec::new(), 0).start().await.unwrap();
+        let mut reader = Reader::new(Some(document(Format::Jsonl, "{\"a\":1}\n{\"a\":2}\nnope\n")), Vec::new(), Position::default())
+            .start()
+            .await
+            .unwrap();
         // The chunk holding the bad line fails as a whole.
         let e = reader.next_batch(1).await.unwrap_err();
         assert_eq!(e.code, "SOURCE_ERROR");
@@ -495,7 +656,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_of_zero_is_a_batch_of_one() {
-        let mut reader = Reader::new(Some(document(Format::Jsonl, "{\"a\":1}\n{\"a\":2}\n")), Vec::new(), 0).start().await.unwrap();
+        let mut reader =
+            Reader::new(Some(document(Format::Jsonl, "{\"a\":1}\n{\"a\":2}\n")), Vec::new(), Position::default()).start().await.unwrap();
         assert_eq!(drain(&mut reader, 0).await.0, [1, 1]);
     }
 
@@ -503,7 +665,7 @@ mod tests {
     async fn memory_holds_a_chunk_and_a_batch() {
         // 100k lines of about 10 bytes: a 64 KiB chunk decodes to about 6,500 records.
         let text: String = (0..100_000).map(|i| format!("{{\"i\":{i}}}\n")).collect();
-        let mut reader = Reader::new(Some(document(Format::Jsonl, &text)), Vec::new(), 0).start().await.unwrap();
+        let mut reader = Reader::new(Some(document(Format::Jsonl, &text)), Vec::new(), Position::default()).start().await.unwrap();
         let mut seen = 0;
         let mut most = 0;
         while let Some(batch) = reader.next_batch(100).await.unwrap() {
@@ -512,5 +674,32 @@ mod tests {
         }
         assert_eq!(seen, 100_000);
         assert!(most < 100 + INLINE_CHUNK / 6, "held {most} records");
+    }
+
+    #[tokio::test]
+    async fn the_position_follows_the_last_item_across_documents() {
+        struct Many(VecDeque<Document>);
+        impl Documents for Many {
+            fn next(&mut self) -> BoxFuture<'_, Result<Option<Document>, SourceError>> {
+                let next = self.0.pop_front();
+                Box::pin(async move { Ok(next) })
+            }
+        }
+        let keyed =
+            |key: &str, format, text: &str| Document { key: Some(key.into()), etag: Some(format!("\"{key}\"")), ..document(format, text) };
+        let docs =
+            Many(VecDeque::from([keyed("a.csv", Format::Csv, "n\n1\n2\n"), keyed("b.jsonl", Format::Jsonl, "{\"n\":3}\n{\"n\":4}\n")]));
+        let mut reader = Reader::new(docs, Vec::new(), Position::default()).start().await.unwrap();
+        reader.next_batch(1).await.unwrap();
+        let at = reader.position();
+        assert_eq!(at.records, 1);
+        let doc = at.document.unwrap();
+        assert_eq!((doc.key.as_deref(), doc.etag.as_deref(), doc.mark), (Some("a.csv"), Some("\"a.csv\""), Mark { offset: 4, count: 2 }));
+        assert_eq!(doc.header, Some(vec!["n".to_string()]), "a CSV position keeps its header");
+        reader.next_batch(2).await.unwrap();
+        let doc = reader.position().document.unwrap();
+        assert_eq!((doc.key.as_deref(), doc.mark, doc.header), (Some("b.jsonl"), Mark { offset: 8, count: 1 }, None));
+        assert_eq!(reader.position().records, 3);
+        assert_eq!(reader.position().bytes_read, 22);
     }
 }

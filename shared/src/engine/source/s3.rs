@@ -5,6 +5,10 @@
 //! Under a prefix, "directory" keys (ending in `/`) and empty objects are passed over: they hold
 //! no records, and markers such as `_SUCCESS` are empty. Keys are listed a page at a time, as the
 //! reading reaches them, and each object is read as a stream.
+//!
+//! A continuation opens the object it stopped in with `Range: bytes=<offset>-` and `If-Match`
+//! on the ETag it read before (an object replaced meanwhile fails the run rather than mix two
+//! versions), then lists on after that key.
 
 use std::collections::VecDeque;
 
@@ -13,7 +17,8 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use super::{
-    error_chain, format, optional_text, records_path, required_text, Body, Document, Documents, Reader, SourceContext, SourceError,
+    error_chain, format, max_record, optional_text, records_path, required_text, Body, Document, DocumentPosition, Documents, Position,
+    Reader, SourceContext, SourceError,
 };
 use crate::engine::decode::{Decoder, Format};
 
@@ -23,6 +28,7 @@ pub(super) struct Settings {
     objects: Objects,
     format: Option<Format>,
     records_path: Option<String>,
+    max_record: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,16 +51,29 @@ impl Settings {
             (Some(key), None) => Objects::Key(key.to_string()),
             (None, prefix) => Objects::Prefix(prefix.unwrap_or_default().to_string()),
         };
-        Ok(Settings { bucket: bucket.to_string(), objects, format: format(config)?, records_path: records_path(config)? })
+        let max_record = max_record(config)?;
+        Ok(Settings { bucket: bucket.to_string(), objects, format: format(config)?, records_path: records_path(config)?, max_record })
     }
 
-    pub(super) async fn open(self, ctx: &SourceContext, skip: u64) -> Result<Reader<Bucket>, SourceError> {
+    pub(super) async fn open(self, ctx: &SourceContext, from: Position) -> Result<Reader<Bucket>, SourceError> {
+        let resume = from.document.clone();
         let keys = match self.objects {
             Objects::Key(key) => Keys::One(Some(key)),
-            Objects::Prefix(prefix) => Keys::Listed { prefix, pending: VecDeque::new(), token: None, listed_all: false },
+            Objects::Prefix(prefix) => {
+                let after = resume.as_ref().and_then(|at| at.key.clone());
+                Keys::Listed { prefix, pending: VecDeque::new(), token: None, listed_all: false, after }
+            }
         };
-        let objects = Bucket { client: ctx.s3.clone(), bucket: self.bucket, keys, format: self.format, records_path: self.records_path };
-        Reader::new(objects, Vec::new(), skip).start().await
+        let objects = Bucket {
+            client: ctx.s3.clone(),
+            bucket: self.bucket,
+            keys,
+            format: self.format,
+            records_path: self.records_path,
+            max_record: self.max_record,
+            resume,
+        };
+        Reader::new(objects, Vec::new(), from).start().await
     }
 }
 
@@ -65,24 +84,29 @@ pub(super) struct Bucket {
     keys: Keys,
     format: Option<Format>,
     records_path: Option<String>,
+    max_record: usize,
+    /// Where a continuation resumes: the first document opened is this one, at this mark.
+    resume: Option<DocumentPosition>,
 }
 
 enum Keys {
     One(Option<String>),
-    /// `pending` holds the rest of the last page listed; `token` leads to the next one.
+    /// `pending` holds the rest of the last page listed; `token` leads to the next one; listing
+    /// starts after the key `after` (the object a continuation resumes in, opened first).
     Listed {
         prefix: String,
         pending: VecDeque<String>,
         token: Option<String>,
         listed_all: bool,
+        after: Option<String>,
     },
 }
 
 impl Bucket {
     async fn next_key(&mut self) -> Result<Option<String>, SourceError> {
-        let (prefix, pending, token, listed_all) = match &mut self.keys {
+        let (prefix, pending, token, listed_all, after) = match &mut self.keys {
             Keys::One(key) => return Ok(key.take()),
-            Keys::Listed { prefix, pending, token, listed_all } => (prefix, pending, token, listed_all),
+            Keys::Listed { prefix, pending, token, listed_all, after } => (prefix, pending, token, listed_all, after),
         };
         loop {
             if let Some(key) = pending.pop_front() {
@@ -96,6 +120,7 @@ impl Bucket {
                 .list_objects_v2()
                 .bucket(&self.bucket)
                 .prefix(prefix.as_str())
+                .set_start_after(after.take())
                 .set_continuation_token(token.take())
                 .send()
                 .await
@@ -112,7 +137,24 @@ impl Bucket {
     }
 
     async fn open_next(&mut self) -> Result<Option<Document>, SourceError> {
-        let Some(key) = self.next_key().await? else { return Ok(None) };
+        // A continuation's first document is the one it stopped in.
+        let (key, at) = match self.resume.take() {
+            Some(at) => match (at.key.clone(), &self.keys) {
+                (Some(key), _) => (key, Some(at)),
+                (None, Keys::One(_)) => match self.next_key().await? {
+                    Some(key) => (key, Some(at)),
+                    None => return Ok(None),
+                },
+                (None, _) => return Err(SourceError::Failed("the checkpoint names no object to resume in".into())),
+            },
+            None => match self.next_key().await? {
+                Some(key) => (key, None),
+                None => return Ok(None),
+            },
+        };
+        if let Keys::One(key) = &mut self.keys {
+            key.take();
+        }
         let name = format!("s3://{}/{key}", self.bucket);
         let format = self.format.or_else(|| format_of(&key)).ok_or_else(|| {
             SourceError::config(
@@ -120,9 +162,39 @@ impl Bucket {
                 format!("is required: the format of {name} cannot be told from its extension (.csv, .jsonl, .ndjson, .json)"),
             )
         })?;
-        let object =
-            self.client.get_object().bucket(&self.bucket).key(&key).send().await.map_err(|e| s3_error(&format!("reading {name}"), e))?;
-        Ok(Some(Document { name, decoder: Decoder::new(format, self.records_path.clone()), body: Body::S3(object.body) }))
+        let mut request = self.client.get_object().bucket(&self.bucket).key(&key);
+        if let Some(at) = &at {
+            request = request.range(format!("bytes={}-", at.mark.offset)).set_if_match(at.etag.clone());
+        }
+        let object = match request.send().await {
+            Ok(object) => object,
+            // Stopped at the object's very end: nothing of it is left to read.
+            Err(e) if at.is_some() && status(&e) == Some(416) => {
+                let at = at.unwrap_or_default();
+                let decoder = Decoder::resume(format, self.max_record, at.mark, at.header);
+                return Ok(Some(Document { key: Some(key), etag: at.etag, ..Document::new(name, decoder, Body::Empty) }));
+            }
+            Err(e) if at.is_some() && status(&e) == Some(412) => {
+                return Err(SourceError::Failed(format!(
+                    "{name} changed while the run was reading it; run it again to read the new version"
+                )));
+            }
+            Err(e) => return Err(s3_error(&format!("reading {name}"), e)),
+        };
+        let offset = at.as_ref().map_or(0, |at| at.mark.offset);
+        let decoder = match at {
+            Some(at) => Decoder::resume(format, self.max_record, at.mark, at.header),
+            None => Decoder::new(format, self.records_path.as_deref(), self.max_record),
+        };
+        let (etag, size) = (object.e_tag().map(str::to_string), object.content_length().map(|n| offset + n.max(0) as u64));
+        Ok(Some(Document { key: Some(key), etag, size, ..Document::new(name, decoder, Body::S3(object.body)) }))
+    }
+}
+
+fn status<E>(e: &SdkError<E>) -> Option<u16> {
+    match e {
+        SdkError::ServiceError(service) => Some(service.raw().status().as_u16()),
+        _ => None,
     }
 }
 
