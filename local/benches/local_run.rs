@@ -14,7 +14,6 @@ use shared::domain::run::{Run, RunStatus, Trigger};
 use shared::domain::tenant::TenantId;
 use shared::domain::{connector::NewConnector, ids::ConnectorId, ids::SchemaId, schema::NewSchema};
 use shared::engine::execute::DataEngine;
-use shared::engine::source::SourceContext;
 use shared::trigger::trigger;
 use shared::worker::RunSettings;
 
@@ -31,19 +30,20 @@ async fn main() -> Result<(), shared::app::Error> {
     let queue = local::stack::ensure_queue(&clients.sqs, &format!("bench-{suffix}")).await?;
     let app =
         App::new(clients.dynamodb.clone(), clients.sqs.clone(), &table, Some(&queue)).with_records(&local::stack::records_table(&table));
-    let engine = DataEngine { records: app.records.clone().ok_or("records")?, sources: SourceContext::with_s3(clients.s3.clone(), true) };
-
     let bucket = format!("bench-{suffix}");
+    let engine = DataEngine { records: app.records.clone().ok_or("records")?, sources: local::stack::sources(&clients, &bucket) };
+
     clients.s3.create_bucket().bucket(&bucket).send().await?;
     let body: String = (0..ROWS)
         .map(|i| json!({"OrderId": i, "Email": format!("c{i}@example.com"), "status": if i % 10 == 0 { "refunded" } else { "paid" }, "total": format!("{}.50", i % 900)}).to_string() + "\n")
         .collect();
-    clients.s3.put_object().bucket(&bucket).key("orders.jsonl").body(body.into_bytes().into()).send().await?;
+    clients.s3.put_object().bucket(&bucket).key("tenants/bench/orders.jsonl").body(body.into_bytes().into()).send().await?;
 
     let tenant = TenantId::parse("bench")?;
     let now = shared::domain::now();
-    let connector = NewConnector::parse(&json!({"name": "orders", "type": "s3", "config": {"bucket": bucket, "key": "orders.jsonl"}}))?
-        .into_connector(ConnectorId::generate(), &now);
+    let connector =
+        NewConnector::parse(&json!({"name": "orders", "type": "s3", "config": {"bucket": bucket, "key": "tenants/bench/orders.jsonl"}}))?
+            .into_connector(ConnectorId::generate(), &now);
     let schema = NewSchema::parse(&json!({"name": "orders", "fields": [
         {"name": "id", "type": "integer", "primaryKey": true}, {"name": "email", "type": "text"},
         {"name": "status", "type": "text"}, {"name": "total", "type": "decimal"}

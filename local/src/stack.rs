@@ -1,7 +1,7 @@
 //! Clients and resources of the local stack (DynamoDB Local on :8000, moto on :4566).
 //!
-//! Endpoints come from `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL_SQS` when set, else the
-//! local ports; credentials and region are dummies unless the environment has real ones. This
+//! Endpoints come from `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL_SQS` / `_S3` / `_STS`
+//! when set, else the local ports; credentials and region are dummies unless the environment has real ones. This
 //! module is only for the local stack: the functions themselves use the plain AWS environment.
 
 use aws_config::{BehaviorVersion, Region};
@@ -11,16 +11,20 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use shared::app::{App, Error};
+use shared::domain::source_access::SourceBuckets;
 use shared::engine::execute::DataEngine;
 use shared::engine::source::SourceContext;
 
 pub const DEFAULT_TABLE: &str = "pipelines";
 pub const DEFAULT_QUEUE: &str = "pipelines-runs";
+/// The deployment's source bucket on the local stack (`SOURCE_BUCKET` overrides).
+pub const DEFAULT_SOURCE_BUCKET: &str = "pipelines-sources";
 
 pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub s3: aws_sdk_s3::Client,
+    pub sts: aws_sdk_sts::Client,
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -40,10 +44,35 @@ pub async fn clients() -> Clients {
         .endpoint_url(env_or("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:4566"))
         .force_path_style(true)
         .build();
+    let sts = aws_sdk_sts::config::Builder::from(&sdk).endpoint_url(env_or("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:4566")).build();
     Clients {
         dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
         sqs: aws_sdk_sqs::Client::from_conf(sqs),
         s3: aws_sdk_s3::Client::from_conf(s3),
+        sts: aws_sdk_sts::Client::from_conf(sts),
+    }
+}
+
+/// The deployment's source bucket: `SOURCE_BUCKET`, else [`DEFAULT_SOURCE_BUCKET`].
+pub fn source_bucket() -> String {
+    env_or("SOURCE_BUCKET", DEFAULT_SOURCE_BUCKET)
+}
+
+/// Creates the source bucket when missing.
+pub async fn ensure_bucket(client: &aws_sdk_s3::Client, name: &str) -> Result<(), Error> {
+    match client.create_bucket().bucket(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_bucket_already_owned_by_you() || se.is_bucket_already_exists()) => Ok(()),
+        Err(e) => Err(format!("creating bucket {name}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)).into()),
+    }
+}
+
+/// Sources on the local stack: the source bucket `bucket`, and loopback and private addresses
+/// allowed (a laptop's own services).
+pub fn sources(c: &Clients, bucket: &str) -> SourceContext {
+    SourceContext {
+        buckets: SourceBuckets { deployment: Some(bucket.to_string()) },
+        ..SourceContext::with_clients(c.s3.clone(), c.sts.clone(), true)
     }
 }
 
@@ -124,7 +153,11 @@ pub async fn app(table: &str, queue: &str) -> Result<(App, DataEngine), Error> {
     ensure_table(&c.dynamodb, table).await?;
     ensure_records_table(&c.dynamodb, &records_table(table)).await?;
     let queue_url = ensure_queue(&c.sqs, queue).await?;
-    let app = App::new(c.dynamodb, c.sqs, table, Some(&queue_url)).with_records(&records_table(table));
+    let bucket = source_bucket();
+    ensure_bucket(&c.s3, &bucket).await?;
+    let app = App::new(c.dynamodb.clone(), c.sqs.clone(), table, Some(&queue_url))
+        .with_records(&records_table(table))
+        .with_source_bucket(&bucket);
     let records = app.records.clone().ok_or("records table missing")?;
-    Ok((app, DataEngine { records, sources: SourceContext::with_s3(c.s3, true) }))
+    Ok((app, DataEngine { records, sources: sources(&c, &bucket) }))
 }

@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 use shared::domain::connector::Connector;
 use shared::domain::ids::ConnectorId;
 use shared::domain::run::RunError;
+use shared::domain::source_access::SourceBuckets;
+use shared::domain::tenant::TenantId;
 use shared::engine::source::{open, Position, Source, SourceContext};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -43,12 +45,12 @@ async fn drain(source: &mut dyn Source, max: usize) -> (Vec<usize>, Vec<Value>) 
 
 async fn read(ctx: &SourceContext, kind: &str, config: Value, skip: u64, max: usize) -> (Vec<usize>, Vec<Value>) {
     let from = Position { records: skip, ..Position::default() };
-    let mut source = open(&connector(kind, config), ctx, Some(&from)).await.unwrap_or_else(|e| panic!("open: {e:?}"));
+    let mut source = open(&connector(kind, config), &tenant(), ctx, Some(&from)).await.unwrap_or_else(|e| panic!("open: {e:?}"));
     drain(source.as_mut(), max).await
 }
 
 async fn open_error(ctx: &SourceContext, kind: &str, config: Value) -> RunError {
-    match open(&connector(kind, config), ctx, None).await {
+    match open(&connector(kind, config), &tenant(), ctx, None).await {
         Ok(_) => panic!("opened"),
         Err(e) => e,
     }
@@ -66,7 +68,7 @@ async fn s3() -> (SourceContext, String) {
         .endpoint_url(endpoint.as_str())
         .load()
         .await;
-    let ctx = SourceContext::new(&sdk, true);
+    let mut ctx = SourceContext::new(&sdk, true);
     let bucket = format!("sources-{}", uuid::Uuid::new_v4().simple());
     ctx.s3.create_bucket().bucket(&bucket).send().await.unwrap_or_else(|e| {
         panic!(
@@ -74,10 +76,29 @@ async fn s3() -> (SourceContext, String) {
             aws_sdk_s3::error::DisplayErrorContext(e)
         )
     });
+    ctx.buckets = SourceBuckets { deployment: Some(bucket.clone()) };
     (ctx, bucket)
 }
 
+/// The tenant these tests read for, and its folder of the source bucket.
+const TENANT: &str = "t1";
+const FOLDER: &str = "tenants/t1/";
+
+fn tenant() -> TenantId {
+    TenantId::parse(TENANT).unwrap()
+}
+
+/// `path` in the tenant's folder.
+fn at(path: &str) -> String {
+    format!("{FOLDER}{path}")
+}
+
+/// Writes `key` in the tenant's folder.
 async fn put(ctx: &SourceContext, bucket: &str, key: &str, body: impl Into<Vec<u8>>) {
+    put_raw(ctx, bucket, &at(key), body).await
+}
+
+async fn put_raw(ctx: &SourceContext, bucket: &str, key: &str, body: impl Into<Vec<u8>>) {
     let body = ByteStream::from(body.into());
     ctx.s3.put_object().bucket(bucket).key(key).body(body).send().await.unwrap();
 }
@@ -92,7 +113,7 @@ async fn s3_prefix_reads_every_object_in_key_order_as_one_stream() {
     put(&ctx, &bucket, "in/_SUCCESS", "").await;
     put(&ctx, &bucket, "out/a.csv", "id\n99\n").await;
 
-    let (sizes, records) = read(&ctx, "s3", json!({"bucket": bucket, "prefix": "in/"}), 0, 4).await;
+    let (sizes, records) = read(&ctx, "s3", json!({"bucket": bucket, "prefix": at("in/")}), 0, 4).await;
     assert_eq!(sizes, [4, 3]);
     assert_eq!(
         records,
@@ -108,12 +129,12 @@ async fn s3_prefix_reads_every_object_in_key_order_as_one_stream() {
     );
 
     // Resuming skips across objects.
-    let (_, records) = read(&ctx, "s3", json!({"bucket": bucket, "prefix": "in/"}), 4, 100).await;
+    let (_, records) = read(&ctx, "s3", json!({"bucket": bucket, "prefix": at("in/")}), 4, 100).await;
     assert_eq!(records, [json!({"id": "5", "name": "e"}), json!({"id": 6}), json!({"id": 7, "deep": {"x": [1]}})]);
 
     // No prefix: the whole bucket; a prefix matching nothing: no records.
     assert_eq!(read(&ctx, "s3", json!({"bucket": bucket}), 0, 100).await.1.len(), 8);
-    assert_eq!(read(&ctx, "s3", json!({"bucket": bucket, "prefix": "nothing/"}), 0, 100).await.0, Vec::<usize>::new());
+    assert_eq!(read(&ctx, "s3", json!({"bucket": bucket, "prefix": at("nothing/")}), 0, 100).await.0, Vec::<usize>::new());
 }
 
 #[tokio::test]
@@ -122,12 +143,12 @@ async fn s3_key_reads_one_object_in_its_own_or_the_configured_format() {
     put(&ctx, &bucket, "data/orders.json", json!({"data": {"items": [{"n": 1}, {"n": 2}]}}).to_string()).await;
     put(&ctx, &bucket, "data/export.txt", "n\n1\n2\n3\n").await;
 
-    let (_, records) = read(&ctx, "s3", json!({"bucket": bucket, "key": "data/orders.json", "recordsPath": "data.items"}), 0, 10).await;
+    let (_, records) = read(&ctx, "s3", json!({"bucket": bucket, "key": at("data/orders.json"), "recordsPath": "data.items"}), 0, 10).await;
     assert_eq!(records, [json!({"n": 1}), json!({"n": 2})]);
-    let (sizes, _) = read(&ctx, "s3", json!({"bucket": bucket, "key": "data/export.txt", "format": "csv"}), 1, 1).await;
+    let (sizes, _) = read(&ctx, "s3", json!({"bucket": bucket, "key": at("data/export.txt"), "format": "csv"}), 1, 1).await;
     assert_eq!(sizes, [1, 1]);
 
-    let e = open_error(&ctx, "s3", json!({"bucket": bucket, "key": "data/export.txt"})).await;
+    let e = open_error(&ctx, "s3", json!({"bucket": bucket, "key": at("data/export.txt")})).await;
     assert_eq!(e.code, "INVALID_CONNECTOR_CONFIG");
     assert!(e.message.starts_with("config.format is required: the format of s3://"), "{}", e.message);
 }
@@ -135,20 +156,21 @@ async fn s3_key_reads_one_object_in_its_own_or_the_configured_format() {
 #[tokio::test]
 async fn s3_failures_name_the_object_and_the_service_error() {
     let (ctx, bucket) = s3().await;
-    let e = open_error(&ctx, "s3", json!({"bucket": bucket, "key": "missing.csv"})).await;
+    let e = open_error(&ctx, "s3", json!({"bucket": bucket, "key": at("missing.csv")})).await;
     assert_eq!(e.code, "SOURCE_ERROR");
-    assert!(e.message.starts_with(&format!("reading s3://{bucket}/missing.csv: NoSuchKey")), "{}", e.message);
+    assert!(e.message.starts_with(&format!("reading s3://{bucket}/{FOLDER}missing.csv: NoSuchKey")), "{}", e.message);
 
     let missing = format!("{bucket}-missing");
-    let e = open_error(&ctx, "s3", json!({"bucket": missing, "prefix": "in/"})).await;
+    let gone = SourceContext { buckets: SourceBuckets { deployment: Some(missing.clone()) }, ..ctx.clone() };
+    let e = open_error(&gone, "s3", json!({"bucket": missing, "prefix": at("in/")})).await;
     assert_eq!(e.code, "SOURCE_ERROR");
-    assert!(e.message.starts_with(&format!("listing s3://{missing}/in/: NoSuchBucket")), "{}", e.message);
+    assert!(e.message.starts_with(&format!("listing s3://{missing}/{FOLDER}in/: NoSuchBucket")), "{}", e.message);
 
     put(&ctx, &bucket, "bad.jsonl", "{\"a\":1}\n{\"a\":2}\n{oops}\n").await;
-    let mut source = open(&connector("s3", json!({"bucket": bucket, "key": "bad.jsonl"})), &ctx, None).await.unwrap();
+    let mut source = open(&connector("s3", json!({"bucket": bucket, "key": at("bad.jsonl")})), &tenant(), &ctx, None).await.unwrap();
     let e = source.next_batch(10).await.unwrap_err();
     assert_eq!(e.code, "SOURCE_ERROR");
-    assert!(e.message.starts_with(&format!("s3://{bucket}/bad.jsonl: line 3: invalid JSON")), "{}", e.message);
+    assert!(e.message.starts_with(&format!("s3://{bucket}/{FOLDER}bad.jsonl: line 3: invalid JSON")), "{}", e.message);
 }
 
 #[tokio::test]
@@ -157,7 +179,7 @@ async fn s3_a_large_object_is_read_in_full_batches() {
     let lines: String = (0..50_000).map(|i| format!("{{\"i\":{i},\"name\":\"record {i}\",\"ok\":true}}\n")).collect();
     put(&ctx, &bucket, "big/events.ndjson", lines).await;
 
-    let mut source = open(&connector("s3", json!({"bucket": bucket, "prefix": "big/"})), &ctx, None).await.unwrap();
+    let mut source = open(&connector("s3", json!({"bucket": bucket, "prefix": at("big/")})), &tenant(), &ctx, None).await.unwrap();
     let (mut batches, mut next) = (0, 0);
     while let Some(batch) = source.next_batch(1000).await.unwrap() {
         assert_eq!(batch.len(), 1000);
@@ -183,7 +205,7 @@ async fn s3_prefixes_are_listed_page_after_page() {
         .buffer_unordered(16)
         .collect::<Vec<_>>()
         .await;
-    let (sizes, records) = read(&ctx, "s3", json!({"bucket": bucket, "prefix": "many/"}), 0, 500).await;
+    let (sizes, records) = read(&ctx, "s3", json!({"bucket": bucket, "prefix": at("many/")}), 0, 500).await;
     assert_eq!(sizes, [500, 500, 5]);
     assert!(records.iter().enumerate().all(|(i, r)| r["i"] == json!(i)));
 }
@@ -277,7 +299,8 @@ async fn read_head(mut socket: TcpStream) -> (TcpStream, String) {
 
 fn http_context(allow_private_addresses: bool) -> SourceContext {
     let config = aws_sdk_s3::Config::builder().behavior_version(BehaviorVersion::latest()).region(Region::new("us-east-1")).build();
-    SourceContext::with_s3(aws_sdk_s3::Client::from_conf(config), allow_private_addresses)
+    let sts = aws_sdk_sts::Config::builder().behavior_version(BehaviorVersion::latest()).region(Region::new("us-east-1")).build();
+    SourceContext::with_clients(aws_sdk_s3::Client::from_conf(config), aws_sdk_sts::Client::from_conf(sts), allow_private_addresses)
 }
 
 fn ten() -> Vec<Value> {
@@ -334,7 +357,7 @@ async fn http_failures_give_the_status_without_the_body_or_headers() {
     let e = open_error(&ctx, "http", json!({"url": server.url("/gone")})).await;
     assert_eq!(e.message, format!("http://{}: status 404 Not Found", server.addr));
 
-    let mut source = open(&connector("http", json!({"url": server.url("/broken")})), &ctx, None).await.unwrap();
+    let mut source = open(&connector("http", json!({"url": server.url("/broken")})), &tenant(), &ctx, None).await.unwrap();
     let e = source.next_batch(10).await.unwrap_err();
     assert_eq!(e.code, "SOURCE_ERROR");
     assert!(e.message.starts_with(&format!("the response from http://{}: line 2: invalid JSON", server.addr)), "{}", e.message);
@@ -453,7 +476,7 @@ async fn http_bodies_stream_records_before_the_response_ends() {
     let addr = gated("application/x-ndjson", lines(0..1500), lines(1500..3000), go.clone()).await;
     let ctx = http_context(true);
 
-    let mut source = open(&connector("http", json!({"url": format!("http://{addr}/")})), &ctx, None).await.unwrap();
+    let mut source = open(&connector("http", json!({"url": format!("http://{addr}/")})), &tenant(), &ctx, None).await.unwrap();
     // The server holds back the second half until the first batch has arrived.
     let first =
         tokio::time::timeout(Duration::from_secs(10), source.next_batch(1000)).await.expect("the first batch waited for the whole body");
@@ -471,7 +494,7 @@ async fn http_a_stalled_response_fails_after_the_idle_timeout() {
     let mut ctx = http_context(true);
     ctx.http.idle_timeout = Duration::from_millis(300);
 
-    let mut source = open(&connector("http", json!({"url": format!("http://{addr}/")})), &ctx, None).await.unwrap();
+    let mut source = open(&connector("http", json!({"url": format!("http://{addr}/")})), &tenant(), &ctx, None).await.unwrap();
     let started = Instant::now();
     let e = source.next_batch(10).await.unwrap_err();
     assert_eq!(e.code, "SOURCE_ERROR");
@@ -501,11 +524,11 @@ async fn http_unreachable_servers_fail_with_the_cause() {
 /// rest: the records of both parts, and the continuation's source.
 async fn read_in_two(ctx: &SourceContext, kind: &str, config: Value, first: usize) -> (Vec<Value>, Vec<Value>, Position, Position) {
     let connector = connector(kind, config);
-    let mut source = open(&connector, ctx, None).await.unwrap();
+    let mut source = open(&connector, &tenant(), ctx, None).await.unwrap();
     let head: Vec<Value> = source.next_batch(first).await.unwrap().unwrap().into_iter().map(|r| Value::Object(r.unwrap())).collect();
     let at = source.position();
     drop(source);
-    let mut rest = open(&connector, ctx, Some(&at)).await.unwrap();
+    let mut rest = open(&connector, &tenant(), ctx, Some(&at)).await.unwrap();
     let (_, tail) = drain(rest.as_mut(), 3).await;
     (head, tail, at, rest.position())
 }
@@ -579,14 +602,14 @@ async fn s3_continuations_read_on_by_range_from_their_object_and_offset() {
     put(&ctx, &bucket, "in/b.json", b).await;
     put(&ctx, &bucket, "in/c.jsonl", c).await;
     let total = (a.len() + b.len() + c.len()) as u64;
-    let config = json!({"bucket": bucket, "prefix": "in/"});
+    let config = json!({"bucket": bucket, "prefix": at("in/")});
     for first in 1..8 {
         let (head, tail, at, end) = read_in_two(&ctx, "s3", config.clone(), first).await;
         let ids: Vec<String> = head.iter().chain(&tail).map(|r| r["id"].to_string().trim_matches('"').to_string()).collect();
         assert_eq!(ids, ["1", "2", "3", "4", "5", "6", "7", "8"], "split after {first}");
         // What the continuation fetched: from its offset in its object, and the objects after it.
         let doc = at.document.unwrap();
-        let before = match doc.key.as_deref() {
+        let before = match doc.key.as_deref().and_then(|k| k.strip_prefix(FOLDER)) {
             Some("in/a.csv") => 0,
             Some("in/b.json") => a.len(),
             _ => a.len() + b.len(),
@@ -599,12 +622,12 @@ async fn s3_continuations_read_on_by_range_from_their_object_and_offset() {
 async fn s3_an_object_replaced_mid_run_is_not_resumed_at_an_offset() {
     let (ctx, bucket) = s3().await;
     put(&ctx, &bucket, "one.jsonl", "{\"a\":1}\n{\"a\":2}\n").await;
-    let connector = connector("s3", json!({"bucket": bucket, "key": "one.jsonl"}));
-    let mut source = open(&connector, &ctx, None).await.unwrap();
+    let connector = connector("s3", json!({"bucket": bucket, "key": at("one.jsonl")}));
+    let mut source = open(&connector, &tenant(), &ctx, None).await.unwrap();
     source.next_batch(1).await.unwrap();
     let at = source.position();
     put(&ctx, &bucket, "one.jsonl", "{\"b\":1}\n{\"b\":2}\n{\"b\":3}\n").await;
-    let e = match open(&connector, &ctx, Some(&at)).await {
+    let e = match open(&connector, &tenant(), &ctx, Some(&at)).await {
         Ok(_) => panic!("resumed a replaced object"),
         Err(e) => e,
     };
@@ -617,4 +640,43 @@ async fn unsupported_types_say_so() {
     let e = open_error(&http_context(false), "snowflake", json!({})).await;
     assert_eq!(e.code, "UNSUPPORTED_CONNECTOR");
     assert!(e.message.starts_with("connector type 'snowflake' cannot be executed yet"));
+}
+
+#[tokio::test]
+async fn s3_a_tenant_reads_only_its_own_folder_of_the_source_bucket() {
+    let (ctx, bucket) = s3().await;
+    put_raw(&ctx, &bucket, "tenants/t2/secret.jsonl", "{\"secret\":1}\n").await;
+    put_raw(&ctx, &bucket, "tenants/t1x/secret.jsonl", "{\"secret\":2}\n").await;
+    put(&ctx, &bucket, "mine.jsonl", "{\"mine\":1}\n").await;
+    // Another tenant's key or prefix, a look-alike folder, a path outside every folder: refused
+    // when the run opens them, whatever was stored.
+    for config in [
+        json!({"bucket": bucket, "key": "tenants/t2/secret.jsonl"}),
+        json!({"key": "tenants/t2/secret.jsonl"}),
+        json!({"prefix": "tenants/t2/"}),
+        json!({"prefix": "tenants/t1"}),
+        json!({"prefix": "tenants/"}),
+        json!({"bucket": "another-bucket", "key": "tenants/t1/mine.jsonl"}),
+    ] {
+        let e = open_error(&ctx, "s3", config.clone()).await;
+        assert_eq!(e.code, "SOURCE_BLOCKED", "{config}: {}", e.message);
+    }
+    // No bucket, no prefix: the tenant's own folder, and nothing of the others.
+    assert_eq!(read(&ctx, "s3", json!({}), 0, 10).await.1, [json!({"mine": 1})]);
+}
+
+#[tokio::test]
+async fn s3_a_customer_bucket_is_read_through_the_tenants_role() {
+    let (ctx, _) = s3().await;
+    let theirs = format!("customer-{}", uuid::Uuid::new_v4().simple());
+    ctx.s3.create_bucket().bucket(&theirs).send().await.unwrap();
+    put_raw(&ctx, &theirs, "exports/a.jsonl", "{\"n\":1}\n{\"n\":2}\n").await;
+    let role = "arn:aws:iam::123456789012:role/pipelines-reader";
+    let (_, records) = read(&ctx, "s3", json!({"bucket": theirs, "roleArn": role, "prefix": "exports/"}), 0, 10).await;
+    assert_eq!(records, [json!({"n": 1}), json!({"n": 2})]);
+    // Without the role, that bucket is not this deployment's to read.
+    let e = open_error(&ctx, "s3", json!({"bucket": theirs, "prefix": "exports/"})).await;
+    assert_eq!(e.code, "SOURCE_BLOCKED");
+    assert!(e.message.starts_with("config.bucket must be this deployment's source bucket"), "{}", e.message);
+    assert!(e.message.contains(&shared::domain::source_access::external_id(&tenant())), "the error tells the external id: {}", e.message);
 }

@@ -6,6 +6,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, LambdaEvent};
 
 use crate::auth::{authorize, Verdict};
+use crate::domain::source_access::SourceBuckets;
 use crate::engine::execute::DataEngine;
 use crate::engine::job::Engine;
 use crate::engine::sink::RecordsTable;
@@ -25,11 +26,23 @@ pub struct App {
     pub queue: Option<RunQueue>,
     /// The records table, for the functions that read or write rows (`RECORDS_TABLE_NAME`).
     pub records: Option<RecordsTable>,
+    /// Where `s3` connectors may read (`SOURCE_BUCKET`), checked when connectors are written.
+    pub source_buckets: SourceBuckets,
 }
 
 impl App {
     pub fn new(dynamodb: aws_sdk_dynamodb::Client, sqs: aws_sdk_sqs::Client, table: &str, queue_url: Option<&str>) -> Self {
-        Self { store: Store::new(dynamodb, table), queue: queue_url.map(|url| RunQueue::new(sqs, url)), records: None }
+        Self {
+            store: Store::new(dynamodb, table),
+            queue: queue_url.map(|url| RunQueue::new(sqs, url)),
+            records: None,
+            source_buckets: SourceBuckets::default(),
+        }
+    }
+
+    pub fn with_source_bucket(mut self, bucket: &str) -> Self {
+        self.source_buckets = SourceBuckets { deployment: Some(bucket.to_string()) };
+        self
     }
 
     pub fn with_records(mut self, records_table: &str) -> Self {
@@ -47,7 +60,8 @@ impl App {
     pub fn from_sdk(sdk: &aws_config::SdkConfig) -> Result<Self, Error> {
         let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
         let queue_url = std::env::var("QUEUE_URL").ok();
-        let app = Self::new(aws_sdk_dynamodb::Client::new(sdk), aws_sdk_sqs::Client::new(sdk), &table, queue_url.as_deref());
+        let mut app = Self::new(aws_sdk_dynamodb::Client::new(sdk), aws_sdk_sqs::Client::new(sdk), &table, queue_url.as_deref());
+        app.source_buckets = SourceBuckets::from_env();
         Ok(match std::env::var("RECORDS_TABLE_NAME") {
             Ok(records) => app.with_records(&records),
             Err(_) => app,
@@ -137,8 +151,7 @@ pub async fn worker_batch(app: &App, engine: &dyn Engine, settings: &RunSettings
 /// table. `SOURCES_ALLOW_PRIVATE=1` lets `http` sources reach private and loopback addresses.
 pub fn data_engine(app: &App, sdk: &aws_config::SdkConfig) -> Result<DataEngine, Error> {
     let records = app.records.clone().ok_or("RECORDS_TABLE_NAME is not set")?;
-    let allow_private = std::env::var("SOURCES_ALLOW_PRIVATE").is_ok_and(|v| v == "1" || v == "true");
-    Ok(DataEngine { records, sources: SourceContext::new(sdk, allow_private) })
+    Ok(DataEngine { records, sources: SourceContext::from_env(sdk) })
 }
 
 /// Runs the worker function (SQS event source with `ReportBatchItemFailures`).

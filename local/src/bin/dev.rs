@@ -1,6 +1,6 @@
 //! `make dev`: the whole system on a laptop. Creates the table and queue on the local stack,
-//! runs the worker (polling the queue) and the scheduler (every minute), issues an admin key for
-//! the `demo` tenant, and serves the API on 127.0.0.1:$PORT (3000).
+//! and the source bucket, runs the worker (polling the queue) and the scheduler (every minute),
+//! issues an admin key for the `demo` tenant, and serves the API on 127.0.0.1:$PORT (3000).
 
 use std::sync::Arc;
 
@@ -28,6 +28,8 @@ async fn main() -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let base = format!("http://127.0.0.1:{port}");
     println!("\nPipelines is serving {base}/api/v1 (table {table}; Ctrl-C stops everything)\n");
+    let bucket = local::stack::source_bucket();
+    println!("Source bucket: {bucket}; tenant 'demo' reads s3://{bucket}/tenants/demo/ (moto on :4566)\n");
     println!("Admin key for tenant 'demo':\n  {}\n", key.key);
     println!("Try:\n  curl -s {base}/api/v1/pipelines -H 'X-Tenant-Id: demo' -H 'Authorization: Bearer {}'\n", key.key);
     axum::serve(listener, local::gateway::router(app))

@@ -330,14 +330,11 @@ async fn bad_node_configs_fail_naming_the_node_and_the_reference_example_runs() 
 #[tokio::test]
 async fn s3_and_http_sources_run_end_to_end() {
     let app = spawn_app().await;
-    let bucket = unique("bucket");
-    let s3 = app.s3();
-    s3.create_bucket().bucket(&bucket).send().await.expect("bucket");
     for (key, body) in [("in/a.csv", "id,name\n1,a\n2,b\n"), ("in/b.jsonl", "{\"id\": 3, \"name\": \"c\"}\n")] {
-        s3.put_object().bucket(&bucket).key(key).body(body.as_bytes().to_vec().into()).send().await.expect("put");
+        app.put_source(key, body).await;
     }
     let fields = json!([{"name": "id", "type": "integer", "primaryKey": true}, {"name": "name", "type": "text"}]);
-    let conn = connector(&app, "s3", json!({"bucket": bucket, "prefix": "in/"})).await;
+    let conn = connector(&app, "s3", json!({"prefix": format!("{}in/", app.folder())})).await;
     let schema_id = schema(&app, fields.clone()).await;
     let run = run_to_end(&app, &chain(&app, &conn, &schema_id, vec![], json!({})).await, &settings()).await;
     assert_eq!((run["status"].as_str(), run["rowsOut"].as_u64()), (Some("completed"), Some(3)), "{run}");
@@ -482,11 +479,9 @@ async fn rows_dynamodb_would_refuse_fail_alone_and_the_run_goes_on() {
         {"id": "ok2", "amount": "2.5"}
     ]);
     // From an object: a connector's config could not hold such rows.
-    let bucket = unique("limits");
-    app.s3().create_bucket().bucket(&bucket).send().await.unwrap();
     let lines: String = records.as_array().unwrap().iter().map(|r| format!("{r}\n")).collect();
-    app.s3().put_object().bucket(&bucket).key("rows.jsonl").body(lines.into_bytes().into()).send().await.unwrap();
-    let conn = connector(&app, "s3", json!({"bucket": bucket, "key": "rows.jsonl"})).await;
+    app.put_source("rows.jsonl", lines).await;
+    let conn = connector(&app, "s3", json!({"key": format!("{}rows.jsonl", app.folder())})).await;
     let fields = json!([
         {"name": "id", "type": "text", "primaryKey": true},
         {"name": "note", "type": "text"},
@@ -536,9 +531,6 @@ async fn records_larger_than_the_connectors_limit_are_failed_rows_naming_their_l
 #[tokio::test]
 async fn an_s3_run_continues_by_range_and_shows_its_progress() {
     let app = spawn_app().await;
-    let s3 = app.s3();
-    let bucket = unique("range");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let mut total = 0;
     for (key, body) in [
         ("in/1.csv", (1..=5).fold("id\n".to_string(), |s, i| s + &format!("{i}\n"))),
@@ -546,9 +538,9 @@ async fn an_s3_run_continues_by_range_and_shows_its_progress() {
         ("in/3.json", format!("[{}]", (10..=12).map(|i| format!("{{\"id\":{i}}}")).collect::<Vec<_>>().join(","))),
     ] {
         total += body.len() as u64;
-        s3.put_object().bucket(&bucket).key(key).body(body.into_bytes().into()).send().await.unwrap();
+        app.put_source(key, body).await;
     }
-    let conn = connector(&app, "s3", json!({"bucket": bucket, "prefix": "in/"})).await;
+    let conn = connector(&app, "s3", json!({"prefix": format!("{}in/", app.folder())})).await;
     let schema_id = schema(&app, json!([{"name": "id", "type": "integer", "primaryKey": true}])).await;
     let pid = chain(&app, &conn, &schema_id, vec![], json!({"batchSize": 2})).await;
     // A zero budget: every invocation does one batch, then checkpoints and continues.
@@ -562,4 +554,37 @@ async fn an_s3_run_continues_by_range_and_shows_its_progress() {
     let mut ids: Vec<i64> = rows(&app, &schema_id).await.iter().map(|r| r["id"].as_i64().unwrap()).collect();
     ids.sort();
     assert_eq!(ids, (1..=12).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn s3_connectors_outside_the_tenants_reach_are_refused_when_written() {
+    let app = spawn_app().await;
+    let mine = format!("{}in/", app.folder());
+    let role = "arn:aws:iam::123456789012:role/reader";
+    let cases = [
+        (json!({"prefix": "tenants/someone-else/"}), "config.prefix"),
+        (json!({"key": "tenants/someone-else/a.csv"}), "config.key"),
+        (json!({"prefix": format!("tenants/{}", app.tenant)}), "config.prefix"),
+        (json!({"bucket": "any-bucket-the-worker-can-read", "prefix": mine}), "config.bucket"),
+        (json!({"bucket": "their-bucket", "roleArn": "not-an-arn"}), "config.roleArn"),
+        (json!({"bucket": app.source_bucket, "roleArn": role}), "config.roleArn"),
+    ];
+    for (config, field) in cases {
+        let r = app.post("/connectors", &json!({"name": "s3", "type": "s3", "config": config})).await;
+        assert_error(&r, 400, "BAD_REQUEST");
+        assert_eq!(detail_fields(&r.body), [field], "{config}: {}", r.body);
+    }
+    // What is allowed is accepted, and an s3 connector shows the external id for its role.
+    let r = app.post("/connectors", &json!({"name": "mine", "type": "s3", "config": {"prefix": mine}})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = app.post("/connectors", &json!({"name": "theirs", "type": "s3", "config": {"bucket": "their-bucket", "roleArn": role}})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let external_id = r.body["externalId"].as_str().unwrap().to_string();
+    assert_eq!(external_id, shared::domain::source_access::external_id(&app.tenant_id()));
+    let id = r.body["id"].as_str().unwrap();
+    assert_eq!(app.get(&format!("/connectors/{id}")).await.body["externalId"], external_id.as_str());
+    // An update cannot move it into another tenant's folder either.
+    let r = app.put("/connectors", &json!({"id": id, "config": {"prefix": "tenants/someone-else/"}})).await;
+    assert_error(&r, 400, "BAD_REQUEST");
+    assert_eq!(detail_fields(&r.body), ["config.prefix"]);
 }

@@ -21,6 +21,9 @@ pub struct TestApp {
     pub queue_url: String,
     pub sqs: aws_sdk_sqs::Client,
     pub s3: aws_sdk_s3::Client,
+    pub sts: aws_sdk_sts::Client,
+    /// The deployment's source bucket, as `make dev` has it.
+    pub source_bucket: String,
 }
 
 pub struct Response {
@@ -53,7 +56,12 @@ async fn spawn(table: &str, queue_url: Option<&str>) -> TestApp {
     local::stack::ensure_records_table(&clients.dynamodb, &local::stack::records_table(table)).await.expect("records table");
     let own_queue = local::stack::ensure_queue(&clients.sqs, &unique("runs")).await.expect("queue");
     let queue_url = queue_url.map(str::to_string).unwrap_or(own_queue);
-    let app = App::new(clients.dynamodb, clients.sqs.clone(), table, Some(&queue_url)).with_records(&local::stack::records_table(table));
+    let source_bucket = local::stack::source_bucket();
+    local::stack::ensure_bucket(&clients.s3, &source_bucket).await.expect("source bucket");
+    let app = App::new(clients.dynamodb.clone(), clients.sqs.clone(), table, Some(&queue_url))
+        .with_records(&local::stack::records_table(table))
+        .with_source_bucket(&source_bucket);
+    let engine_sources = local::stack::sources(&clients, &source_bucket);
     let app = Arc::new(app);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}/api/v1", listener.local_addr().expect("addr"));
@@ -67,8 +75,10 @@ async fn spawn(table: &str, queue_url: Option<&str>) -> TestApp {
         key: String::new(),
         app,
         queue_url,
-        sqs: clients.sqs,
-        s3: clients.s3,
+        sqs: clients.sqs.clone(),
+        s3: clients.s3.clone(),
+        sts: engine_sources.sts.clone(),
+        source_bucket,
     };
     test.key = test.key_for(&tenant, Role::Admin).await;
     test
@@ -231,14 +241,23 @@ impl shared::engine::job::Engine for HangingEngine {
 }
 
 impl TestApp {
-    pub fn s3(&self) -> &aws_sdk_s3::Client {
-        &self.s3
-    }
-
     /// The data engine over this app's records table; sources may reach loopback (test servers).
     pub fn engine(&self) -> shared::engine::execute::DataEngine {
         let records = self.app.records.clone().expect("records table");
-        shared::engine::execute::DataEngine { records, sources: shared::engine::source::SourceContext::with_s3(self.s3.clone(), true) }
+        let sources = shared::engine::source::SourceContext::with_clients(self.s3.clone(), self.sts.clone(), true);
+        let buckets = shared::domain::source_access::SourceBuckets { deployment: Some(self.source_bucket.clone()) };
+        shared::engine::execute::DataEngine { records, sources: shared::engine::source::SourceContext { buckets, ..sources } }
+    }
+
+    /// This tenant's folder of the source bucket (`tenants/<tenant>/`).
+    pub fn folder(&self) -> String {
+        format!("tenants/{}/", self.tenant)
+    }
+
+    /// Writes an object into this tenant's folder of the source bucket.
+    pub async fn put_source(&self, key: &str, body: impl Into<Vec<u8>>) {
+        let key = format!("{}{key}", self.folder());
+        self.s3.put_object().bucket(&self.source_bucket).key(key).body(body.into().into()).send().await.expect("put");
     }
 
     pub fn tenant_id(&self) -> TenantId {

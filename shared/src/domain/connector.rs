@@ -5,6 +5,8 @@ use serde_json::{Map, Value};
 
 use super::ids::ConnectorId;
 use super::input::{any_text, json_object, text, Check, Object, Patch};
+use super::source_access::{external_id, SourceBuckets};
+use super::tenant::TenantId;
 use crate::error::ApiError;
 
 const MAX_NAME: usize = 200;
@@ -31,6 +33,31 @@ pub struct Connector {
     pub config: Map<String, Value>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+impl Connector {
+    /// Refuses an `s3` connector that would read outside what `tenant` may read, naming the
+    /// config field (see [`super::source_access`]).
+    pub fn check_access(&self, tenant: &TenantId, buckets: &SourceBuckets) -> Result<(), ApiError> {
+        if self.kind != "s3" {
+            return Ok(());
+        }
+        let mut check = Check::new();
+        if let Err(refused) = buckets.grant(tenant, &self.config) {
+            check.error(refused.field, refused.message);
+        }
+        check.finish()
+    }
+
+    /// The connector as its tenant sees it: an `s3` connector shows the external id its role's
+    /// trust policy must name.
+    pub fn view(&self, tenant: &TenantId) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let (Some(obj), "s3") = (v.as_object_mut(), self.kind.as_str()) {
+            obj.insert("externalId".into(), Value::String(external_id(tenant)));
+        }
+        v
+    }
 }
 
 #[derive(Debug, Clone)]

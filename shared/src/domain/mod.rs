@@ -10,6 +10,7 @@ pub mod pipeline;
 pub mod run;
 pub mod schedule;
 pub mod schema;
+pub mod source_access;
 pub mod tenant;
 
 /// Now, as the product writes timestamps: RFC 3339, UTC, milliseconds (`2026-01-15T09:00:00.000Z`).

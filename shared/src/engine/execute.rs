@@ -263,8 +263,9 @@ impl DataEngine {
         let (mut stats, position) = resumed.map(|c| (c.stats, Some(c.position))).unwrap_or_default();
         let mut log = Vec::new();
         let pk = schema_pk(job.tenant, &job.schema.id);
-        let mut source =
-            open(job.connector, &self.sources, position.as_ref()).await.map_err(|e| RunFailure::from(e.at_node(&plan.source.id)))?;
+        let mut source = open(job.connector, job.tenant, &self.sources, position.as_ref())
+            .await
+            .map_err(|e| RunFailure::from(e.at_node(&plan.source.id)))?;
         log.push(LogEntry::new("source", format!("reading {} connector '{}'", job.connector.kind, job.connector.name)));
         // Only once the source opened: a source that fails leaves the schema's rows alone.
         if mode == LoadMode::Truncate && resumed_at == 0 {

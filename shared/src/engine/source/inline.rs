@@ -71,11 +71,15 @@ mod tests {
     use super::super::open;
     use super::super::tests::{connector, context, drain, open_error};
     use super::*;
+    use crate::domain::tenant::TenantId;
     use serde_json::json;
 
     /// Batch sizes and records of an inline source.
     async fn read(config: Value, skip: u64, max: usize) -> (Vec<usize>, Vec<Value>) {
-        let mut source = open(&connector("inline", config), &context(), Some(&super::super::tests::skip(skip))).await.unwrap();
+        let mut source =
+            open(&connector("inline", config), &TenantId::parse("t").unwrap(), &context(), Some(&super::super::tests::skip(skip)))
+                .await
+                .unwrap();
         drain(source.as_mut(), max).await
     }
 
@@ -118,7 +122,10 @@ mod tests {
 
     #[tokio::test]
     async fn bad_data_fails_when_read() {
-        let mut source = open(&connector("inline", json!({"data": "a,b\n1,2\n3\n", "format": "csv"})), &context(), None).await.unwrap();
+        let mut source =
+            open(&connector("inline", json!({"data": "a,b\n1,2\n3\n", "format": "csv"})), &TenantId::parse("t").unwrap(), &context(), None)
+                .await
+                .unwrap();
         let e = source.next_batch(10).await.unwrap_err();
         assert_eq!((e.code.as_str(), e.message.as_str()), ("SOURCE_ERROR", "inline data: row 3: has 1 fields, the header has 2"));
     }

@@ -34,6 +34,8 @@ use super::decode::{DecodeError, Decoded, Decoder, Format, Mark, DEFAULT_MAX_REC
 use super::record::Record;
 use crate::domain::connector::Connector;
 use crate::domain::run::RunError;
+use crate::domain::source_access::SourceBuckets;
+use crate::domain::tenant::TenantId;
 
 pub use guard::Range;
 
@@ -105,6 +107,10 @@ impl Default for HttpLimits {
 #[derive(Debug, Clone)]
 pub struct SourceContext {
     pub s3: aws_sdk_s3::Client,
+    /// Assumes the roles that customer buckets are read through.
+    pub sts: aws_sdk_sts::Client,
+    /// Where `s3` connectors may read (see [`crate::domain::source_access`]).
+    pub buckets: SourceBuckets,
     /// Each `http` request gets a client of its own, pinned to the addresses vetted for it: a
     /// shared client would resolve names again, after the check.
     pub http: HttpLimits,
@@ -120,16 +126,18 @@ impl SourceContext {
         let custom_endpoint = sdk.endpoint_url().is_some()
             || ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"].iter().any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
         let config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(custom_endpoint).build();
-        Self::with_s3(aws_sdk_s3::Client::from_conf(config), allow_private_addresses)
+        Self::with_clients(aws_sdk_s3::Client::from_conf(config), aws_sdk_sts::Client::new(sdk), allow_private_addresses)
     }
 
-    pub fn with_s3(s3: aws_sdk_s3::Client, allow_private_addresses: bool) -> Self {
-        SourceContext { s3, http: HttpLimits::default(), allow_private_addresses }
+    /// With the deployment's source bucket unset: set `buckets` for `s3` connectors to work.
+    pub fn with_clients(s3: aws_sdk_s3::Client, sts: aws_sdk_sts::Client, allow_private_addresses: bool) -> Self {
+        SourceContext { s3, sts, buckets: SourceBuckets::default(), http: HttpLimits::default(), allow_private_addresses }
     }
 
-    /// [`SourceContext::new`], with private addresses allowed when the deployment says so.
+    /// [`SourceContext::new`], with private addresses allowed and the source bucket as the
+    /// deployment says (`SOURCES_ALLOW_PRIVATE`, `SOURCE_BUCKET`).
     pub fn from_env(sdk: &aws_config::SdkConfig) -> Self {
-        Self::new(sdk, Self::private_allowed_by_env())
+        SourceContext { buckets: SourceBuckets::from_env(), ..Self::new(sdk, Self::private_allowed_by_env()) }
     }
 
     /// `SOURCES_ALLOW_PRIVATE=1` (or `true`): for the local stack and private deployments.
@@ -215,15 +223,25 @@ pub fn check(connector: &Connector) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Opens the connector's source, at `from` for a continuation. An `http` source makes its
+/// Opens `tenant`'s connector's source, at `from` for a continuation. An `http` source makes its
 /// request here and an `s3` source lists and opens its first object, so that an unreachable
-/// source fails before any record is read.
-pub async fn open(connector: &Connector, ctx: &SourceContext, from: Option<&Position>) -> Result<Box<dyn Source>, RunError> {
+/// source fails before any record is read. An `s3` source outside what the tenant may read is
+/// refused here too, whatever the connector's config said when it was written.
+pub async fn open(
+    connector: &Connector,
+    tenant: &TenantId,
+    ctx: &SourceContext,
+    from: Option<&Position>,
+) -> Result<Box<dyn Source>, RunError> {
     let from = from.cloned().unwrap_or_default();
     let source: Box<dyn Source> = match Settings::parse(connector)? {
         Settings::Inline(settings) => Box::new(settings.open(from)),
         Settings::Http(settings) => Box::new(settings.open(ctx, from).await?),
-        Settings::S3(settings) => Box::new(settings.open(ctx, from).await?),
+        Settings::S3(settings) => {
+            let grant =
+                ctx.buckets.grant(tenant, &connector.config).map_err(|r| SourceError::Blocked(format!("{} {}", r.field, r.message)))?;
+            Box::new(settings.open(ctx, tenant, grant, from).await?)
+        }
     };
     Ok(source)
 }
@@ -531,11 +549,12 @@ mod tests {
 
     pub(super) fn context() -> SourceContext {
         let config = aws_sdk_s3::Config::builder().behavior_version(aws_sdk_s3::config::BehaviorVersion::latest()).build();
-        SourceContext::with_s3(aws_sdk_s3::Client::from_conf(config), false)
+        let sts = aws_sdk_sts::Config::builder().behavior_version(aws_sdk_sts::config::BehaviorVersion::latest()).build();
+        SourceContext::with_clients(aws_sdk_s3::Client::from_conf(config), aws_sdk_sts::Client::from_conf(sts), false)
     }
 
     pub(super) async fn open_error(kind: &str, config: Value) -> RunError {
-        match open(&connector(kind, config), &context(), None).await {
+        match open(&connector(kind, config), &TenantId::parse("t").unwrap(), &context(), None).await {
             Ok(_) => panic!("opened"),
             Err(e) => e,
         }
@@ -564,8 +583,8 @@ mod tests {
         assert!(check(&connector("inline", json!({"records": []}))).is_ok());
         assert!(check(&connector("http", json!({"url": "https://example.com/x"}))).is_ok());
         assert!(check(&connector("s3", json!({"bucket": "b", "key": "k.csv"}))).is_ok());
-        let e = check(&connector("s3", json!({"prefix": "in/"}))).unwrap_err();
-        assert_eq!((e.code.as_str(), e.message.as_str()), ("INVALID_CONNECTOR_CONFIG", "config.bucket is required"));
+        let e = check(&connector("s3", json!({"bucket": "in/b"}))).unwrap_err();
+        assert_eq!(e.code.as_str(), "INVALID_CONNECTOR_CONFIG");
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! `s3` sources: the object at `key`, or every object under `prefix` in key order, read from
-//! `bucket` as one stream of records. Without either, the whole bucket. Each object's format is
-//! `format` if given, else its key's extension (`.csv`, `.jsonl` or `.ndjson`, `.json`).
+//! `bucket` as one stream of records. Each object's format is `format` if given, else its key's
+//! extension (`.csv`, `.jsonl` or `.ndjson`, `.json`).
+//!
+//! What a tenant may read is [`crate::domain::source_access`]'s rule: in the deployment's source
+//! bucket (the default `bucket`), only under `tenants/<tenantId>/` (the default prefix); any
+//! other bucket through `roleArn`, assumed with the tenant's external id for each run.
 //!
 //! Under a prefix, "directory" keys (ending in `/`) and empty objects are passed over: they hold
 //! no records, and markers such as `_SUCCESS` are empty. Keys are listed a page at a time, as the
@@ -17,14 +21,17 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use super::{
-    error_chain, format, max_record, optional_text, records_path, required_text, Body, Document, DocumentPosition, Documents, Position,
-    Reader, SourceContext, SourceError,
+    error_chain, format, max_record, optional_text, records_path, Body, Document, DocumentPosition, Documents, Position, Reader,
+    SourceContext, SourceError,
 };
+use crate::domain::source_access::S3Grant;
+use crate::domain::tenant::TenantId;
 use crate::engine::decode::{Decoder, Format};
 
 #[derive(Debug)]
 pub(super) struct Settings {
-    bucket: String,
+    /// Absent: the deployment's source bucket.
+    bucket: Option<String>,
     objects: Objects,
     format: Option<Format>,
     records_path: Option<String>,
@@ -39,8 +46,8 @@ enum Objects {
 
 impl Settings {
     pub(super) fn parse(config: &Map<String, Value>) -> Result<Settings, SourceError> {
-        let bucket = required_text(config, "bucket")?.trim();
-        if bucket.contains('/') {
+        let bucket = optional_text(config, "bucket")?.map(str::trim).filter(|b| !b.is_empty());
+        if bucket.is_some_and(|b| b.contains('/')) {
             return Err(SourceError::config("bucket", "must be a bucket name, without '/' (put the path in config.prefix or config.key)"));
         }
         let objects = match (optional_text(config, "key")?, optional_text(config, "prefix")?) {
@@ -49,24 +56,47 @@ impl Settings {
                 return Err(SourceError::config("key", "must name an object (for every object under a folder, use config.prefix)"))
             }
             (Some(key), None) => Objects::Key(key.to_string()),
-            (None, prefix) => Objects::Prefix(prefix.unwrap_or_default().to_string()),
+            (None, prefix) => Objects::Prefix(prefix.unwrap_or_default().trim().to_string()),
         };
         let max_record = max_record(config)?;
-        Ok(Settings { bucket: bucket.to_string(), objects, format: format(config)?, records_path: records_path(config)?, max_record })
+        Ok(Settings {
+            bucket: bucket.map(str::to_string),
+            objects,
+            format: format(config)?,
+            records_path: records_path(config)?,
+            max_record,
+        })
     }
 
-    pub(super) async fn open(self, ctx: &SourceContext, from: Position) -> Result<Reader<Bucket>, SourceError> {
+    /// Opens the source as `grant` allows (the caller checked the config against it).
+    pub(super) async fn open(
+        self,
+        ctx: &SourceContext,
+        tenant: &TenantId,
+        grant: S3Grant,
+        from: Position,
+    ) -> Result<Reader<Bucket>, SourceError> {
         let resume = from.document.clone();
-        let keys = match self.objects {
-            Objects::Key(key) => Keys::One(Some(key)),
-            Objects::Prefix(prefix) => {
-                let after = resume.as_ref().and_then(|at| at.key.clone());
-                Keys::Listed { prefix, pending: VecDeque::new(), token: None, listed_all: false, after }
+        let client = match &grant {
+            S3Grant::Deployment { .. } => ctx.s3.clone(),
+            S3Grant::Customer { role_arn, external_id, .. } => assumed_client(ctx, tenant, role_arn, external_id).await?,
+        };
+        let keys = match (self.objects, &grant) {
+            (Objects::Key(key), _) => Keys::One(Some(key)),
+            (Objects::Prefix(prefix), S3Grant::Deployment { folder, .. }) if prefix.is_empty() => Keys::Listed {
+                prefix: folder.clone(),
+                pending: VecDeque::new(),
+                token: None,
+                listed_all: false,
+                after: resume_key(&resume),
+            },
+            (Objects::Prefix(prefix), _) => {
+                Keys::Listed { prefix, pending: VecDeque::new(), token: None, listed_all: false, after: resume_key(&resume) }
             }
         };
         let objects = Bucket {
-            client: ctx.s3.clone(),
-            bucket: self.bucket,
+            client,
+            bucket: self.bucket.unwrap_or_else(|| grant.bucket().to_string()),
             keys,
             format: self.format,
             records_path: self.records_path,
@@ -75,6 +105,52 @@ impl Settings {
         };
         Reader::new(objects, Vec::new(), from).start().await
     }
+}
+
+fn resume_key(resume: &Option<DocumentPosition>) -> Option<String> {
+    resume.as_ref().and_then(|at| at.key.clone())
+}
+
+/// How long assumed credentials last: a run's invocation is shorter, and each one assumes anew.
+const ASSUMED_SECONDS: i32 = 900;
+
+/// An S3 client with the credentials of the tenant's role, assumed with its external id.
+async fn assumed_client(
+    ctx: &SourceContext,
+    tenant: &TenantId,
+    role_arn: &str,
+    external_id: &str,
+) -> Result<aws_sdk_s3::Client, SourceError> {
+    // Session names show in the customer's CloudTrail: say who reads, within STS's 64 characters.
+    let session: String = format!("pipelines-{tenant}").chars().take(64).collect();
+    let out = ctx
+        .sts
+        .assume_role()
+        .role_arn(role_arn)
+        .role_session_name(session)
+        .external_id(external_id)
+        .duration_seconds(ASSUMED_SECONDS)
+        .send()
+        .await
+        .map_err(|e| {
+            let detail = match e.as_service_error() {
+                Some(service) => service.meta().code().unwrap_or("refused").to_string(),
+                None => error_chain(&e),
+            };
+            SourceError::Blocked(format!(
+                "config.roleArn could not be assumed ({detail}): the role must trust this deployment with external id {external_id}"
+            ))
+        })?;
+    let creds = out.credentials().ok_or_else(|| SourceError::Failed("config.roleArn: STS answered without credentials".into()))?;
+    let credentials = aws_sdk_s3::config::Credentials::new(
+        creds.access_key_id(),
+        creds.secret_access_key(),
+        Some(creds.session_token().to_string()),
+        None,
+        "assumed-role",
+    );
+    let config = ctx.s3.config().to_builder().credentials_provider(credentials).build();
+    Ok(aws_sdk_s3::Client::from_conf(config))
 }
 
 /// The objects of one source, opened one at a time.
@@ -243,7 +319,8 @@ mod tests {
     #[test]
     fn objects_are_one_key_or_a_prefix() {
         let settings = parse(json!({"bucket": " data ", "key": "in/orders.csv"})).unwrap();
-        assert_eq!((settings.bucket.as_str(), &settings.objects), ("data", &Objects::Key("in/orders.csv".into())));
+        assert_eq!((settings.bucket.as_deref(), &settings.objects), (Some("data"), &Objects::Key("in/orders.csv".into())));
+        assert_eq!(parse(json!({"prefix": "tenants/t/"})).unwrap().bucket, None, "the deployment's bucket");
         assert_eq!(parse(json!({"bucket": "data", "prefix": "in/"})).unwrap().objects, Objects::Prefix("in/".into()));
         assert_eq!(parse(json!({"bucket": "data"})).unwrap().objects, Objects::Prefix(String::new()));
         assert_eq!(parse(json!({"bucket": "data", "key": null, "prefix": "x"})).unwrap().objects, Objects::Prefix("x".into()));
@@ -254,8 +331,6 @@ mod tests {
     #[test]
     fn config_errors_name_the_field() {
         let cases = [
-            (json!({}), "config.bucket is required"),
-            (json!({"bucket": ""}), "config.bucket is required"),
             (json!({"bucket": ["b"]}), "config.bucket must be a string"),
             (json!({"bucket": "b/in"}), "config.bucket must be a bucket name, without '/' (put the path in config.prefix or config.key)"),
             (json!({"bucket": "b", "key": "a.csv", "prefix": "a"}), "config.key and config.prefix cannot both be given"),

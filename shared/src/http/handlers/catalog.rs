@@ -25,6 +25,14 @@ pub(super) trait Resource: Entity + Sized {
     /// The id an update names.
     fn update_id(update: &Self::Update) -> String;
     fn apply(update: &Self::Update, current: &Self, now: &str) -> Self;
+    /// Rules that need the caller and the deployment, beyond the body's own checks.
+    fn admit(&self, _app: &App, _caller: &Caller) -> Result<(), ApiError> {
+        Ok(())
+    }
+    /// The item as its tenant sees it.
+    fn view(&self, _caller: &Caller) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
 }
 
 impl Resource for Connector {
@@ -44,6 +52,12 @@ impl Resource for Connector {
     }
     fn apply(update: &ConnectorUpdate, current: &Self, now: &str) -> Self {
         update.apply(current, now)
+    }
+    fn admit(&self, app: &App, caller: &Caller) -> Result<(), ApiError> {
+        self.check_access(&caller.tenant, &app.source_buckets)
+    }
+    fn view(&self, caller: &Caller) -> Value {
+        Connector::view(self, &caller.tenant)
     }
 }
 
@@ -74,20 +88,21 @@ fn id_of<R: Resource>(raw: &str) -> Option<String> {
 pub(super) async fn list<R: Resource>(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let page_req = PageRequest::from_request(req, R::valid_id)?;
     let page = app.store.list::<R>(&caller.tenant, page_req.limit, page_req.after.as_deref()).await?;
-    let data = page.items.iter().map(serde_json::to_value).collect::<Result<Vec<_>, _>>().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let data = page.items.iter().map(|item| item.view(caller)).collect();
     Ok(json(200, &list_body(&page, page_req.limit, data, page.items.last().map(Entity::id))))
 }
 
 pub(super) async fn get<R: Resource>(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = path_id(req, id_of::<R>, R::NAME)?;
     let item = app.store.get::<R>(&caller.tenant, &id).await?.ok_or_else(|| ApiError::not_found(R::NAME, &id))?;
-    Ok(json(200, &item))
+    Ok(json(200, &item.view(caller)))
 }
 
 pub(super) async fn create<R: Resource>(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let item = R::create(&json_body(req)?, &now())?;
+    item.admit(app, caller)?;
     app.store.create(&caller.tenant, &item).await?;
-    Ok(json(201, &item))
+    Ok(json(201, &item.view(caller)))
 }
 
 pub(super) async fn update<R: Resource>(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
@@ -95,8 +110,9 @@ pub(super) async fn update<R: Resource>(app: &App, caller: &Caller, req: &Reques
     let id = R::update_id(&update);
     let current = app.store.get::<R>(&caller.tenant, &id).await?.ok_or_else(|| ApiError::not_found(R::NAME, &id))?;
     let next = R::apply(&update, &current, &now());
+    next.admit(app, caller)?;
     match app.store.replace(&caller.tenant, &next).await {
-        Ok(()) => Ok(json(200, &next)),
+        Ok(()) => Ok(json(200, &next.view(caller))),
         Err(StoreError::ConditionFailed { .. }) => Err(ApiError::not_found(R::NAME, &id)),
         Err(e) => Err(e.into()),
     }
