@@ -95,8 +95,9 @@ async fn sweep_leases(
 ) -> Result<(), StoreError> {
     for item in app.store.index_upto(index::LEASE, shard, &stamp(now), PER_SHARD).await? {
         let Some((tenant, run)) = decode::<Run>(item) else { continue };
-        // A checkpointed run waits for its follow-up, not for a new attempt: always resend it.
-        if run.attempt >= settings.max_attempts && !run.continuation {
+        // A checkpointed run waits for its follow-up, not for a new attempt, and a partitioned
+        // run's lapsed watchdog asks for coordination: always resend those.
+        if run.attempt >= settings.max_attempts && !run.continuation && run.partitions.is_none() {
             if app.store.fail_exhausted(&tenant, &run, &stamp(now)).await? {
                 report.failed += 1;
             }

@@ -7,7 +7,7 @@ use shared::worker::RunSettings;
 use crate::support::*;
 
 /// Triggers a run, lets the worker take it (following continuations) and returns the run.
-async fn run_to_end(app: &TestApp, pipeline: &str, settings: &RunSettings) -> Value {
+pub(crate) async fn run_to_end(app: &TestApp, pipeline: &str, settings: &RunSettings) -> Value {
     let rid = app.trigger(pipeline).await;
     let engine = app.engine();
     for _ in 0..200 {
@@ -20,24 +20,24 @@ async fn run_to_end(app: &TestApp, pipeline: &str, settings: &RunSettings) -> Va
     panic!("run {rid} did not end");
 }
 
-fn settings() -> RunSettings {
+pub(crate) fn settings() -> RunSettings {
     RunSettings::default()
 }
 
-async fn connector(app: &TestApp, kind: &str, config: Value) -> String {
+pub(crate) async fn connector(app: &TestApp, kind: &str, config: Value) -> String {
     let r = app.post("/connectors", &json!({"name": format!("{kind} source"), "type": kind, "config": config})).await;
     assert_eq!(r.status, 201, "{}", r.body);
     r.body["id"].as_str().unwrap().to_string()
 }
 
-async fn schema(app: &TestApp, fields: Value) -> String {
+pub(crate) async fn schema(app: &TestApp, fields: Value) -> String {
     let r = app.post("/schemas", &json!({"name": "target", "fields": fields})).await;
     assert_eq!(r.status, 201, "{}", r.body);
     r.body["id"].as_str().unwrap().to_string()
 }
 
 /// A chain source → steps… → target; returns the pipeline id.
-async fn chain(app: &TestApp, connector: &str, schema: &str, steps: Vec<Value>, config: Value) -> String {
+pub(crate) async fn chain(app: &TestApp, connector: &str, schema: &str, steps: Vec<Value>, config: Value) -> String {
     chain_with_ids(app, connector, schema, steps, config).await.0
 }
 
@@ -63,15 +63,15 @@ async fn chain_with_ids(app: &TestApp, connector: &str, schema: &str, steps: Vec
     (created["id"].as_str().unwrap().to_string(), ids)
 }
 
-fn transform(config: Value) -> Value {
+pub(crate) fn transform(config: Value) -> Value {
     json!({"nodeType": "transform", "label": config["type"], "config": config})
 }
 
-fn filter(condition: Value) -> Value {
+pub(crate) fn filter(condition: Value) -> Value {
     json!({"nodeType": "filter", "label": "Filter", "config": {"condition": condition}})
 }
 
-async fn rows(app: &TestApp, schema: &str) -> Vec<Value> {
+pub(crate) async fn rows(app: &TestApp, schema: &str) -> Vec<Value> {
     let mut out = vec![];
     let mut path = format!("/schemas/{schema}/records?limit=100");
     loop {

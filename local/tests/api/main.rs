@@ -5,6 +5,7 @@ mod catalog;
 mod contract;
 mod engine;
 mod lifecycle;
+mod partitions;
 mod pipelines;
 mod runs;
 mod support;

@@ -85,7 +85,64 @@ impl Default for ExecutionConfig {
     }
 }
 
+/// How a run's source is split over worker invocations (`executionConfig.partitioning`):
+/// `"none"`, `"objects"`, or `{"by": "objects", "groupBytes": n}`. Absent means `objects`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partitioning {
+    /// One worker invocation at a time reads the whole source.
+    None,
+    /// An `s3` source over a prefix: one partition per object, consecutive small objects grouped
+    /// until a group holds `group_bytes` (or [`MAX_GROUP_KEYS`] objects).
+    Objects { group_bytes: u64 },
+}
+
+/// Small objects are grouped up to this many bytes by default: a partition's work then takes a
+/// worker about as long as its per-invocation overhead is worth.
+pub const DEFAULT_GROUP_BYTES: u64 = 64 * 1024 * 1024;
+/// Objects a partition may hold at most (their keys live in the partition's item).
+pub const MAX_GROUP_KEYS: usize = 100;
+const MAX_GROUP_BYTES: u64 = 10 * 1024 * 1024 * 1024;
+
+impl Partitioning {
+    pub fn parse(v: &Value) -> Result<Partitioning, String> {
+        const WHAT: &str = "must be \"none\", \"objects\" or {\"by\": \"objects\", \"groupBytes\": n}";
+        let by_name = |name: &str| match name {
+            "none" => Ok(Partitioning::None),
+            "objects" => Ok(Partitioning::Objects { group_bytes: DEFAULT_GROUP_BYTES }),
+            _ => Err(WHAT.to_string()),
+        };
+        match v {
+            Value::String(name) => by_name(name),
+            Value::Object(obj) => {
+                if let Some(unknown) = obj.keys().find(|k| !matches!(k.as_str(), "by" | "groupBytes")) {
+                    return Err(format!("has an unknown key '{unknown}': it {WHAT}"));
+                }
+                let by = by_name(obj.get("by").and_then(Value::as_str).ok_or_else(|| WHAT.to_string())?)?;
+                match (by, obj.get("groupBytes")) {
+                    (_, None | Some(Value::Null)) => Ok(by),
+                    (Partitioning::Objects { .. }, Some(n)) => n
+                        .as_u64()
+                        .filter(|n| (1..=MAX_GROUP_BYTES).contains(n))
+                        .map(|group_bytes| Partitioning::Objects { group_bytes })
+                        .ok_or_else(|| format!("groupBytes must be a whole number of bytes from 1 to {MAX_GROUP_BYTES}")),
+                    (Partitioning::None, Some(_)) => Err("groupBytes goes with \"by\": \"objects\" only".into()),
+                }
+            }
+            _ => Err(WHAT.to_string()),
+        }
+    }
+}
+
 impl ExecutionConfig {
+    /// The partitioning in force: absent means by objects; a stored value that no longer
+    /// parses (written before it was checked) means none.
+    pub fn partitioning(&self) -> Partitioning {
+        match &self.partitioning {
+            None => Partitioning::Objects { group_bytes: DEFAULT_GROUP_BYTES },
+            Some(v) => Partitioning::parse(v).unwrap_or(Partitioning::None),
+        }
+    }
+
     const FIELDS: [&'static str; 7] =
         ["batchSize", "parallelism", "partitioning", "errorHandling", "loadMode", "maxConcurrentRuns", "overlap"];
 
@@ -106,7 +163,7 @@ impl ExecutionConfig {
         if let Some(p) = check.patch(&obj, "parallelism", int_in(1, 64)) {
             out.parallelism = p.apply(Some(out.parallelism as i64)).map_or(default.parallelism, |n| n as u32);
         }
-        if let Some(p) = check.patch(&obj, "partitioning", |v| Ok(v.clone())) {
+        if let Some(p) = check.patch(&obj, "partitioning", |v| Partitioning::parse(v).map(|_| v.clone())) {
             out.partitioning = p.apply(out.partitioning);
         }
         if let Some(p) = check.patch(&obj, "errorHandling", one_of("skip, fail, dead_letter")) {
@@ -373,5 +430,32 @@ impl PipelineUpdate {
         next.updated_at = now.to_rfc3339_opts(SecondsFormat::Millis, true);
         next.version = current.version + 1;
         Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitioning_has_a_meaning_and_is_checked() {
+        use serde_json::json;
+        let objects = |group_bytes| Ok(Partitioning::Objects { group_bytes });
+        assert_eq!(Partitioning::parse(&json!("objects")), objects(DEFAULT_GROUP_BYTES));
+        assert_eq!(Partitioning::parse(&json!("none")), Ok(Partitioning::None));
+        assert_eq!(Partitioning::parse(&json!({"by": "objects", "groupBytes": 1024})), objects(1024));
+        assert_eq!(Partitioning::parse(&json!({"by": "none"})), Ok(Partitioning::None));
+        for bad in [
+            json!("rows"),
+            json!(4),
+            json!({"by": "objects", "groupBytes": 0}),
+            json!({"by": "none", "groupBytes": 5}),
+            json!({"by": "objects", "size": 5}),
+        ] {
+            assert!(Partitioning::parse(&bad).is_err(), "{bad}");
+        }
+        assert_eq!(ExecutionConfig::default().partitioning(), Partitioning::Objects { group_bytes: DEFAULT_GROUP_BYTES });
+        let stored = ExecutionConfig { partitioning: Some(json!({"legacy": true})), ..ExecutionConfig::default() };
+        assert_eq!(stored.partitioning(), Partitioning::None);
     }
 }

@@ -163,6 +163,71 @@ pub struct Run {
     pub checkpoint: Option<Value>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub continuation: bool,
+    /// A partitioned run: how its partitions stand (absent for a run read by one worker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<PartitionCounts>,
+}
+
+/// The run item's part in coordinating partitions: counters only, each moved once per partition
+/// event (written, dispatched, finished), never per batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PartitionCounts {
+    /// Partitions written so far; `total` once the listing has ended.
+    pub written: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u32>,
+    /// Partitions sent to the queue (the first `dispatched` of them).
+    pub dispatched: u32,
+    /// Partitions that ended, whatever their end.
+    pub finished: u32,
+    /// A partition failed: the others stop, and the run fails.
+    pub failed: bool,
+    /// Where listing the source resumes, while it has not ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listing: Option<String>,
+}
+
+/// One part of a partitioned run: some of its source's objects, read by worker invocations of
+/// its own, with its own lease, attempts and checkpoint (the same lifecycle as a run's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Partition {
+    pub run_id: RunId,
+    pub index: u32,
+    pub status: RunStatus,
+    #[serde(default)]
+    pub attempt: u32,
+    pub keys: Vec<String>,
+    pub bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Value>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continuation: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RunError>,
+}
+
+impl Partition {
+    pub fn new(run_id: RunId, index: u32, keys: Vec<String>, bytes: u64) -> Self {
+        Partition {
+            run_id,
+            index,
+            status: RunStatus::Pending,
+            attempt: 0,
+            keys,
+            bytes,
+            lease_until: None,
+            checkpoint: None,
+            continuation: false,
+            stats: None,
+            error: None,
+        }
+    }
 }
 
 impl Run {
@@ -185,6 +250,7 @@ impl Run {
             lease_until: None,
             checkpoint: None,
             continuation: false,
+            partitions: None,
         }
     }
 
@@ -192,7 +258,7 @@ impl Run {
     pub fn view(&self) -> Value {
         let mut v = serde_json::to_value(self).unwrap_or_default();
         if let Some(obj) = v.as_object_mut() {
-            for internal in ["leaseUntil", "checkpoint", "continuation"] {
+            for internal in ["leaseUntil", "checkpoint", "continuation", "partitions"] {
                 obj.remove(internal);
             }
             if let Some(Value::Object(stats)) = obj.remove("stats") {
@@ -210,11 +276,18 @@ pub struct RunMessage {
     pub tenant_id: String,
     pub pipeline_id: PipelineId,
     pub run_id: RunId,
+    /// For one partition of a partitioned run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
 }
 
 impl RunMessage {
     pub fn new(tenant: &TenantId, run: &Run) -> Self {
-        Self { tenant_id: tenant.to_string(), pipeline_id: run.pipeline_id.clone(), run_id: run.id.clone() }
+        Self { tenant_id: tenant.to_string(), pipeline_id: run.pipeline_id.clone(), run_id: run.id.clone(), partition: None }
+    }
+
+    pub fn for_partition(&self, index: u32) -> Self {
+        RunMessage { partition: Some(index), ..self.clone() }
     }
 }
 

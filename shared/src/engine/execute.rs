@@ -20,12 +20,14 @@ use super::job::{Control, Engine, Job, Report, RunFailure};
 use super::plan::{Input, Plan};
 use super::record::{Record, RowId};
 use super::sink::{append_key, row_overhead, schema_pk, upsert_key, RecordsTable, Row};
-use super::source::{open, Position, SourceContext};
+use super::source::{list_partitions, open, open_partition, partitions_by_object, Listing, Position, SourceContext};
 use super::transform::Transform;
+use crate::domain::connector::Connector;
 use crate::domain::graph::NodeType;
 use crate::domain::pipeline::{ErrorHandling, LoadMode};
 use crate::domain::run::{LogEntry, RunError};
 use crate::domain::schema::{Field, Schema};
+use crate::domain::tenant::TenantId;
 use crate::store::limits;
 
 /// Validation errors kept on a run.
@@ -48,6 +50,9 @@ pub struct NodeCount {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidationError {
+    /// In a partitioned run, rows number from 1 in each partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
     pub row: u64,
     pub field: String,
     pub message: String,
@@ -88,12 +93,37 @@ pub struct Checkpoint {
 }
 
 impl Stats {
+    /// Adds partition `index`'s counts to these: the run's counts are its partitions' sum, and
+    /// its validation errors the first of theirs, in partition order.
+    pub fn merge(&mut self, index: u32, other: Stats) {
+        self.rows_in += other.rows_in;
+        self.rows_out += other.rows_out;
+        self.failed_rows += other.failed_rows;
+        self.skipped_rows += other.skipped_rows;
+        self.dead_letters += other.dead_letters;
+        for (node, count) in other.node_counts {
+            let sum = self.node_counts.entry(node).or_default();
+            sum.rows_in += count.rows_in;
+            sum.rows_out += count.rows_out;
+        }
+        let room = MAX_VALIDATION_ERRORS.saturating_sub(self.validation_errors.len());
+        self.validation_errors
+            .extend(other.validation_errors.into_iter().take(room).map(|e| ValidationError { partition: Some(index), ..e }));
+        self.progress.records_read += other.progress.records_read;
+        self.progress.bytes_read += other.progress.bytes_read;
+    }
+
     /// Counts a failed row and keeps its first issues.
     pub fn fail(&mut self, row: u64, issues: &[FieldIssue]) {
         self.failed_rows += 1;
         for issue in issues {
             if self.validation_errors.len() < MAX_VALIDATION_ERRORS {
-                self.validation_errors.push(ValidationError { row, field: issue.field.clone(), message: issue.message.clone() });
+                self.validation_errors.push(ValidationError {
+                    partition: None,
+                    row,
+                    field: issue.field.clone(),
+                    message: issue.message.clone(),
+                });
             }
         }
     }
@@ -241,6 +271,21 @@ impl Engine for DataEngine {
     fn execute<'a>(&'a self, job: &'a Job<'a>, control: &'a dyn Control) -> BoxFuture<'a, Result<Report, RunFailure>> {
         Box::pin(self.run(job, control))
     }
+
+    fn list_partitions<'a>(
+        &'a self,
+        connector: &'a Connector,
+        tenant: &'a TenantId,
+        group_bytes: u64,
+        token: Option<String>,
+    ) -> BoxFuture<'a, Result<Option<Listing>, RunError>> {
+        Box::pin(async move {
+            if !partitions_by_object(connector) {
+                return Ok(None);
+            }
+            list_partitions(connector, tenant, &self.sources, group_bytes, token).await.map(Some)
+        })
+    }
 }
 
 impl DataEngine {
@@ -258,17 +303,21 @@ impl DataEngine {
         let batch_size = config.batch_size.max(1) as usize;
         let parallelism = config.parallelism.max(1) as usize;
 
-        let resumed: Option<Checkpoint> = job.run.checkpoint.clone().and_then(|c| serde_json::from_value(c).ok());
+        let resumed: Option<Checkpoint> = job.checkpoint.cloned().and_then(|c| serde_json::from_value(c).ok());
+        let partition = job.scope.map(|s| s.index);
         let resumed_at = resumed.as_ref().map_or(0, |c| c.records_read);
         let (mut stats, position) = resumed.map(|c| (c.stats, Some(c.position))).unwrap_or_default();
         let mut log = Vec::new();
         let pk = schema_pk(job.tenant, &job.schema.id);
-        let mut source = open(job.connector, job.tenant, &self.sources, position.as_ref())
-            .await
-            .map_err(|e| RunFailure::from(e.at_node(&plan.source.id)))?;
+        let source = match job.scope {
+            Some(scope) => open_partition(job.connector, job.tenant, &self.sources, scope.keys, position.as_ref()).await,
+            None => open(job.connector, job.tenant, &self.sources, position.as_ref()).await,
+        };
+        let mut source = source.map_err(|e| RunFailure::from(e.at_node(&plan.source.id)))?;
         log.push(LogEntry::new("source", format!("reading {} connector '{}'", job.connector.kind, job.connector.name)));
-        // Only once the source opened: a source that fails leaves the schema's rows alone.
-        if mode == LoadMode::Truncate && resumed_at == 0 {
+        // Only once the source opened: a source that fails leaves the schema's rows alone. A
+        // partitioned run truncates once, before its partitions start.
+        if mode == LoadMode::Truncate && resumed_at == 0 && job.scope.is_none() {
             let deleted = self.records.truncate(&pk).await?;
             log.push(LogEntry::new("target", format!("truncated {deleted} rows of schema '{}'", job.schema.name)));
         }
@@ -317,7 +366,7 @@ impl DataEngine {
             for (id, data) in good {
                 let key = match mode {
                     LoadMode::Upsert => upsert_key(job.schema, &data).unwrap_or_default(),
-                    _ => append_key(&job.run.id, id),
+                    _ => append_key(&job.run.id, partition, id),
                 };
                 // A row DynamoDB would refuse fails alone, instead of failing its whole batch.
                 match limits::check_row(&data, &key, overhead + key.len()) {
@@ -348,7 +397,7 @@ impl DataEngine {
             bytes_in_flight += batch_bytes;
             in_flight.push(async move {
                 if !letters.is_empty() {
-                    records.write_dead_letters(tenant, run_id, letters).await?;
+                    records.write_dead_letters(tenant, run_id, partition, letters).await?;
                 }
                 records.write(pk, run_id, batch_rows).await.map(|()| batch_bytes)
             });

@@ -5,13 +5,14 @@ use serde_json::Value;
 
 use super::execute::Stats;
 use super::plan::Plan;
+use super::source::Listing;
 use crate::domain::connector::Connector;
 use crate::domain::pipeline::Pipeline;
 use crate::domain::run::{LogEntry, Run, RunError};
 use crate::domain::schema::Schema;
 use crate::domain::tenant::TenantId;
 
-/// Everything an engine needs to execute one run.
+/// Everything an engine needs to execute one run, or one partition of it.
 pub struct Job<'a> {
     pub tenant: &'a TenantId,
     pub run: &'a Run,
@@ -19,6 +20,17 @@ pub struct Job<'a> {
     pub connector: &'a Connector,
     pub schema: &'a Schema,
     pub plan: &'a Plan,
+    /// Where this execution resumes (the run's, or its partition's, last checkpoint).
+    pub checkpoint: Option<&'a Value>,
+    /// A partition's share of the source; `None`: the whole source.
+    pub scope: Option<Scope<'a>>,
+}
+
+/// One partition's share of a run's source: some of its objects.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub index: u32,
+    pub keys: &'a [String],
 }
 
 /// Why an engine must stop at a batch boundary.
@@ -28,6 +40,8 @@ pub enum Stop {
     Cancelled,
     /// Another worker took the run over: this one must write nothing more.
     LeaseLost,
+    /// Another partition of the run failed: the rest of the run's work is moot.
+    Halted,
 }
 
 /// What an engine calls between batches: says whether to go on, and hears how far the run got.
@@ -77,4 +91,16 @@ impl From<RunError> for RunFailure {
 
 pub trait Engine: Send + Sync {
     fn execute<'a>(&'a self, job: &'a Job<'a>, control: &'a dyn Control) -> BoxFuture<'a, Result<Report, RunFailure>>;
+
+    /// One page of the connector's source in partitions of at most `group_bytes`, after `token`;
+    /// `None` when the source does not partition (the default).
+    fn list_partitions<'a>(
+        &'a self,
+        _connector: &'a Connector,
+        _tenant: &'a TenantId,
+        _group_bytes: u64,
+        _token: Option<String>,
+    ) -> BoxFuture<'a, Result<Option<Listing>, RunError>> {
+        Box::pin(async { Ok(None) })
+    }
 }

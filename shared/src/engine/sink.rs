@@ -62,19 +62,18 @@ pub fn upsert_key(schema: &Schema, row: &Record) -> Option<String> {
     (!values.is_empty()).then(|| format!("K#{}", Value::from(values.into_iter().cloned().collect::<Vec<_>>())))
 }
 
-/// `A#<run>#<row>`, and `.<copy>` after it for the later copies of a row that branches bring to
-/// the target more than once (so that each copy is written, and the keys still sort by row).
-pub fn append_key(run: &RunId, id: RowId) -> String {
-    match id.copy {
-        0 => format!("A#{run}#{:012}", id.row),
-        copy => format!("A#{run}#{:012}.{copy}", id.row),
-    }
+/// `A#<run>#<row>` (`A#<run>#P<partition>#<row>` in a partition, whose rows number from 1 too),
+/// and `.<copy>` after it for the later copies of a row that branches bring to the target more
+/// than once (so that each copy is written, and the keys still sort by row).
+pub fn append_key(run: &RunId, partition: Option<u32>, id: RowId) -> String {
+    format!("A#{run}#{}", row_key(partition, id))
 }
 
-fn dead_letter_key(id: RowId) -> String {
+fn row_key(partition: Option<u32>, id: RowId) -> String {
+    let part = partition.map_or(String::new(), |p| format!("P{p:05}#"));
     match id.copy {
-        0 => format!("D#{:012}", id.row),
-        copy => format!("D#{:012}.{copy}", id.row),
+        0 => format!("{part}{:012}", id.row),
+        copy => format!("{part}{:012}.{copy}", id.row),
     }
 }
 
@@ -130,13 +129,17 @@ impl RecordsTable {
         &self,
         tenant: &TenantId,
         run: &RunId,
+        partition: Option<u32>,
         letters: Vec<(RowId, Vec<FieldIssue>, Record)>,
     ) -> Result<(), RunError> {
         let rows = letters
             .into_iter()
             .map(|(id, issues, record)| {
-                let data = json!({ "row": id.row, "errors": issues, "record": record });
-                Row { key: dead_letter_key(id), data: data.as_object().cloned().unwrap_or_default() }
+                let mut data = json!({ "row": id.row, "errors": issues, "record": record });
+                if let Some(p) = partition {
+                    data["partition"] = json!(p);
+                }
+                Row { key: format!("D#{}", row_key(partition, id)), data: data.as_object().cloned().unwrap_or_default() }
             })
             .collect();
         self.write(&dead_letters_pk(tenant, run), run, rows).await
@@ -234,8 +237,9 @@ mod tests {
     #[test]
     fn append_keys_sort_by_row() {
         let run = RunId::generate();
-        let key = |row, copy| append_key(&run, RowId { row, copy });
+        let key = |row, copy| append_key(&run, None, RowId { row, copy });
         assert!(key(9, 0) < key(10, 0));
         assert!(key(9, 0) < key(9, 1) && key(9, 1) < key(10, 0), "a row's copies sort with it");
+        assert_ne!(append_key(&run, Some(1), RowId { row: 9, copy: 0 }), append_key(&run, Some(2), RowId { row: 9, copy: 0 }));
     }
 }

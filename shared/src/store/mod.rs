@@ -58,6 +58,7 @@ pub(crate) mod entity;
 mod idempotency;
 pub mod index;
 pub mod limits;
+mod partitions;
 mod pipelines;
 mod runs;
 
@@ -72,6 +73,7 @@ use aws_sdk_dynamodb::Client;
 pub use catalog::Refs;
 pub use entity::{Entity, Page};
 pub use idempotency::IdempotencyRecord;
+pub use partitions::{From as PartFrom, PartBeat, PartClaim, PartEnd};
 pub use pipelines::PipelineConflict;
 pub use runs::{CancelRun, Claim, ClaimTerms, CreateRun, Finish};
 

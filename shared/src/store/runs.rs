@@ -10,11 +10,11 @@ use crate::domain::pipeline::Pipeline;
 use crate::domain::run::{LogEntry, Run, RunError, RunStatus};
 use crate::domain::tenant::TenantId;
 
-fn runs_pk(tenant: &TenantId, pipeline: &PipelineId) -> String {
+pub(super) fn runs_pk(tenant: &TenantId, pipeline: &PipelineId) -> String {
     format!("{}#P#{pipeline}", tenant_pk(tenant))
 }
 
-fn run_key(tenant: &TenantId, pipeline: &PipelineId, run: &RunId) -> Item {
+pub(super) fn run_key(tenant: &TenantId, pipeline: &PipelineId, run: &RunId) -> Item {
     Store::key(runs_pk(tenant, pipeline), format!("RUN#{run}"))
 }
 
@@ -26,15 +26,15 @@ fn checkpoint_records(run: &Run) -> u64 {
     run.checkpoint.as_ref().and_then(|c| c.get("recordsRead")).and_then(|v| v.as_u64()).unwrap_or(0)
 }
 
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
+pub(super) fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
-fn value<T: serde::Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
+pub(super) fn value<T: serde::Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
     serde_dynamo::to_attribute_value(v).map_err(corrupt)
 }
 
-fn tx_update(u: aws_sdk_dynamodb::types::builders::UpdateBuilder) -> Result<TransactWriteItem, StoreError> {
+pub(super) fn tx_update(u: aws_sdk_dynamodb::types::builders::UpdateBuilder) -> Result<TransactWriteItem, StoreError> {
     Ok(TransactWriteItem::builder().update(u.build().map_err(corrupt)?).build())
 }
 
@@ -96,7 +96,13 @@ pub enum CancelRun {
 }
 
 impl Store {
-    fn slots_delta(&self, tenant: &TenantId, pipeline: &PipelineId, active: i64, running: i64) -> Result<TransactWriteItem, StoreError> {
+    pub(super) fn slots_delta(
+        &self,
+        tenant: &TenantId,
+        pipeline: &PipelineId,
+        active: i64,
+        running: i64,
+    ) -> Result<TransactWriteItem, StoreError> {
         tx_update(
             Update::builder()
                 .table_name(&self.table)
@@ -404,16 +410,28 @@ impl Store {
         }
     }
 
-    /// Ends the attempt that holds the run, with its whole log (the worker caps it). `false`: it no longer held it (nothing written).
+    /// Ends the attempt that holds the run, with its whole log (the worker caps it).
     pub async fn finish_run(&self, tenant: &TenantId, run: &Run, finish: &Finish) -> Result<bool, StoreError> {
+        let update = self
+            .finish_update(tenant, run, finish)?
+            .condition_expression("#st = :running AND attempt = :attempt")
+            .expression_attribute_values(":attempt", n(run.attempt as i64));
+        self.end_running(tenant, run, update).await
+    }
+
+    /// The update that ends a running run as `finish` says (its condition is the caller's).
+    pub(super) fn finish_update(
+        &self,
+        tenant: &TenantId,
+        run: &Run,
+        finish: &Finish,
+    ) -> Result<aws_sdk_dynamodb::types::builders::UpdateBuilder, StoreError> {
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(run_key(tenant, &run.pipeline_id, &run.id)))
-            .condition_expression("#st = :running AND attempt = :attempt")
             .expression_attribute_names("#st", "status")
             .expression_attribute_names("#log", "log")
             .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
-            .expression_attribute_values(":attempt", n(run.attempt as i64))
             .expression_attribute_values(":status", s(finish.status.as_str()))
             .expression_attribute_values(":now", s(&finish.now))
             .expression_attribute_values(":ms", n(finish.duration_ms as i64))
@@ -427,7 +445,17 @@ impl Store {
             set.push_str(", stats = :stats");
             update = update.expression_attribute_values(":stats", value(stats)?);
         }
-        let update = update.update_expression(format!("{set} REMOVE leaseUntil, GSI1PK, GSI1SK"));
+        Ok(update.update_expression(format!("{set} REMOVE leaseUntil, GSI1PK, GSI1SK")))
+    }
+
+    /// Applies a run's ending `update` with the release of its slots. `false`: its condition
+    /// failed (nothing written).
+    pub(super) async fn end_running(
+        &self,
+        tenant: &TenantId,
+        run: &Run,
+        update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+    ) -> Result<bool, StoreError> {
         let items = vec![tx_update(update)?, self.slots_delta(tenant, &run.pipeline_id, -1, -1)?];
         match self.transact("TransactWriteItems", items).await {
             Ok(()) => Ok(true),

@@ -38,6 +38,7 @@ use crate::domain::source_access::SourceBuckets;
 use crate::domain::tenant::TenantId;
 
 pub use guard::Range;
+pub use s3::Listing;
 
 /// A source that cannot be opened or read; [`SourceError::code`] is the run error's code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -244,6 +245,48 @@ pub async fn open(
         }
     };
     Ok(source)
+}
+
+/// Whether the connector's source partitions by object: an `s3` source over a prefix.
+pub fn partitions_by_object(connector: &Connector) -> bool {
+    matches!(Settings::parse(connector), Ok(Settings::S3(settings)) if settings.is_prefix())
+}
+
+fn s3_settings(
+    connector: &Connector,
+    tenant: &TenantId,
+    ctx: &SourceContext,
+) -> Result<(s3::Settings, crate::domain::source_access::S3Grant), RunError> {
+    let Settings::S3(settings) = Settings::parse(connector)? else {
+        return Err(SourceError::config("type", "partitions need an s3 source").into());
+    };
+    let grant = ctx.buckets.grant(tenant, &connector.config).map_err(|r| SourceError::Blocked(format!("{} {}", r.field, r.message)))?;
+    Ok((settings, grant))
+}
+
+/// One page of an `s3` prefix's objects, after `token`, grouped into partitions of at most
+/// `group_bytes`.
+pub async fn list_partitions(
+    connector: &Connector,
+    tenant: &TenantId,
+    ctx: &SourceContext,
+    group_bytes: u64,
+    token: Option<String>,
+) -> Result<Listing, RunError> {
+    let (settings, grant) = s3_settings(connector, tenant, ctx)?;
+    Ok(settings.list_groups(ctx, tenant, &grant, group_bytes, token).await?)
+}
+
+/// Opens a partition of an `s3` source: only `keys`, at `from` for a continuation.
+pub async fn open_partition(
+    connector: &Connector,
+    tenant: &TenantId,
+    ctx: &SourceContext,
+    keys: &[String],
+    from: Option<&Position>,
+) -> Result<Box<dyn Source>, RunError> {
+    let (settings, grant) = s3_settings(connector, tenant, ctx)?;
+    Ok(Box::new(settings.open_keys(ctx, tenant, grant, keys, from.cloned().unwrap_or_default()).await?))
 }
 
 // --- Reading config -------------------------------------------------------------------------

@@ -24,6 +24,7 @@ use super::{
     error_chain, format, max_record, optional_text, records_path, Body, Document, DocumentPosition, Documents, Position, Reader,
     SourceContext, SourceError,
 };
+use crate::domain::pipeline::MAX_GROUP_KEYS;
 use crate::domain::source_access::S3Grant;
 use crate::domain::tenant::TenantId;
 use crate::engine::decode::{Decoder, Format};
@@ -42,6 +43,16 @@ pub(super) struct Settings {
 enum Objects {
     Key(String),
     Prefix(String),
+}
+
+/// A page of a prefix's objects in partition groups: consecutive objects until a group holds
+/// `group_bytes` or [`MAX_GROUP_KEYS`] keys. Groups end at page ends, so listing again from the
+/// same token gives the same groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub groups: Vec<(Vec<String>, u64)>,
+    /// Where the next page starts; `None`: the listing has ended.
+    pub next: Option<String>,
 }
 
 impl Settings {
@@ -68,6 +79,102 @@ impl Settings {
         })
     }
 
+    /// Whether the source is a prefix, which partitions by object.
+    pub(super) fn is_prefix(&self) -> bool {
+        matches!(self.objects, Objects::Prefix(_))
+    }
+
+    /// The prefix to list, as the grant has it.
+    fn prefix(&self, grant: &S3Grant) -> String {
+        match (&self.objects, grant) {
+            (Objects::Prefix(prefix), S3Grant::Deployment { folder, .. }) if prefix.is_empty() => folder.clone(),
+            (Objects::Prefix(prefix), _) => prefix.clone(),
+            (Objects::Key(key), _) => key.clone(),
+        }
+    }
+
+    /// One page of the prefix's objects, after `token`, grouped for partitions.
+    pub(super) async fn list_groups(
+        &self,
+        ctx: &SourceContext,
+        tenant: &TenantId,
+        grant: &S3Grant,
+        group_bytes: u64,
+        token: Option<String>,
+    ) -> Result<Listing, SourceError> {
+        let client = self.client_for(ctx, tenant, grant).await?;
+        let bucket = self.bucket.clone().unwrap_or_else(|| grant.bucket().to_string());
+        let prefix = self.prefix(grant);
+        let page = client
+            .list_objects_v2()
+            .bucket(&bucket)
+            .prefix(&prefix)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|e| s3_error(&format!("listing s3://{bucket}/{prefix}"), e))?;
+        let mut listing = Listing::default();
+        let mut group: (Vec<String>, u64) = (Vec::new(), 0);
+        for object in page.contents() {
+            let (Some(key), size) = (object.key(), object.size().unwrap_or(0).max(0) as u64) else { continue };
+            if key.ends_with('/') || size == 0 {
+                continue;
+            }
+            if !group.0.is_empty() && (group.1 + size > group_bytes || group.0.len() >= MAX_GROUP_KEYS) {
+                listing.groups.push(std::mem::take(&mut group));
+            }
+            group.0.push(key.to_string());
+            group.1 += size;
+        }
+        if !group.0.is_empty() {
+            listing.groups.push(group);
+        }
+        let more = page.is_truncated().unwrap_or(false);
+        listing.next = page.next_continuation_token().filter(|_| more).map(str::to_string);
+        Ok(listing)
+    }
+
+    async fn client_for(&self, ctx: &SourceContext, tenant: &TenantId, grant: &S3Grant) -> Result<aws_sdk_s3::Client, SourceError> {
+        match grant {
+            S3Grant::Deployment { .. } => Ok(ctx.s3.clone()),
+            S3Grant::Customer { role_arn, external_id, .. } => assumed_client(ctx, tenant, role_arn, external_id).await,
+        }
+    }
+
+    /// Opens only `keys` (a partition's objects), which must lie where the source's prefix does.
+    pub(super) async fn open_keys(
+        self,
+        ctx: &SourceContext,
+        tenant: &TenantId,
+        grant: S3Grant,
+        keys: &[String],
+        from: Position,
+    ) -> Result<Reader<Bucket>, SourceError> {
+        let prefix = self.prefix(&grant);
+        if keys.iter().any(|k| !k.starts_with(&prefix)) {
+            return Err(SourceError::Blocked(format!("a partition names an object outside the connector's prefix '{prefix}'")));
+        }
+        let mut pending: VecDeque<String> = keys.iter().cloned().collect();
+        // A continuation starts at the object it stopped in (opened first), then the ones after it.
+        if let Some(at) = from.document.as_ref().and_then(|d| d.key.as_deref()) {
+            while pending.front().is_some_and(|k| k.as_str() != at) {
+                pending.pop_front();
+            }
+            pending.pop_front();
+        }
+        let client = self.client_for(ctx, tenant, &grant).await?;
+        let objects = Bucket {
+            client,
+            bucket: self.bucket.unwrap_or_else(|| grant.bucket().to_string()),
+            keys: Keys::Listed { prefix, pending, token: None, listed_all: true, after: None },
+            format: self.format,
+            records_path: self.records_path,
+            max_record: self.max_record,
+            resume: from.document.clone(),
+        };
+        Reader::new(objects, Vec::new(), from).start().await
+    }
+
     /// Opens the source as `grant` allows (the caller checked the config against it).
     pub(super) async fn open(
         self,
@@ -77,10 +184,7 @@ impl Settings {
         from: Position,
     ) -> Result<Reader<Bucket>, SourceError> {
         let resume = from.document.clone();
-        let client = match &grant {
-            S3Grant::Deployment { .. } => ctx.s3.clone(),
-            S3Grant::Customer { role_arn, external_id, .. } => assumed_client(ctx, tenant, role_arn, external_id).await?,
-        };
+        let client = self.client_for(ctx, tenant, &grant).await?;
         let keys = match (self.objects, &grant) {
             (Objects::Key(key), _) => Keys::One(Some(key)),
             (Objects::Prefix(prefix), S3Grant::Deployment { folder, .. }) if prefix.is_empty() => Keys::Listed {

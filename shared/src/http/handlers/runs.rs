@@ -57,10 +57,24 @@ pub(super) async fn list(app: &App, caller: &Caller, req: &Request) -> Result<Re
     Ok(reply)
 }
 
+/// A partitioned run still going shows its partitions' counts as they stand (a finished one
+/// carries their sum).
 pub(super) async fn get(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let (pipeline, run) = run_path(req)?;
-    let found = app.store.get_run(&caller.tenant, &pipeline, &run).await?;
-    Ok(json(200, &found.ok_or_else(|| ApiError::not_found("run", run.as_str()))?.view()))
+    let found = app.store.get_run(&caller.tenant, &pipeline, &run).await?.ok_or_else(|| ApiError::not_found("run", run.as_str()))?;
+    let mut view = found.view();
+    if let (Some(counts), false) = (&found.partitions, found.status.is_finished()) {
+        let parts = app.store.list_partitions(&caller.tenant, &pipeline, &run).await?;
+        let (stats, mut summary) = crate::worker::totals(&parts);
+        // Partitions still being listed are counted as pending.
+        summary.pending += counts.total.unwrap_or(counts.written).saturating_sub(summary.total);
+        summary.total = summary.total.max(counts.total.unwrap_or(0));
+        if let (Some(obj), Ok(serde_json::Value::Object(live))) = (view.as_object_mut(), serde_json::to_value(&stats)) {
+            obj.extend(live);
+            obj.insert("partitions".into(), serde_json::to_value(summary).unwrap_or_default());
+        }
+    }
+    Ok(json(200, &view))
 }
 
 /// A pending run is cancelled at once; a running one is asked to stop at its next batch

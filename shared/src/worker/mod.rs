@@ -4,16 +4,21 @@
 //! write that a duplicate, a late redelivery or a second worker cannot apply twice:
 //! - a message whose run or pipeline is gone, or whose run already ended or is held by a live
 //!   worker, is acknowledged and changes nothing;
-//! - the run is claimed with a lease that the engine's checkpoints keep alive; a worker that dies
+//! - the run is claimed with a lease that a background task renews (see `lease`); a worker that dies
 //!   stops renewing it, and a redelivery (or the scheduler's sweep) takes the run over with the
 //!   next attempt, up to `max_attempts`, after which the run fails;
-//! - only the attempt that holds the run may finish it.
+//! - only the attempt that holds the run may finish it;
+//! - a run over a source that partitions goes out to its partitions, each run like a run of its
+//!   own, and ends once, when its last partition does (see `partitions`).
 
-use std::sync::{Arc, Mutex};
+mod lease;
+mod partitions;
+
+pub use partitions::{totals, Summary};
+
 use std::time::Instant;
 
 use chrono::{Duration, Utc};
-use futures::future::BoxFuture;
 use tracing::Instrument;
 
 use crate::app::App;
@@ -24,10 +29,10 @@ use crate::domain::run::{cap_log, LogEntry, Run, RunError, RunMessage, RunStatus
 use crate::domain::schema::Schema;
 use crate::domain::stamp;
 use crate::domain::tenant::TenantId;
-use crate::engine::execute::Stats;
-use crate::engine::job::{Control, Engine, Job, Report, RunFailure, Stop};
+use crate::engine::job::{Engine, Job, Report, RunFailure, Stop};
 use crate::engine::plan::Plan;
 use crate::store::{Claim, ClaimTerms, Finish, StoreError};
+use lease::{Held, Lease};
 
 /// How runs are held and retried.
 #[derive(Debug, Clone)]
@@ -93,6 +98,12 @@ pub enum Outcome {
     Waiting,
     /// Out of time budget: checkpointed, and a follow-up message continues it.
     Suspended,
+    /// The run went out to its partitions (this many so far).
+    FannedOut(u32),
+    /// A partition of a run ended so; the run ends when its last partition does.
+    PartitionEnded(RunStatus),
+    /// A partitioned run was looked over: lost messages sent again, the end made if due.
+    Coordinated,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +136,15 @@ async fn process(
     let Some(pipeline) = app.store.get::<Pipeline>(tenant, message.pipeline_id.as_str()).await? else {
         return Ok(Outcome::Ignored("pipeline no longer exists"));
     };
+    if let Some(index) = message.partition {
+        return partitions::run_partition(app, engine, settings, tenant, &pipeline, message, index).await;
+    }
+    // A run out with its partitions is coordinated, never claimed again.
+    if let Some(run) = app.store.get_run(tenant, &pipeline.id, &message.run_id).await? {
+        if run.partitions.is_some() && run.status == RunStatus::Running {
+            return partitions::coordinate(app, engine, settings, tenant, &pipeline, &run, message).await;
+        }
+    }
     let now = Utc::now();
     let max_running = pipeline.execution_config.max_concurrent_runs;
     let (now_stamp, lease_until) = (stamp(now), stamp(now + settings.lease));
@@ -145,6 +165,12 @@ async fn process(
     if let Err(e) = app.store.set_latest_status(tenant, &pipeline.id, &run.id, RunStatus::Running).await {
         tracing::warn!(cause = %e, "could not mark the pipeline's latest run running");
     }
+    // A first attempt over a source that partitions sends it out to its partitions.
+    if run.checkpoint.is_none() {
+        if let Some(outcome) = partitions::fan_out(app, engine, settings, tenant, &pipeline, &run, message).await? {
+            return Ok(outcome);
+        }
+    }
     let started = Instant::now();
     let result = execute(app, engine, settings, tenant, &pipeline, &run).await;
     let (status, error, stats, mut log) = match result {
@@ -153,7 +179,7 @@ async fn process(
             (status, None, Some(report.stats), report.log)
         }
         Err(RunFailure::Failed { error, stats, log }) => (RunStatus::Failed, Some(error), stats, log),
-        Err(RunFailure::Stopped(Stop::Cancelled)) => (RunStatus::Cancelled, None, None, vec![]),
+        Err(RunFailure::Stopped(Stop::Cancelled | Stop::Halted)) => (RunStatus::Cancelled, None, None, vec![]),
         Err(RunFailure::Stopped(Stop::LeaseLost)) => return Ok(Outcome::Ignored("lease lost to another attempt")),
         Err(RunFailure::Suspended { checkpoint, stats, mut log }) => {
             log.push(LogEntry::new(
@@ -204,129 +230,22 @@ async fn execute(
         connector.ok_or_else(|| RunError::new("CONNECTOR_NOT_FOUND", format!("connector {} no longer exists", pipeline.connector_id)))?;
     let schema = app.store.get::<Schema>(tenant, pipeline.schema_id.as_str()).await.map_err(store_error)?;
     let schema = schema.ok_or_else(|| RunError::new("SCHEMA_NOT_FOUND", format!("schema {} no longer exists", pipeline.schema_id)))?;
-    let job = Job { tenant, run, pipeline, connector: &connector, schema: &schema, plan: &plan };
-    let lease = Lease::hold(app, tenant, run, settings);
+    let job = Job {
+        tenant,
+        run,
+        pipeline,
+        connector: &connector,
+        schema: &schema,
+        plan: &plan,
+        checkpoint: run.checkpoint.as_ref(),
+        scope: None,
+    };
+    let lease = Lease::hold(app, tenant, Held::Run(run.clone()), settings);
     engine.execute(&job, &lease).await
 }
 
-/// How often the engine's batch boundaries write to the run at most (heartbeat, cancel check,
-/// live counts): often enough that a cancel is heard within about a second.
-const BEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The worker's [`Control`]: the run's lease, renewed by a background task every third of the
-/// lease whatever the engine is doing (opening a source, truncating, a slow batch), and at batch
-/// boundaries at most every [`BEAT_EVERY`]. Each renewal shows the run's latest counts and
-/// hears whether it was cancelled or taken over.
-struct Lease {
-    beat: Arc<Beat>,
-    deadline: Instant,
-    renewer: tokio::task::JoinHandle<()>,
-}
-
-struct Beat {
-    store: crate::store::Store,
-    tenant: TenantId,
-    run: Run,
-    lease: Duration,
-    state: Mutex<BeatState>,
-}
-
-struct BeatState {
-    stop: Option<Stop>,
-    stats: Option<serde_json::Value>,
-    last: Instant,
-}
-
-impl Lease {
-    fn hold(app: &App, tenant: &TenantId, run: &Run, settings: &RunSettings) -> Lease {
-        let beat = Arc::new(Beat {
-            store: app.store.clone(),
-            tenant: tenant.clone(),
-            run: run.clone(),
-            lease: settings.lease,
-            state: Mutex::new(BeatState { stop: None, stats: None, last: Instant::now() }),
-        });
-        let every = (settings.lease / 3).to_std().unwrap_or(BEAT_EVERY).max(BEAT_EVERY);
-        let background = beat.clone();
-        let renewer = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                if background.stopped().is_some() {
-                    return;
-                }
-                if background.since_last() >= every / 2 {
-                    background.renew().await;
-                }
-            }
-        });
-        Lease { beat, deadline: Instant::now() + settings.time_budget, renewer }
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.renewer.abort();
-    }
-}
-
-impl Beat {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BeatState> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn stopped(&self) -> Option<Stop> {
-        self.lock().stop
-    }
-
-    fn since_last(&self) -> std::time::Duration {
-        self.lock().last.elapsed()
-    }
-
-    async fn renew(&self) {
-        let stats = {
-            let mut state = self.lock();
-            state.last = Instant::now();
-            state.stats.clone()
-        };
-        let until = stamp(Utc::now() + self.lease);
-        let stop = match self.store.heartbeat(&self.tenant, &self.run, &until, stats.as_ref()).await {
-            Ok(Some(false)) => None,
-            Ok(Some(true)) => Some(Stop::Cancelled),
-            Ok(None) => Some(Stop::LeaseLost),
-            // Go on: if DynamoDB stays away the lease lapses and the finish is refused.
-            Err(e) => {
-                tracing::warn!(cause = %e, "heartbeat failed");
-                None
-            }
-        };
-        if stop.is_some() {
-            self.lock().stop = stop;
-        }
-    }
-}
-
-impl Control for Lease {
-    fn should_yield(&self) -> bool {
-        Instant::now() >= self.deadline
-    }
-
-    fn checkpoint<'a>(&'a self, stats: &'a Stats) -> BoxFuture<'a, Result<(), Stop>> {
-        Box::pin(async move {
-            let due = {
-                let mut state = self.beat.lock();
-                state.stats = serde_json::to_value(stats).ok();
-                state.stop.is_none() && state.last.elapsed() >= BEAT_EVERY
-            };
-            if due {
-                self.beat.renew().await;
-            }
-            self.beat.stopped().map_or(Ok(()), Err)
-        })
-    }
-}
-
 /// A slot freed: with a concurrency limit, the oldest waiting run is sent again to take it.
-async fn release_slot(app: &App, tenant: &TenantId, pipeline: &Pipeline) {
+pub(super) async fn release_slot(app: &App, tenant: &TenantId, pipeline: &Pipeline) {
     if pipeline.execution_config.max_concurrent_runs.is_none() {
         return;
     }

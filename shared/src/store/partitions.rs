@@ -1,0 +1,446 @@
+//! The partitions of a partitioned run, in its pipeline's partition beside the run:
+//! `PART#<runId>#<index>` (5 digits, so they sort by index and never under `RUN#`).
+//!
+//! Each partition has a run's lifecycle (claim with a lease, heartbeats, continuation, finish),
+//! with every step a conditional write on the partition's own item. The run item moves only on
+//! partition events, each once: listing progress (`partitions.written`, `total`), a dispatch
+//! (`partitions.dispatched`), and an end (`partitions.finished`, in the same transaction as the
+//! partition's own end, so a retried end is never counted twice). Counts are read from the
+//! partitions and written to the run once, when the last one ends.
+
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, Update, WriteRequest};
+
+use super::entity::from_item;
+use super::runs::{run_key, runs_pk, tx_update, value};
+use super::{n, s, Item, Store, StoreError};
+use crate::domain::ids::{PipelineId, RunId};
+use crate::domain::run::{Partition, PartitionCounts, Run, RunError, RunStatus};
+use crate::domain::tenant::TenantId;
+
+fn part_sk(run: &RunId, index: u32) -> String {
+    format!("PART#{run}#{index:05}")
+}
+
+fn part_key(tenant: &TenantId, pipeline: &PipelineId, run: &RunId, index: u32) -> Item {
+    Store::key(runs_pk(tenant, pipeline), part_sk(run, index))
+}
+
+/// The outcome of a worker's attempt to take a partition.
+#[derive(Debug)]
+pub enum PartClaim {
+    Claimed(Box<Partition>),
+    Missing,
+    Finished,
+    /// Another worker holds a live lease.
+    Busy,
+    /// Its lease ran out with no attempts left: the partition was failed.
+    Exhausted,
+}
+
+/// What a partition's heartbeat hears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartBeat {
+    GoOn,
+    /// The run was cancelled, or another partition failed it: stop.
+    Stop {
+        cancelled: bool,
+    },
+    /// The partition is no longer this attempt's.
+    Lost,
+}
+
+impl Store {
+    /// Writes partitions `pending` (a listing page's worth; written again after a crash, before
+    /// any of them was dispatched, they come out the same).
+    pub async fn put_partitions(&self, tenant: &TenantId, pipeline: &PipelineId, parts: &[Partition]) -> Result<(), StoreError> {
+        let mut requests = Vec::with_capacity(parts.len());
+        for part in parts {
+            let mut item: Item = serde_dynamo::to_item(part).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            item.extend(part_key(tenant, pipeline, &part.run_id, part.index));
+            let put = PutRequest::builder().set_item(Some(item)).build().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            requests.push(WriteRequest::builder().put_request(put).build());
+        }
+        super::batch::write_all(&self.client, &self.table, requests).await
+    }
+
+    /// Records listing progress on a running run: `counts.written` partitions exist (up from
+    /// `before`, which must still be the count: two coordinators never both record a page),
+    /// `counts.total` once the listing ended, else `counts.listing` where it resumes. The first
+    /// page (`before` 0) starts the counts. `watchdog`: when the sweep should look at the run if
+    /// nothing moves it before.
+    pub async fn record_listing(
+        &self,
+        tenant: &TenantId,
+        run: &Run,
+        before: u32,
+        counts: &PartitionCounts,
+        watchdog: &str,
+    ) -> Result<bool, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key(tenant, &run.pipeline_id, &run.id)))
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#p", "partitions")
+            .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
+            .expression_attribute_values(":w", s(watchdog));
+        update = if before == 0 {
+            update
+                .update_expression("SET #p = :p, leaseUntil = :w, GSI1SK = :w")
+                .condition_expression("#st = :running AND attempt = :attempt AND attribute_not_exists(#p)")
+                .expression_attribute_values(":attempt", n(run.attempt as i64))
+                .expression_attribute_values(":p", value(counts)?)
+        } else {
+            let mut set = "SET #p.written = :written, leaseUntil = :w, GSI1SK = :w".to_string();
+            update = update.expression_attribute_values(":written", n(counts.written as i64));
+            if let Some(total) = counts.total {
+                set.push_str(", #p.#total = :total");
+                update = update.expression_attribute_names("#total", "total").expression_attribute_values(":total", n(total as i64));
+            }
+            let expression = match &counts.listing {
+                Some(token) => {
+                    update = update.expression_attribute_values(":listing", s(token));
+                    format!("{set}, #p.listing = :listing")
+                }
+                None => format!("{set} REMOVE #p.listing"),
+            };
+            update
+                .update_expression(expression)
+                .condition_expression("#st = :running AND #p.written = :before")
+                .expression_attribute_values(":before", n(before as i64))
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+
+    /// Takes the next partition to send, if one is written and not yet sent, and the run neither
+    /// cancelled nor failing: its index.
+    pub async fn dispatch_partition(&self, tenant: &TenantId, pipeline: &PipelineId, run: &RunId) -> Result<Option<u32>, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key(tenant, pipeline, run)))
+            .update_expression("SET #p.dispatched = #p.dispatched + :one")
+            .condition_expression(
+                "#st = :running AND #p.dispatched < #p.written AND #p.failed = :no AND (attribute_not_exists(cancelRequested) OR cancelRequested = :no)",
+            )
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#p", "partitions")
+            .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                let counts: PartitionCounts = out
+                    .attributes
+                    .and_then(|mut a| a.remove("partitions"))
+                    .map(serde_dynamo::from_attribute_value)
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                    .unwrap_or_default();
+                Ok(counts.dispatched.checked_sub(1))
+            }
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+
+    pub async fn get_partition(
+        &self,
+        tenant: &TenantId,
+        pipeline: &PipelineId,
+        run: &RunId,
+        index: u32,
+    ) -> Result<Option<Partition>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(part_key(tenant, pipeline, run, index)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("GetItem", e))?;
+        out.item.map(from_item).transpose()
+    }
+
+    /// Every partition of a run, by index.
+    pub async fn list_partitions(&self, tenant: &TenantId, pipeline: &PipelineId, run: &RunId) -> Result<Vec<Partition>, StoreError> {
+        let mut parts = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :part)")
+                .expression_attribute_values(":pk", s(runs_pk(tenant, pipeline)))
+                .expression_attribute_values(":part", s(format!("PART#{run}#")))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::dynamo("Query", e))?;
+            for item in page.items.unwrap_or_default() {
+                parts.push(from_item(item)?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(parts);
+            }
+        }
+    }
+
+    /// Takes a pending partition, one whose lease ran out, or its own continuation.
+    pub async fn claim_partition(
+        &self,
+        tenant: &TenantId,
+        pipeline: &PipelineId,
+        run: &RunId,
+        index: u32,
+        terms: &super::ClaimTerms<'_>,
+    ) -> Result<PartClaim, StoreError> {
+        for _ in 0..3 {
+            let Some(part) = self.get_partition(tenant, pipeline, run, index).await? else { return Ok(PartClaim::Missing) };
+            let lease_live = part.lease_until.as_deref().is_some_and(|l| l > terms.now);
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(part_key(tenant, pipeline, run, index)))
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
+                .expression_attribute_values(":attempt", n(part.attempt as i64))
+                .expression_attribute_values(":lease", s(terms.lease_until));
+            update = match part.status {
+                status if status.is_finished() => return Ok(PartClaim::Finished),
+                RunStatus::Running if part.continuation => update
+                    .update_expression("SET leaseUntil = :lease, continuation = :no")
+                    .condition_expression("#st = :running AND attempt = :attempt AND continuation = :yes")
+                    .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                    .expression_attribute_values(":no", AttributeValue::Bool(false)),
+                RunStatus::Running if lease_live => return Ok(PartClaim::Busy),
+                RunStatus::Running if part.attempt >= terms.max_attempts => {
+                    let error = RunError::new(
+                        "ATTEMPTS_EXHAUSTED",
+                        format!("partition {index}: the worker stopped responding on each of {} attempts", part.attempt),
+                    );
+                    let ended = PartEnd { status: RunStatus::Failed, stats: part.stats.clone(), error: Some(error) };
+                    if self.finish_partition(tenant, pipeline, &part, &ended, From::Running).await? {
+                        return Ok(PartClaim::Exhausted);
+                    }
+                    continue;
+                }
+                RunStatus::Running => update
+                    .update_expression("SET attempt = :next, leaseUntil = :lease")
+                    .condition_expression("#st = :running AND attempt = :attempt AND leaseUntil = :old")
+                    .expression_attribute_values(":next", n(part.attempt as i64 + 1))
+                    .expression_attribute_values(":old", s(part.lease_until.clone().unwrap_or_default())),
+                _ => update
+                    .update_expression("SET #st = :running, attempt = :next, leaseUntil = :lease")
+                    .condition_expression("#st = :pending AND attempt = :attempt")
+                    .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
+                    .expression_attribute_values(":next", n(part.attempt as i64 + 1)),
+            };
+            let update = update.build().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let out = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(update.key))
+                .update_expression(update.update_expression)
+                .set_condition_expression(update.condition_expression)
+                .set_expression_attribute_names(update.expression_attribute_names)
+                .set_expression_attribute_values(update.expression_attribute_values)
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match out {
+                Ok(out) => return Ok(PartClaim::Claimed(Box::new(from_item(out.attributes.unwrap_or_default())?))),
+                Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => continue,
+                Err(e) => return Err(StoreError::dynamo("UpdateItem", e)),
+            }
+        }
+        Ok(PartClaim::Busy)
+    }
+
+    /// Renews the lease of the attempt that holds the partition and shows its counts; then reads
+    /// whether the run still wants it to go on.
+    pub async fn heartbeat_partition(
+        &self,
+        tenant: &TenantId,
+        pipeline: &PipelineId,
+        part: &Partition,
+        lease_until: &str,
+        stats: Option<&serde_json::Value>,
+    ) -> Result<PartBeat, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(part_key(tenant, pipeline, &part.run_id, part.index)))
+            .condition_expression("#st = :running AND attempt = :attempt")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
+            .expression_attribute_values(":attempt", n(part.attempt as i64))
+            .expression_attribute_values(":lease", s(lease_until));
+        update = match stats {
+            Some(stats) => {
+                update.update_expression("SET leaseUntil = :lease, stats = :stats").expression_attribute_values(":stats", value(stats)?)
+            }
+            None => update.update_expression("SET leaseUntil = :lease"),
+        };
+        match update.send().await {
+            Ok(_) => {}
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => return Ok(PartBeat::Lost),
+            Err(e) => return Err(StoreError::dynamo("UpdateItem", e)),
+        }
+        let Some(run) = self.get_run(tenant, pipeline, &part.run_id).await? else { return Ok(PartBeat::Stop { cancelled: true }) };
+        Ok(match (run.status, run.cancel_requested, run.partitions.is_some_and(|p| p.failed)) {
+            (RunStatus::Running, false, false) => PartBeat::GoOn,
+            (_, cancelled, _) => PartBeat::Stop { cancelled },
+        })
+    }
+
+    /// Parks a partition that used its worker's time budget, for its follow-up message.
+    pub async fn suspend_partition(
+        &self,
+        tenant: &TenantId,
+        pipeline: &PipelineId,
+        part: &Partition,
+        checkpoint: &serde_json::Value,
+        stats: &serde_json::Value,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(part_key(tenant, pipeline, &part.run_id, part.index)))
+            .update_expression("SET checkpoint = :cp, stats = :stats, continuation = :yes, leaseUntil = :now")
+            .condition_expression("#st = :running AND attempt = :attempt")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
+            .expression_attribute_values(":attempt", n(part.attempt as i64))
+            .expression_attribute_values(":cp", value(checkpoint)?)
+            .expression_attribute_values(":stats", value(stats)?)
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":now", s(now))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+
+    /// Ends a partition (held by `part.attempt`, or still pending for [`From::Pending`]) and counts
+    /// it on its run in the same transaction; a failure marks the run failing, so the other
+    /// partitions stop. `false`: the partition was not in that state (nothing written).
+    pub async fn finish_partition(
+        &self,
+        tenant: &TenantId,
+        pipeline: &PipelineId,
+        part: &Partition,
+        end: &PartEnd,
+        from: From,
+    ) -> Result<bool, StoreError> {
+        let mut own = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(part_key(tenant, pipeline, &part.run_id, part.index)))
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":status", s(end.status.as_str()));
+        let mut set = "SET #st = :status".to_string();
+        own = match from {
+            From::Running => own
+                .condition_expression("#st = :running AND attempt = :attempt")
+                .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
+                .expression_attribute_values(":attempt", n(part.attempt as i64)),
+            From::Pending => {
+                own.condition_expression("#st = :pending").expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
+            }
+        };
+        if let Some(stats) = &end.stats {
+            set.push_str(", stats = :stats");
+            own = own.expression_attribute_values(":stats", value(stats)?);
+        }
+        if let Some(error) = &end.error {
+            set.push_str(", #err = :err");
+            own = own.expression_attribute_names("#err", "error").expression_attribute_values(":err", value(error)?);
+        }
+        let own = own.update_expression(format!("{set} REMOVE leaseUntil"));
+        let mut counted = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(run_key(tenant, pipeline, &part.run_id)))
+            .condition_expression("attribute_exists(#p)")
+            .expression_attribute_names("#p", "partitions")
+            .expression_attribute_values(":one", n(1));
+        counted = if end.status == RunStatus::Failed {
+            counted
+                .update_expression("SET #p.finished = #p.finished + :one, #p.failed = :yes")
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+        } else {
+            counted.update_expression("SET #p.finished = #p.finished + :one")
+        };
+        match self.transact("TransactWriteItems", vec![tx_update(own)?, tx_update(counted)?]).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.reason(0).is_some() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Ends a partitioned run once every partition has ended: the condition makes it happen
+    /// once, whichever partition (or sweep) gets there first. `false`: not yet, or already done.
+    pub async fn finish_partitioned_run(&self, tenant: &TenantId, run: &Run, finish: &super::Finish) -> Result<bool, StoreError> {
+        let update = self
+            .finish_update(tenant, run, finish)?
+            .condition_expression("#st = :running AND #p.finished = #p.#total")
+            .expression_attribute_names("#p", "partitions")
+            .expression_attribute_names("#total", "total");
+        self.end_running(tenant, run, update).await
+    }
+
+    /// Moves a partitioned run's watchdog: when the sweep looks at it next, if nothing moves it.
+    pub async fn watch_run(&self, tenant: &TenantId, run: &Run, until: &str) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key(tenant, &run.pipeline_id, &run.id)))
+            .update_expression("SET leaseUntil = :w, GSI1SK = :w")
+            .condition_expression("#st = :running AND attribute_exists(#p)")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#p", "partitions")
+            .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
+            .expression_attribute_values(":w", s(until))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+}
+
+/// How a partition ends.
+pub struct PartEnd {
+    pub status: RunStatus,
+    pub stats: Option<serde_json::Value>,
+    pub error: Option<RunError>,
+}
+
+/// The state a partition ends from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum From {
+    Running,
+    /// Never started: the run was cancelled or failed first.
+    Pending,
+}
