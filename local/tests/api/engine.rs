@@ -588,3 +588,86 @@ async fn s3_connectors_outside_the_tenants_reach_are_refused_when_written() {
     assert_error(&r, 400, "BAD_REQUEST");
     assert_eq!(detail_fields(&r.body), ["config.prefix"]);
 }
+
+/// Lets the worker take one message at a time until run `rid` ends, calling `between` after each.
+async fn step_until_end(app: &TestApp, pipeline: &str, rid: &str, settings: &RunSettings, mut between: impl FnMut(Value)) -> Value {
+    let engine = app.engine();
+    for _ in 0..200 {
+        local::runner::poll_once(&app.app, &engine, settings, 1).await.expect("poll");
+        let run = app.run(pipeline, rid).await;
+        if !matches!(run["status"].as_str(), Some("pending" | "running")) {
+            return run;
+        }
+        between(run);
+    }
+    panic!("run {rid} did not end");
+}
+
+#[tokio::test]
+async fn truncate_replaces_the_rows_only_when_its_run_completes() {
+    let app = spawn_app().await;
+    let fields = json!([{"name": "id", "type": "integer", "primaryKey": true}, {"name": "v", "type": "text"}]);
+    let schema_id = schema(&app, fields).await;
+    let old = connector(&app, "inline", json!({"records": [{"id": 1, "v": "old"}, {"id": 2, "v": "old"}, {"id": 3, "v": "old"}]})).await;
+    let run = run_to_end(&app, &chain(&app, &old, &schema_id, vec![], json!({})).await, &settings()).await;
+    assert_eq!(run["status"], "completed");
+
+    let new: Vec<Value> = (10..20).map(|i| json!({"id": i, "v": "new"})).collect();
+    let conn = connector(&app, "inline", json!({"records": new})).await;
+    let pid = chain(&app, &conn, &schema_id, vec![], json!({"loadMode": "truncate", "batchSize": 2})).await;
+    let rid = app.trigger(&pid).await;
+    // One batch per invocation: between them, readers still see the old table, whole.
+    let budget = RunSettings { time_budget: std::time::Duration::ZERO, ..settings() };
+    let mut seen = Vec::new();
+    let run = step_until_end(&app, &pid, &rid, &budget, |run| seen.push(run["rowsOut"].as_u64().unwrap_or(0))).await;
+    assert!(seen.iter().any(|&n| n > 0), "the run was seen midway: {seen:?}");
+    assert_eq!(run["status"], "completed", "{run}");
+    let mut ids: Vec<i64> = rows(&app, &schema_id).await.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, (10..20).collect::<Vec<_>>(), "only the new rows, and no old one");
+}
+
+#[tokio::test]
+async fn truncate_midway_shows_the_old_rows_and_a_failed_run_keeps_them() {
+    let app = spawn_app().await;
+    let fields = json!([{"name": "id", "type": "integer", "primaryKey": true}]);
+    let schema_id = schema(&app, fields).await;
+    let old = connector(&app, "inline", json!({"records": [{"id": 1}, {"id": 2}]})).await;
+    run_to_end(&app, &chain(&app, &old, &schema_id, vec![], json!({})).await, &settings()).await;
+
+    let records: Vec<Value> = (10..20).map(|i| json!({"id": i})).chain([json!({"id": "bad"})]).collect();
+    let conn = connector(&app, "inline", json!({"records": records})).await;
+    let pid = chain(&app, &conn, &schema_id, vec![], json!({"loadMode": "truncate", "batchSize": 3, "errorHandling": "fail"})).await;
+    let rid = app.trigger(&pid).await;
+    let budget = RunSettings { time_budget: std::time::Duration::ZERO, ..settings() };
+    let engine = app.engine();
+    let mut midway = Vec::new();
+    for _ in 0..200 {
+        local::runner::poll_once(&app.app, &engine, &budget, 1).await.expect("poll");
+        let run = app.run(&pid, &rid).await;
+        if !matches!(run["status"].as_str(), Some("pending" | "running")) {
+            break;
+        }
+        midway.push(rows(&app, &schema_id).await.len());
+    }
+    assert!(!midway.is_empty() && midway.iter().all(|&n| n == 2), "readers saw the old table whole: {midway:?}");
+    let run = app.run(&pid, &rid).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let mut ids: Vec<i64> = rows(&app, &schema_id).await.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, [1, 2], "a failed truncate leaves the previous rows as they were");
+    // Its own rows are gone from the table too, not just hidden.
+    let pk = format!("T#{}#S#{schema_id}#G#{rid}", app.tenant);
+    let left = app
+        .app
+        .store
+        .client()
+        .query()
+        .table_name(app.app.records.as_ref().unwrap().table())
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.count, 0);
+}

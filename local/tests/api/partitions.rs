@@ -190,3 +190,22 @@ async fn lost_partition_messages_are_sent_again_by_the_sweep() {
     let run = drive(&app, &pid, &rid).await;
     assert_eq!((run["status"].as_str(), run["rowsOut"].as_u64()), (Some("completed"), Some(20)), "{run}");
 }
+
+#[tokio::test]
+async fn a_partitioned_truncate_shows_every_partitions_rows_at_once_at_the_end() {
+    let app = spawn_app().await;
+    let schema_id =
+        schema(&app, json!([{"name": "id", "type": "integer", "primaryKey": true}, {"name": "object", "type": "integer"}])).await;
+    let old = connector(&app, "inline", json!({"records": [{"id": 1000, "object": 9}]})).await;
+    let pid = chain(&app, &old, &schema_id, vec![], json!({})).await;
+    let rid = app.trigger(&pid).await;
+    drive(&app, &pid, &rid).await;
+    let conn = objects(&app, 3, 4).await;
+    let pid = chain(&app, &conn, &schema_id, vec![], per_object(3, json!({"loadMode": "truncate"}))).await;
+    let rid = app.trigger(&pid).await;
+    let run = drive(&app, &pid, &rid).await;
+    assert_eq!((run["status"].as_str(), run["partitions"]["total"].as_u64()), (Some("completed"), Some(3)), "{run}");
+    let mut ids: Vec<i64> = rows(&app, &schema_id).await.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, (1..=12).collect::<Vec<_>>());
+}

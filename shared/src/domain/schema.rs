@@ -49,6 +49,11 @@ pub struct Schema {
     pub fields: Vec<Field>,
     pub created_at: String,
     pub updated_at: String,
+    /// Which generation of rows readers see (internal): a `truncate` run writes a new one and
+    /// switches to it when it completes. Never written with the rest of the schema, so an edit
+    /// cannot undo a switch.
+    #[serde(default, skip_serializing)]
+    pub generation: Option<String>,
 }
 
 /// A table or field name: a letter or `_`, then letters, digits and `_`.
@@ -125,6 +130,7 @@ impl NewSchema {
             fields: self.fields,
             created_at: now.into(),
             updated_at: now.into(),
+            generation: None,
         }
     }
 }
@@ -165,6 +171,7 @@ impl SchemaUpdate {
             fields: self.fields.clone().unwrap_or_else(|| current.fields.clone()),
             created_at: current.created_at.clone(),
             updated_at: now.into(),
+            generation: current.generation.clone(),
         }
     }
 }

@@ -308,18 +308,23 @@ impl DataEngine {
         let resumed_at = resumed.as_ref().map_or(0, |c| c.records_read);
         let (mut stats, position) = resumed.map(|c| (c.stats, Some(c.position))).unwrap_or_default();
         let mut log = Vec::new();
-        let pk = schema_pk(job.tenant, &job.schema.id);
+        // A truncate run fills a generation of its own, switched to when the run completes.
+        let generation = match mode {
+            LoadMode::Truncate => Some(job.run.id.as_str()),
+            _ => job.schema.generation.as_deref(),
+        };
+        let pk = schema_pk(job.tenant, &job.schema.id, generation);
         let source = match job.scope {
             Some(scope) => open_partition(job.connector, job.tenant, &self.sources, scope.keys, position.as_ref()).await,
             None => open(job.connector, job.tenant, &self.sources, position.as_ref()).await,
         };
         let mut source = source.map_err(|e| RunFailure::from(e.at_node(&plan.source.id)))?;
         log.push(LogEntry::new("source", format!("reading {} connector '{}'", job.connector.kind, job.connector.name)));
-        // Only once the source opened: a source that fails leaves the schema's rows alone. A
-        // partitioned run truncates once, before its partitions start.
         if mode == LoadMode::Truncate && resumed_at == 0 && job.scope.is_none() {
-            let deleted = self.records.truncate(&pk).await?;
-            log.push(LogEntry::new("target", format!("truncated {deleted} rows of schema '{}'", job.schema.name)));
+            log.push(LogEntry::new(
+                "target",
+                format!("writing a new generation of schema '{}', shown when the run completes", job.schema.name),
+            ));
         }
         let overhead = row_overhead(&pk, &job.run.id);
 
@@ -364,8 +369,10 @@ impl DataEngine {
             let mut batch_rows: Vec<Row> = Vec::with_capacity(good.len());
             let mut batch_bytes = 0;
             for (id, data) in good {
+                // Truncate keeps a row per key, as upsert does, when the schema has a key.
                 let key = match mode {
                     LoadMode::Upsert => upsert_key(job.schema, &data).unwrap_or_default(),
+                    LoadMode::Truncate if has_key => upsert_key(job.schema, &data).unwrap_or_default(),
                     _ => append_key(&job.run.id, partition, id),
                 };
                 // A row DynamoDB would refuse fails alone, instead of failing its whole batch.

@@ -2,9 +2,14 @@
 //!
 //! | item | PK | SK |
 //! |---|---|---|
-//! | a row, `upsert` | `T#<t>#S#<schemaId>` | `K#<JSON array of the primary key values>` |
-//! | a row, `append` | `T#<t>#S#<schemaId>` | `A#<runId>#<row number>` |
-//! | a dead letter | `T#<t>#R#<runId>` | `D#<row number>` |
+//! | a row, `upsert` | `T#<t>#S#<schemaId>[#G#<generation>]` | `K#<JSON array of the primary key values>` |
+//! | a row, `append` | `T#<t>#S#<schemaId>[#G#<generation>]` | `A#<runId>#[P<partition>#]<row number>` |
+//! | a dead letter | `T#<t>#R#<runId>` | `D#[P<partition>#]<row number>` |
+//!
+//! A schema's rows are one generation: readers see the one its schema item names (none: the
+//! first). A `truncate` run writes a generation of its own (its run id) and switches readers to
+//! it when it completes, so no reader ever sees a half-emptied table; the old generation is
+//! deleted after the switch, and a failed or cancelled run's new one instead.
 //!
 //! A row's values live in its `data` map (beside `runId` and `writtenAt`), so field names never
 //! collide with the keys. Writes go through [`crate::store::batch`]: requests of 25, unprocessed
@@ -47,8 +52,12 @@ fn write_error(message: impl Into<String>) -> RunError {
     RunError::new("WRITE_FAILED", message)
 }
 
-pub fn schema_pk(tenant: &TenantId, schema: &SchemaId) -> String {
-    format!("T#{tenant}#S#{schema}")
+/// Where a generation of a schema's rows lives (`None`: the first generation).
+pub fn schema_pk(tenant: &TenantId, schema: &SchemaId, generation: Option<&str>) -> String {
+    match generation {
+        None => format!("T#{tenant}#S#{schema}"),
+        Some(generation) => format!("T#{tenant}#S#{schema}#G#{generation}"),
+    }
 }
 
 fn dead_letters_pk(tenant: &TenantId, run: &RunId) -> String {
@@ -119,9 +128,10 @@ impl RecordsTable {
         batch::write_all(&self.client, &self.table, requests).await.map_err(|e| write_error(format!("writing rows failed: {e}")))
     }
 
-    /// Deletes every row of a schema (`loadMode: truncate`).
-    pub async fn truncate(&self, pk: &str) -> Result<u64, RunError> {
-        batch::clear_partition(&self.client, &self.table, pk).await.map_err(|e| write_error(format!("truncating failed: {e}")))
+    /// Deletes a generation of a schema's rows (one no reader sees any more, or never saw).
+    pub async fn drop_generation(&self, tenant: &TenantId, schema: &SchemaId, generation: Option<&str>) -> Result<u64, RunError> {
+        let pk = schema_pk(tenant, schema, generation);
+        batch::clear_partition(&self.client, &self.table, &pk).await.map_err(|e| write_error(format!("deleting old rows failed: {e}")))
     }
 
     /// Keeps failed rows with their run (`errorHandling: dead_letter`).
@@ -183,15 +193,15 @@ impl RecordsTable {
         }
     }
 
-    /// A page of a schema's rows.
+    /// A page of a schema's rows, of the generation readers see.
     pub async fn rows(
         &self,
         tenant: &TenantId,
-        schema: &SchemaId,
+        schema: &Schema,
         limit: usize,
         after: Option<&str>,
     ) -> Result<(Vec<(String, Value)>, bool), String> {
-        self.page(&schema_pk(tenant, schema), limit, after).await
+        self.page(&schema_pk(tenant, &schema.id, schema.generation.as_deref()), limit, after).await
     }
 
     /// A page of a run's dead letters.
@@ -221,6 +231,7 @@ mod tests {
             fields: vec![field("a", pk.contains(&"a")), field("b", pk.contains(&"b")), field("c", false)],
             created_at: String::new(),
             updated_at: String::new(),
+            generation: None,
         }
     }
 

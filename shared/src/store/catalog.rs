@@ -107,3 +107,27 @@ impl Store {
         Ok(refs)
     }
 }
+
+impl Store {
+    /// Switches a schema's readers to the rows of `generation`; the generation they saw before.
+    pub async fn switch_generation(&self, tenant: &TenantId, schema: &SchemaId, generation: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(tenant_pk(tenant), sk::<Schema>(schema.as_str()))))
+            .update_expression("SET generation = :g")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":g", super::s(generation))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedOld)
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(out.attributes.and_then(|a| a.get("generation").and_then(|v| v.as_s().ok()).cloned())),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+                Err(StoreError::ConditionFailed { reasons: vec![] })
+            }
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+}

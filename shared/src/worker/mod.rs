@@ -11,6 +11,7 @@
 //! - a run over a source that partitions goes out to its partitions, each run like a run of its
 //!   own, and ends once, when its last partition does (see `partitions`).
 
+mod generations;
 mod lease;
 mod partitions;
 
@@ -199,6 +200,7 @@ async fn process(
             return Ok(Outcome::Suspended);
         }
     };
+    let shown = generations::show(app, tenant, &pipeline, &run.id, status).await?;
     let duration_ms = started.elapsed().as_millis() as u64;
     log.push(match &error {
         Some(e) => LogEntry::new("finish", format!("failed after {duration_ms} ms: {}", e.message)),
@@ -211,6 +213,7 @@ async fn process(
     }
     app.store.set_latest_status(tenant, &pipeline.id, &run.id, status).await?;
     release_slot(app, tenant, &pipeline).await;
+    generations::tidy(app, tenant, &pipeline, &run.id, status, shown).await;
     Ok(Outcome::Finished(status))
 }
 

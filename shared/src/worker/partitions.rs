@@ -350,10 +350,12 @@ async fn finish_run(app: &App, tenant: &TenantId, pipeline: &Pipeline, run: &Run
             stats.skipped_rows
         ),
     ));
+    let shown = super::generations::show(app, tenant, pipeline, &run.id, status).await?;
     let finish = Finish { status, error, stats: Some(stats_value), log: cap_log(log), now: stamp(now), duration_ms };
     if app.store.finish_partitioned_run(tenant, run, &finish).await? {
         app.store.set_latest_status(tenant, &pipeline.id, &run.id, status).await?;
         release_slot(app, tenant, pipeline).await;
+        super::generations::tidy(app, tenant, pipeline, &run.id, status, shown).await;
     }
     Ok(())
 }

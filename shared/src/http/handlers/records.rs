@@ -36,8 +36,8 @@ fn body(page: (Vec<(String, Value)>, bool), limit: usize) -> Value {
 pub(super) async fn rows(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = path_id(req, SchemaId::parse, "schema")?;
     let page = PageRequest::from_request(req, |k| k.starts_with("K#") || k.starts_with("A#"))?;
-    app.store.get::<Schema>(&caller.tenant, id.as_str()).await?.ok_or_else(|| ApiError::not_found("schema", id.as_str()))?;
-    let rows = records(app)?.rows(&caller.tenant, &id, page.limit, page.after.as_deref()).await.map_err(ApiError::Internal)?;
+    let schema = app.store.get::<Schema>(&caller.tenant, id.as_str()).await?.ok_or_else(|| ApiError::not_found("schema", id.as_str()))?;
+    let rows = records(app)?.rows(&caller.tenant, &schema, page.limit, page.after.as_deref()).await.map_err(ApiError::Internal)?;
     Ok(json(200, &body(rows, page.limit)))
 }
 
