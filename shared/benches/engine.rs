@@ -69,6 +69,7 @@ fn engine(c: &mut Criterion) {
     let plan = Plan::build(&graph()).expect("plan");
     let schema = schema();
     let input = records();
+    let marks = shared::engine::dedupe::LocalMarks::default();
     let mut group = c.benchmark_group("engine");
     group.throughput(Throughput::Elements(RECORDS as u64));
     group.bench_function("five_node_graph_10k_records", |b| {
@@ -81,7 +82,7 @@ fn engine(c: &mut Criterion) {
             },
             |(mut processor, batch)| {
                 let mut stats = Stats::default();
-                let out = processor.process(batch, &mut stats);
+                let out = futures::executor::block_on(processor.process(batch, &mut stats, &marks)).expect("processed");
                 assert_eq!(out.good.len(), RECORDS * 9 / 10);
                 out
             },

@@ -671,3 +671,38 @@ async fn truncate_midway_shows_the_old_rows_and_a_failed_run_keeps_them() {
         .unwrap();
     assert_eq!(left.count, 0);
 }
+
+#[tokio::test]
+async fn deduplicate_holds_across_continuations() {
+    let app = spawn_app().await;
+    let ids = [1, 2, 1, 3, 2, 4, 1, 5, 5];
+    let records: Vec<Value> = ids.iter().map(|i| json!({"id": i})).collect();
+    let conn = connector(&app, "inline", json!({"records": records})).await;
+    let schema_id = schema(&app, json!([{"name": "id", "type": "integer"}])).await;
+    let steps = vec![transform(json!({"type": "deduplicate", "keys": ["id"]}))];
+    let pid = chain(&app, &conn, &schema_id, steps, json!({"batchSize": 2, "loadMode": "append"})).await;
+    // One batch per invocation: a duplicate of a key seen in an earlier invocation is still one.
+    let budget = RunSettings { time_budget: std::time::Duration::ZERO, ..settings() };
+    let run = run_to_end(&app, &pid, &budget).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert!(run["log"].to_string().contains("continued from"), "{run}");
+    assert_eq!((run["rowsOut"].as_u64(), run["skippedRows"].as_u64()), (Some(5), Some(4)), "{run}");
+    let mut got: Vec<i64> = rows(&app, &schema_id).await.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    got.sort();
+    assert_eq!(got, [1, 2, 3, 4, 5]);
+}
+
+#[tokio::test]
+async fn deduplicate_claims_are_kept_by_the_row_that_made_them_even_when_replayed() {
+    use shared::engine::dedupe::Marks;
+    let app = spawn_app().await;
+    let run = shared::domain::ids::RunId::generate();
+    let marks = app.app.records.as_ref().unwrap().marks(&app.tenant_id(), &run, Some(2));
+    let claims = |v: &[(&str, u64)]| v.iter().map(|(k, r)| (k.to_string(), *r)).collect::<Vec<_>>();
+    assert_eq!(marks.claim("n", claims(&[("a", 1), ("b", 2), ("big".repeat(500).as_str(), 3)])).await.unwrap(), [true, true, true]);
+    // The same rows again (a batch replayed after a crash) keep their keys; other rows do not.
+    assert_eq!(marks.claim("n", claims(&[("a", 1), ("b", 7)])).await.unwrap(), [true, false]);
+    // Another partition's row 1 is another row.
+    let other = app.app.records.as_ref().unwrap().marks(&app.tenant_id(), &run, Some(3));
+    assert_eq!(other.claim("n", claims(&[("a", 1)])).await.unwrap(), [false]);
+}

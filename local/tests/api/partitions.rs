@@ -209,3 +209,24 @@ async fn a_partitioned_truncate_shows_every_partitions_rows_at_once_at_the_end()
     ids.sort();
     assert_eq!(ids, (1..=12).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn deduplicate_holds_across_partitions() {
+    let app = spawn_app().await;
+    // Three objects, each with ids 1..=4 and one of its own: 4 shared keys, 3 unique.
+    for o in 0..3 {
+        let body: String = (1..=4).chain([100 + o]).map(|i| format!("{{\"id\":{i},\"object\":{o}}}\n")).collect();
+        app.put_source(&format!("in/{o:03}.jsonl"), body).await;
+    }
+    let conn = connector(&app, "s3", json!({"prefix": format!("{}in/", app.folder())})).await;
+    let schema_id = schema(&app, fields()).await;
+    let steps = vec![crate::engine::transform(json!({"type": "deduplicate", "keys": ["id"]}))];
+    let pid = chain(&app, &conn, &schema_id, steps, per_object(3, json!({"loadMode": "append"}))).await;
+    let rid = app.trigger(&pid).await;
+    let run = drive(&app, &pid, &rid).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!((run["rowsIn"].as_u64(), run["rowsOut"].as_u64(), run["skippedRows"].as_u64()), (Some(15), Some(7), Some(8)), "{run}");
+    let mut got: Vec<i64> = rows(&app, &schema_id).await.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    got.sort();
+    assert_eq!(got, [1, 2, 3, 4, 100, 101, 102]);
+}

@@ -15,13 +15,14 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::coerce::{conform, FieldIssue};
+use super::dedupe::Marks;
 use super::filter::{parse_filter_config, Condition};
 use super::job::{Control, Engine, Job, Report, RunFailure};
 use super::plan::{Input, Plan};
 use super::record::{Record, RowId};
 use super::sink::{append_key, row_overhead, schema_pk, upsert_key, RecordsTable, Row};
 use super::source::{list_partitions, open, open_partition, partitions_by_object, Listing, Position, SourceContext};
-use super::transform::Transform;
+use super::transform::{key_tuple, Transform};
 use crate::domain::connector::Connector;
 use crate::domain::graph::NodeType;
 use crate::domain::pipeline::{ErrorHandling, LoadMode};
@@ -181,8 +182,9 @@ impl Processor {
         })
     }
 
-    /// Processes numbered rows (ascending, as the source gave them).
-    pub fn process(&mut self, rows: Rows, stats: &mut Stats) -> Processed {
+    /// Processes numbered rows (ascending, as the source gave them); `deduplicate` nodes claim
+    /// their keys in `marks`.
+    pub async fn process(&mut self, rows: Rows, stats: &mut Stats, marks: &dyn Marks) -> Result<Processed, RunError> {
         let size = rows.len();
         let (first_row, span) = match (rows.first(), rows.last()) {
             (Some((first, _)), Some((last, _))) => (*first, (last - first + 1) as usize),
@@ -198,6 +200,20 @@ impl Processor {
                     let mut rows = input;
                     rows.retain(|(_, r)| condition.matches(r));
                     rows
+                }
+                Step::Transform(Transform::Deduplicate { keys, seen }) => {
+                    // What this invocation saw goes at once; the rest is claimed for the run.
+                    let mut fresh = Vec::with_capacity(input.len());
+                    for (row, record) in input {
+                        let key = key_tuple(keys, &record);
+                        if seen.insert(key.clone()) {
+                            fresh.push((row, record, key));
+                        }
+                    }
+                    let claims = fresh.iter().map(|(row, _, key)| (key.clone(), *row)).collect::<Vec<_>>();
+                    let kept =
+                        if claims.is_empty() { Vec::new() } else { marks.claim(node_id, claims).await.map_err(|e| e.at_node(node_id))? };
+                    fresh.into_iter().zip(kept).filter(|(_, keep)| *keep).map(|((row, record, _), _)| (row, record)).collect()
                 }
                 Step::Transform(transform) => apply(transform, input),
             };
@@ -230,7 +246,7 @@ impl Processor {
                 }
             }
         }
-        processed
+        Ok(processed)
     }
 }
 
@@ -327,6 +343,7 @@ impl DataEngine {
             ));
         }
         let overhead = row_overhead(&pk, &job.run.id);
+        let marks = self.records.marks(job.tenant, &job.run.id, partition);
 
         let mut read = resumed_at;
         let mut in_flight = FuturesUnordered::new();
@@ -364,7 +381,10 @@ impl DataEngine {
             for (id, issues, _) in &unreadable {
                 stats.fail(id.row, issues);
             }
-            let Processed { good, mut bad } = processor.process(rows, &mut stats);
+            let Processed { good, mut bad } = match processor.process(rows, &mut stats, &marks).await {
+                Ok(processed) => processed,
+                Err(e) => break Err(RunFailure::from(e)),
+            };
             bad.extend(unreadable);
             let mut batch_rows: Vec<Row> = Vec::with_capacity(good.len());
             let mut batch_bytes = 0;
@@ -457,17 +477,9 @@ const MAX_BYTES_IN_FLIGHT: usize = 64 * 1024 * 1024;
 /// The field a failure names when it is about the whole record.
 const RECORD: &str = "(record)";
 
-/// Runs a transform over numbered rows, keeping each row's number.
+/// Runs a transform that maps records one to one over numbered rows, keeping each row's number
+/// (`deduplicate`, which drops some, is the processor's own step).
 fn apply(transform: &mut Transform, rows: Vec<(u64, Record)>) -> Vec<(u64, Record)> {
-    // Every transform maps records one to one, but deduplicate, which drops some: that one goes
-    // a record at a time so that numbers stay with their rows.
-    if matches!(transform, Transform::Deduplicate { .. }) {
-        let mut out = Vec::with_capacity(rows.len());
-        for (row, record) in rows {
-            out.extend(transform.apply(vec![record]).records.into_iter().map(|r| (row, r)));
-        }
-        return out;
-    }
     let (numbers, records): (Vec<u64>, Vec<Record>) = rows.into_iter().unzip();
     numbers.into_iter().zip(transform.apply(records).records).collect()
 }
@@ -477,6 +489,7 @@ mod tests {
     use super::*;
     use crate::domain::graph::Graph;
     use crate::domain::ids::SchemaId;
+    use crate::engine::dedupe::LocalMarks;
     use serde_json::json;
     use serde_json::Value;
 
@@ -512,7 +525,8 @@ mod tests {
         let plan = Plan::build(g).unwrap();
         let mut processor = Processor::new(&plan, &schema()).unwrap();
         let mut stats = Stats::default();
-        let processed = processor.process(batch.into_iter().enumerate().map(|(i, r)| (i as u64 + 1, r)).collect(), &mut stats);
+        let rows = batch.into_iter().enumerate().map(|(i, r)| (i as u64 + 1, r)).collect();
+        let processed = futures::executor::block_on(processor.process(rows, &mut stats, &LocalMarks::default())).unwrap();
         (processed, stats)
     }
 

@@ -6,6 +6,7 @@
 
 pub mod coerce;
 pub mod decode;
+pub mod dedupe;
 pub mod execute;
 pub mod filter;
 pub mod job;

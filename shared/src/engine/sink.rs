@@ -134,6 +134,11 @@ impl RecordsTable {
         batch::clear_partition(&self.client, &self.table, &pk).await.map_err(|e| write_error(format!("deleting old rows failed: {e}")))
     }
 
+    /// Where `deduplicate` nodes of `run` (in `partition`) claim their keys.
+    pub fn marks(&self, tenant: &TenantId, run: &RunId, partition: Option<u32>) -> RunMarks {
+        RunMarks { client: self.client.clone(), table: self.table.clone(), tenant: tenant.clone(), run: run.clone(), partition }
+    }
+
     /// Keeps failed rows with their run (`errorHandling: dead_letter`).
     pub async fn write_dead_letters(
         &self,
@@ -213,6 +218,67 @@ impl RecordsTable {
         after: Option<&str>,
     ) -> Result<(Vec<(String, Value)>, bool), String> {
         self.page(&dead_letters_pk(tenant, run), limit, after).await
+    }
+}
+
+/// A run's `deduplicate` claims in the records table: one item per key and node,
+/// `T#<t>#U#<runId>#<nodeId>#<shard>` / the key's SHA-256, written with
+/// `attribute_not_exists(PK) OR claimedBy = :row` and expiring with `expiresAt` (a week, well
+/// past any run). Keys are hashed (a key of any size fits) and spread over [`MARK_SHARDS`]
+/// partitions, so one big run does not write one DynamoDB partition past its limit.
+pub struct RunMarks {
+    client: Client,
+    table: String,
+    tenant: TenantId,
+    run: RunId,
+    partition: Option<u32>,
+}
+
+pub const MARK_SHARDS: u8 = 16;
+/// Claims in flight at once within a batch.
+const MARK_CONCURRENCY: usize = 16;
+const MARK_TTL_SECONDS: i64 = 7 * 24 * 3600;
+
+impl super::dedupe::Marks for RunMarks {
+    fn claim<'a>(&'a self, node: &'a str, claims: Vec<(String, u64)>) -> futures::future::BoxFuture<'a, Result<Vec<bool>, RunError>> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        use sha2::{Digest, Sha256};
+        Box::pin(async move {
+            let expires = (chrono::Utc::now().timestamp() + MARK_TTL_SECONDS).to_string();
+            let part = self.partition.map_or(String::new(), |p| format!("{p}:"));
+            stream::iter(claims)
+                .map(|(key, row)| {
+                    let digest = Sha256::digest(key.as_bytes());
+                    let pk = format!("T#{}#U#{}#{node}#{:02}", self.tenant, self.run, digest[0] % MARK_SHARDS);
+                    let me = format!("{part}{row}");
+                    let expires = expires.clone();
+                    async move {
+                        let out = self
+                            .client
+                            .put_item()
+                            .table_name(&self.table)
+                            .item("PK", s(pk))
+                            .item("SK", s(hex::encode(digest)))
+                            .item("claimedBy", s(&me))
+                            .item("expiresAt", AttributeValue::N(expires))
+                            .condition_expression("attribute_not_exists(PK) OR claimedBy = :me")
+                            .expression_attribute_values(":me", s(&me))
+                            .send()
+                            .await;
+                        match out {
+                            Ok(_) => Ok(true),
+                            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+                            Err(e) => Err(write_error(format!(
+                                "deduplicate could not claim a key: {}",
+                                aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e).unwrap_or("unreachable")
+                            ))),
+                        }
+                    }
+                })
+                .buffered(MARK_CONCURRENCY)
+                .try_collect()
+                .await
+        })
     }
 }
 

@@ -263,7 +263,8 @@ fn rewrite_values(record: &mut Record, fields: &[String], f: impl Fn(&Value) -> 
 }
 
 /// The key tuple as one string: JSON of the key values, so `["a,b"]` and `["a", "b"]` differ.
-fn key_tuple(keys: &[String], record: &Record) -> String {
+/// A record's values at `keys`, as one unambiguous text (a JSON array).
+pub fn key_tuple(keys: &[String], record: &Record) -> String {
     Value::Array(keys.iter().map(|k| record.get(k).cloned().unwrap_or(Value::Null)).collect()).to_string()
 }
 
