@@ -349,11 +349,13 @@ async fn http_failures_give_the_status_without_the_body_or_headers() {
         _ => reply("404 Not Found", None, "secret-body"),
     })
     .await;
-    let ctx = http_context(true);
+    let mut ctx = http_context(true);
+    ctx.http.retry_base = Duration::from_millis(1);
 
     let headers = json!({"Authorization": "Bearer secret-token"});
     let e = open_error(&ctx, "http", json!({"url": server.url("/fail?token=secret-query"), "headers": headers})).await;
-    assert_eq!((e.code.as_str(), e.message.clone()), ("SOURCE_ERROR", format!("http://{}: status 500 Internal Server Error", server.addr)));
+    let expected = format!("http://{}: status 500 Internal Server Error, 5 times", server.addr);
+    assert_eq!((e.code.as_str(), e.message.clone()), ("SOURCE_ERROR", expected));
     let e = open_error(&ctx, "http", json!({"url": server.url("/gone")})).await;
     assert_eq!(e.message, format!("http://{}: status 404 Not Found", server.addr));
 
@@ -679,4 +681,139 @@ async fn s3_a_customer_bucket_is_read_through_the_tenants_role() {
     assert_eq!(e.code, "SOURCE_BLOCKED");
     assert!(e.message.starts_with("config.bucket must be this deployment's source bucket"), "{}", e.message);
     assert!(e.message.contains(&shared::domain::source_access::external_id(&tenant())), "the error tells the external id: {}", e.message);
+}
+
+/// The request target (path and query) of a request head.
+fn target(head: &str) -> String {
+    head.split_whitespace().nth(1).unwrap_or("/").to_string()
+}
+
+fn json_reply(body: Value, headers: Vec<(&'static str, String)>) -> Reply {
+    let mut headers = headers;
+    headers.push(("Content-Type", "application/json".into()));
+    Reply { status: "200 OK", headers, body: body.to_string().into_bytes() }
+}
+
+#[tokio::test]
+async fn http_link_pagination_follows_rel_next_and_resumes_on_its_page() {
+    let server = Server::start_with_heads(|path, _| {
+        let page = |ids: [u64; 2], next: Option<&str>| {
+            let body = Value::Array(ids.iter().map(|i| json!({"id": i})).collect());
+            let link = next.map(|n| vec![("Link", format!("<{n}>; rel=\"next\", </p1>; rel=\"first\""))]).unwrap_or_default();
+            json_reply(body, link)
+        };
+        match path {
+            "/p1" => page([1, 2], Some("/p2?after=2")),
+            "/p2" => page([3, 4], Some("/p3")),
+            "/p3" => page([5, 6], None),
+            _ => reply("404 Not Found", None, ""),
+        }
+    })
+    .await;
+    let config = json!({"url": server.url("/p1"), "pagination": {"type": "link"}});
+    let (_, records) = read(&http_context(true), "http", config.clone(), 0, 4).await;
+    assert_eq!(records, (1..=6).map(|i| json!({"id": i})).collect::<Vec<_>>());
+    // Stopped in the middle of page 2: the continuation starts there, not at page 1.
+    let (head, tail, at, _) = read_in_two(&http_context(true), "http", config, 3).await;
+    assert_eq!((head.len(), tail.len()), (3, 3));
+    assert_eq!(tail, [json!({"id": 4}), json!({"id": 5}), json!({"id": 6})]);
+    assert!(at.document.unwrap().key.unwrap().ends_with("/p2?after=2"));
+}
+
+#[tokio::test]
+async fn http_cursor_and_offset_pagination_read_every_page() {
+    let server = Server::start_with_heads(|_, head| {
+        let target = target(head);
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let param = |name: &str| query.split('&').find_map(|kv| kv.strip_prefix(&format!("{name}="))).map(str::to_string);
+        match path {
+            "/cursor" => {
+                let (ids, next) = match param("c").as_deref() {
+                    None => (vec![1, 2], json!("x")),
+                    Some("x") => (vec![3], json!("y")),
+                    Some("y") => (vec![4], Value::Null),
+                    _ => (vec![], Value::Null),
+                };
+                json_reply(
+                    json!({"data": {"items": ids.iter().map(|i| json!({"id": i})).collect::<Vec<_>>()}, "meta": {"next": next}}),
+                    vec![],
+                )
+            }
+            "/offset" => {
+                let offset: u64 = param("skip").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let ids: Vec<u64> = (offset + 1..=(offset + 2).min(5)).collect();
+                json_reply(Value::Array(ids.iter().map(|i| json!({"id": i})).collect()), vec![])
+            }
+            _ => reply("404 Not Found", None, ""),
+        }
+    })
+    .await;
+    let cursor = json!({"url": server.url("/cursor?limit=2"), "recordsPath": "data.items",
+                        "pagination": {"type": "cursor", "cursorPath": "meta.next", "param": "c"}});
+    let (_, records) = read(&http_context(true), "http", cursor, 0, 10).await;
+    assert_eq!(records, (1..=4).map(|i| json!({"id": i})).collect::<Vec<_>>());
+    let offset = json!({"url": server.url("/offset"), "pagination": {"type": "offset", "param": "skip", "pageSize": 2}});
+    let (_, records) = read(&http_context(true), "http", offset.clone(), 0, 10).await;
+    assert_eq!(records, (1..=5).map(|i| json!({"id": i})).collect::<Vec<_>>());
+    assert!(server.requests().iter().any(|r| r.contains("/offset?skip=4")), "third page asked by offset");
+    let (_, tail, _, _) = read_in_two(&http_context(true), "http", offset, 3).await;
+    assert_eq!(tail, [json!({"id": 4}), json!({"id": 5})]);
+}
+
+#[tokio::test]
+async fn http_throttling_and_server_errors_are_retried() {
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = calls.clone();
+    let server = Server::start_with_heads(move |_, _| match seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+        0 => Reply { status: "429 Too Many Requests", headers: vec![("Retry-After", "0".into())], body: Vec::new() },
+        1 => reply("503 Service Unavailable", None, ""),
+        2 => reply("502 Bad Gateway", None, ""),
+        _ => reply("200 OK", Some("application/x-ndjson"), "{\"id\":1}\n"),
+    })
+    .await;
+    let mut ctx = http_context(true);
+    ctx.http.retry_base = Duration::from_millis(10);
+    let (_, records) = read(&ctx, "http", json!({"url": server.url("/")}), 0, 10).await;
+    assert_eq!((records, calls.load(std::sync::atomic::Ordering::SeqCst)), (vec![json!({"id": 1})], 4));
+    // A server that keeps failing fails the run after the retries, naming the status.
+    let server = Server::start(|_| reply("500 Internal Server Error", None, "")).await;
+    let e = open_error(&ctx, "http", json!({"url": server.url("/")})).await;
+    assert!(e.message.contains("status 500") && e.message.contains("5 times"), "{}", e.message);
+    // A 4xx is the client's mistake: no retry.
+    let server = Server::start(|_| reply("403 Forbidden", None, "")).await;
+    let e = open_error(&ctx, "http", json!({"url": server.url("/")})).await;
+    assert!(e.message.ends_with("status 403 Forbidden"), "{}", e.message);
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn http_responses_have_a_byte_cap_and_every_page_passes_the_guard() {
+    let big: String = (0..1000).map(|i| format!("{{\"id\":{i}}}\n")).collect();
+    let server = Server::start(move |_| reply("200 OK", Some("application/x-ndjson"), big.clone())).await;
+    let mut ctx = http_context(true);
+    ctx.http.max_response_bytes = 1000;
+    let mut source = open(&connector("http", json!({"url": server.url("/")})), &tenant(), &ctx, None).await.unwrap();
+    let mut error = None;
+    while error.is_none() {
+        match source.next_batch(100).await {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => error = Some(e),
+        }
+    }
+    assert!(error.expect("the cap is hit").message.contains("larger than"), "a capped response fails");
+
+    // A next page on the metadata address is refused like a first one.
+    let server = Server::start(|_| {
+        let mut r = reply("200 OK", Some("application/json"), "[{\"id\":1}]");
+        r.headers.push(("Link", "<http://169.254.169.254/latest/meta-data/>; rel=\"next\"".into()));
+        r
+    })
+    .await;
+    let mut source =
+        open(&connector("http", json!({"url": server.url("/"), "pagination": {"type": "link"}})), &tenant(), &http_context(true), None)
+            .await
+            .unwrap();
+    let e = source.next_batch(10).await.unwrap_err();
+    assert_eq!(e.code, "SOURCE_BLOCKED", "{}", e.message);
 }

@@ -91,6 +91,14 @@ pub struct HttpLimits {
     pub total_timeout: Duration,
     /// Redirects followed; each one is checked like the first address.
     pub max_redirects: usize,
+    /// Retries of a request that timed out, could not connect, or got a 5xx or 429.
+    pub max_retries: u32,
+    /// The first retry's wait, doubled for each one after (a `Retry-After` replaces it).
+    pub retry_base: Duration,
+    /// The most bytes one streamed response may send.
+    pub max_response_bytes: u64,
+    /// The most bytes a page read whole (cursor and offset pagination) may have.
+    pub max_page_bytes: u64,
 }
 
 impl Default for HttpLimits {
@@ -100,6 +108,10 @@ impl Default for HttpLimits {
             idle_timeout: Duration::from_secs(60),
             total_timeout: Duration::from_secs(600),
             max_redirects: 5,
+            max_retries: 4,
+            retry_base: Duration::from_millis(500),
+            max_response_bytes: 64 * 1024 * 1024 * 1024,
+            max_page_bytes: 64 * 1024 * 1024,
         }
     }
 }
