@@ -38,13 +38,16 @@ template-check:
 	$(SAM_ENV) $(TOOLS)/sam validate --lint -t template.yaml
 	$(SAM_ENV) $(TOOLS)/cfn-lint template.yaml
 
-# Engine throughput in memory (criterion), a whole local run against the emulators, and the
-# cold start of a function binary against a hello-world Lambda.
+# Engine throughput (criterion: in memory, and from source bytes to write requests), whole local
+# runs against the emulators (into DynamoDB Local; 2M rows as 1 and as 8 partitions into a
+# counting sink), the worker's peak memory on a 1 GB source, and the cold start of a function
+# binary against a hello-world Lambda.
 bench:
 	cargo bench -p shared --bench engine
 	cargo build --release -p list-pipelines
 	cargo build --release -p local --example hello_lambda
-	$(STACK) run env $(LOCAL_ENV) sh -c 'cargo bench -p local --bench local_run && cargo bench -p local --bench cold_start'
+	$(STACK) run env $(LOCAL_ENV) sh -c 'cargo bench -p local --bench local_run && cargo bench -p local --bench partitioned_run && \
+		cargo bench -p local --bench memory && cargo bench -p local --bench cold_start'
 
 stack-start:
 	$(STACK) start

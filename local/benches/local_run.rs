@@ -31,12 +31,10 @@ async fn main() -> Result<(), shared::app::Error> {
     let app =
         App::new(clients.dynamodb.clone(), clients.sqs.clone(), &table, Some(&queue)).with_records(&local::stack::records_table(&table));
     let bucket = format!("bench-{suffix}");
-    let engine = DataEngine { records: app.records.clone().ok_or("records")?, sources: local::stack::sources(&clients, &bucket) };
+    let engine = DataEngine::new(app.records.clone().ok_or("records")?, local::stack::sources(&clients, &bucket));
 
     clients.s3.create_bucket().bucket(&bucket).send().await?;
-    let body: String = (0..ROWS)
-        .map(|i| json!({"OrderId": i, "Email": format!("c{i}@example.com"), "status": if i % 10 == 0 { "refunded" } else { "paid" }, "total": format!("{}.50", i % 900)}).to_string() + "\n")
-        .collect();
+    let body: String = (0..ROWS).map(|i| local::fixtures::order(i).to_string() + "\n").collect();
     clients.s3.put_object().bucket(&bucket).key("tenants/bench/orders.jsonl").body(body.into_bytes().into()).send().await?;
 
     let tenant = TenantId::parse("bench")?;
@@ -44,26 +42,12 @@ async fn main() -> Result<(), shared::app::Error> {
     let connector =
         NewConnector::parse(&json!({"name": "orders", "type": "s3", "config": {"bucket": bucket, "key": "tenants/bench/orders.jsonl"}}))?
             .into_connector(ConnectorId::generate(), &now);
-    let schema = NewSchema::parse(&json!({"name": "orders", "fields": [
-        {"name": "id", "type": "integer", "primaryKey": true}, {"name": "email", "type": "text"},
-        {"name": "status", "type": "text"}, {"name": "total", "type": "decimal"}
-    ]}))?
-    .into_schema(SchemaId::generate(), &now);
+    let schema = NewSchema::parse(&local::fixtures::orders_schema())?.into_schema(SchemaId::generate(), &now);
     app.store.create(&tenant, &connector).await?;
     app.store.create(&tenant, &schema).await?;
-    let pipeline = NewPipeline::parse(&json!({
-        "name": "bench", "connectorId": connector.id, "schemaId": schema.id,
-        "executionConfig": {"batchSize": 1000, "parallelism": 4},
-        "nodes": [
-            {"id": "s", "nodeType": "source"},
-            {"id": "r", "nodeType": "transform", "config": {"type": "rename", "mappings": {"OrderId": "id", "Email": "email"}}},
-            {"id": "f", "nodeType": "filter", "config": {"condition": {"field": "status", "op": "eq", "value": "paid"}}},
-            {"id": "m", "nodeType": "transform", "config": {"type": "mask_pii", "fields": ["email"]}},
-            {"id": "t", "nodeType": "target"}
-        ],
-        "edges": [{"source": "s", "target": "r"}, {"source": "r", "target": "f"}, {"source": "f", "target": "m"}, {"source": "m", "target": "t"}]
-    }))?
-    .into_pipeline(PipelineId::generate(), chrono::Utc::now());
+    let config = json!({"batchSize": 1000, "parallelism": 4});
+    let pipeline = NewPipeline::parse(&local::fixtures::orders_pipeline("bench", connector.id.as_str(), schema.id.as_str(), config))?
+        .into_pipeline(PipelineId::generate(), chrono::Utc::now());
     if let Err(e) = app.store.create_pipeline(&tenant, &pipeline).await? {
         return Err(format!("pipeline not created: {e:?}").into());
     }

@@ -6,7 +6,9 @@
 //!   authorizer, builds the API Gateway v2 event and calls the function's handler.
 //! - [`runner`]: the SQS event source mapping (queue to worker) and the EventBridge tick
 //!   (scheduler), as loops.
+//! - [`fixtures`]: the orders pipeline the benchmarks run.
 
+pub mod fixtures;
 pub mod gateway;
 pub mod runner;
 pub mod stack;

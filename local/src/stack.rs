@@ -159,5 +159,5 @@ pub async fn app(table: &str, queue: &str) -> Result<(App, DataEngine), Error> {
         .with_records(&records_table(table))
         .with_source_bucket(&bucket);
     let records = app.records.clone().ok_or("records table missing")?;
-    Ok((app, DataEngine { records, sources: sources(&c, &bucket) }))
+    Ok((app, DataEngine::new(records, sources(&c, &bucket))))
 }

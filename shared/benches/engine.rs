@@ -1,16 +1,31 @@
 //! Records per second through a realistic five-node graph, in memory (no I/O): source →
 //! rename → filter → mask_pii → target (schema checks and coercion of six fields).
 //!
+//! - `five_node_graph_10k_records`: from records already decoded, to conformed rows.
+//! - `end_to_end_{csv,jsonl}_10k_records`: from the source's bytes (decoded chunk by chunk, as a
+//!   download arrives) through the graph to the encoded DynamoDB write requests (keys, item-limit
+//!   checks, `serde_dynamo` encoding): everything a worker does but the network.
+//!
 //! `cargo bench -p shared --bench engine`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use serde_json::{json, Value};
 use shared::domain::graph::Graph;
+use shared::domain::ids::RunId;
 use shared::domain::ids::SchemaId;
 use shared::domain::schema::Schema;
+use shared::domain::tenant::TenantId;
+use shared::engine::decode::{Decoder, Format, DEFAULT_MAX_RECORD};
+use shared::engine::dedupe::LocalMarks;
 use shared::engine::execute::{Processor, Stats};
 use shared::engine::plan::Plan;
 use shared::engine::record::Record;
+use shared::engine::sink::{row_overhead, schema_pk, upsert_key, write_requests, Row};
+use shared::store::limits;
+
+/// The worker's allocator (`functions/worker`): the engine allocates a lot of small values.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const RECORDS: usize = 10_000;
 
@@ -92,5 +107,61 @@ fn engine(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, engine);
+/// The same orders as the source's bytes.
+fn source_bytes(format: Format) -> Vec<u8> {
+    let records = records();
+    match format {
+        Format::Csv => {
+            let mut out = String::from("OrderId,Email,status,total,paid_at,gift\n");
+            for r in &records {
+                let f = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+                out.push_str(&format!("{},{},{},{},{},{}\n", f("OrderId"), f("Email"), f("status"), f("total"), f("paid_at"), f("gift")));
+            }
+            out.into_bytes()
+        }
+        _ => records.iter().map(|r| format!("{}\n", Value::Object(r.clone()))).collect::<String>().into_bytes(),
+    }
+}
+
+/// What the worker does with a source's bytes, but the network: decode, process, key, check and
+/// encode; returns the write requests made.
+fn bytes_to_requests(plan: &Plan, schema: &Schema, format: Format, bytes: &[u8]) -> usize {
+    let mut decoder = Decoder::new(format, None, DEFAULT_MAX_RECORD);
+    let mut decoded = Vec::with_capacity(RECORDS);
+    for chunk in bytes.chunks(64 * 1024) {
+        decoder.feed(chunk, &mut decoded).expect("decodes");
+    }
+    decoder.finish(&mut decoded).expect("decodes");
+    let rows = decoded.into_iter().enumerate().map(|(i, d)| (i as u64 + 1, d.record.expect("a record"))).collect();
+    let mut processor = Processor::new(plan, schema).expect("processor");
+    let mut stats = Stats::default();
+    let marks = LocalMarks::default();
+    let processed = futures::executor::block_on(processor.process(rows, &mut stats, &marks)).expect("processed");
+    let tenant = TenantId::parse("bench").expect("tenant");
+    let run = RunId::generate();
+    let pk = schema_pk(&tenant, &schema.id, None);
+    let overhead = row_overhead(&pk, &run);
+    let mut batch = Vec::with_capacity(processed.good.len());
+    for (_, data) in processed.good {
+        let key = upsert_key(schema, &data).expect("a key");
+        limits::check_row(&data, &key, overhead + key.len()).expect("fits");
+        batch.push(Row { key, data });
+    }
+    write_requests(&pk, &run, batch, "2026-12-01T00:00:00.000Z").expect("encodes").len()
+}
+
+fn end_to_end(c: &mut Criterion) {
+    let plan = Plan::build(&graph()).expect("plan");
+    let schema = schema();
+    let mut group = c.benchmark_group("engine");
+    group.throughput(Throughput::Elements(RECORDS as u64));
+    for (name, format) in [("end_to_end_csv_10k_records", Format::Csv), ("end_to_end_jsonl_10k_records", Format::Jsonl)] {
+        let bytes = source_bytes(format);
+        assert_eq!(bytes_to_requests(&plan, &schema, format, &bytes), RECORDS * 9 / 10);
+        group.bench_function(name, |b| b.iter(|| bytes_to_requests(&plan, &schema, format, &bytes)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, engine, end_to_end);
 criterion_main!(benches);

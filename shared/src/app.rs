@@ -151,7 +151,7 @@ pub async fn worker_batch(app: &App, engine: &dyn Engine, settings: &RunSettings
 /// table. `SOURCES_ALLOW_PRIVATE=1` lets `http` sources reach private and loopback addresses.
 pub fn data_engine(app: &App, sdk: &aws_config::SdkConfig) -> Result<DataEngine, Error> {
     let records = app.records.clone().ok_or("RECORDS_TABLE_NAME is not set")?;
-    Ok(DataEngine { records, sources: SourceContext::from_env(sdk) })
+    Ok(DataEngine::new(records, SourceContext::from_env(sdk)))
 }
 
 /// Runs the worker function (SQS event source with `ReportBatchItemFailures`).

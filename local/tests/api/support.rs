@@ -246,7 +246,7 @@ impl TestApp {
         let records = self.app.records.clone().expect("records table");
         let sources = shared::engine::source::SourceContext::with_clients(self.s3.clone(), self.sts.clone(), true);
         let buckets = shared::domain::source_access::SourceBuckets { deployment: Some(self.source_bucket.clone()) };
-        shared::engine::execute::DataEngine { records, sources: shared::engine::source::SourceContext { buckets, ..sources } }
+        shared::engine::execute::DataEngine::new(records, shared::engine::source::SourceContext { buckets, ..sources })
     }
 
     /// This tenant's folder of the source bucket (`tenants/<tenant>/`).

@@ -20,7 +20,7 @@ use super::filter::{parse_filter_config, Condition};
 use super::job::{Control, Engine, Job, Report, RunFailure};
 use super::plan::{Input, Plan};
 use super::record::{Record, RowId};
-use super::sink::{append_key, row_overhead, schema_pk, upsert_key, RecordsTable, Row};
+use super::sink::{append_key, row_overhead, schema_pk, upsert_key, RecordsTable, Row, Sink};
 use super::source::{list_partitions, open, open_partition, partitions_by_object, Listing, Position, SourceContext};
 use super::transform::{key_tuple, Transform};
 use crate::domain::connector::Connector;
@@ -37,6 +37,18 @@ const MAX_VALIDATION_ERRORS: usize = 20;
 pub struct DataEngine {
     pub records: RecordsTable,
     pub sources: SourceContext,
+    /// Where rows go: the records table unless set (a counting sink, for benchmarks).
+    pub sink: Option<std::sync::Arc<dyn Sink>>,
+}
+
+impl DataEngine {
+    pub fn new(records: RecordsTable, sources: SourceContext) -> Self {
+        DataEngine { records, sources, sink: None }
+    }
+
+    fn sink(&self) -> &dyn Sink {
+        self.sink.as_deref().unwrap_or(&self.records)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -420,13 +432,13 @@ impl DataEngine {
             stats.rows_out += written;
             stats.node_counts.entry(plan.target.id.clone()).or_default().rows_out += written;
             stats.dead_letters += letters.len() as u64;
-            let (records, pk, run_id, tenant) = (&self.records, &pk, &job.run.id, job.tenant);
+            let (records, pk, run_id, tenant) = (self.sink(), &pk, &job.run.id, job.tenant);
             bytes_in_flight += batch_bytes;
             in_flight.push(async move {
                 if !letters.is_empty() {
-                    records.write_dead_letters(tenant, run_id, partition, letters).await?;
+                    records.write_letters(tenant, run_id, partition, letters).await?;
                 }
-                records.write(pk, run_id, batch_rows).await.map(|()| batch_bytes)
+                records.write_rows(pk, run_id, batch_rows).await.map(|()| batch_bytes)
             });
             // At most `parallelism` batches, and at most MAX_BYTES_IN_FLIGHT of rows, in flight:
             // wait for writes to land before reading on.

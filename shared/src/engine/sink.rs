@@ -27,9 +27,68 @@ use crate::domain::ids::{RunId, SchemaId};
 use crate::domain::run::RunError;
 use crate::domain::schema::Schema;
 use crate::domain::tenant::TenantId;
-use crate::store::batch;
+use crate::store::{batch, limits};
 
 type Item = HashMap<String, AttributeValue>;
+
+/// Where a run's rows go: the records table, or (to measure the engine alone) a sink that only
+/// counts.
+pub trait Sink: Send + Sync {
+    fn write_rows<'a>(&'a self, pk: &'a str, run: &'a RunId, rows: Vec<Row>) -> futures::future::BoxFuture<'a, Result<(), RunError>>;
+
+    fn write_letters<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        run: &'a RunId,
+        partition: Option<u32>,
+        letters: Vec<(RowId, Vec<FieldIssue>, Record)>,
+    ) -> futures::future::BoxFuture<'a, Result<(), RunError>>;
+}
+
+impl Sink for RecordsTable {
+    fn write_rows<'a>(&'a self, pk: &'a str, run: &'a RunId, rows: Vec<Row>) -> futures::future::BoxFuture<'a, Result<(), RunError>> {
+        Box::pin(self.write(pk, run, rows))
+    }
+
+    fn write_letters<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        run: &'a RunId,
+        partition: Option<u32>,
+        letters: Vec<(RowId, Vec<FieldIssue>, Record)>,
+    ) -> futures::future::BoxFuture<'a, Result<(), RunError>> {
+        Box::pin(self.write_dead_letters(tenant, run, partition, letters))
+    }
+}
+
+/// A sink that encodes every row as the records table would (the write requests are built and
+/// dropped) and counts them: the engine's own cost, without the database's.
+#[derive(Debug, Default)]
+pub struct CountingSink {
+    pub rows: std::sync::atomic::AtomicU64,
+    pub letters: std::sync::atomic::AtomicU64,
+}
+
+impl Sink for CountingSink {
+    fn write_rows<'a>(&'a self, pk: &'a str, run: &'a RunId, rows: Vec<Row>) -> futures::future::BoxFuture<'a, Result<(), RunError>> {
+        Box::pin(async move {
+            let requests = write_requests(pk, run, rows, "2026-01-01T00:00:00.000Z")?;
+            self.rows.fetch_add(requests.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        })
+    }
+
+    fn write_letters<'a>(
+        &'a self,
+        _tenant: &'a TenantId,
+        _run: &'a RunId,
+        _partition: Option<u32>,
+        letters: Vec<(RowId, Vec<FieldIssue>, Record)>,
+    ) -> futures::future::BoxFuture<'a, Result<(), RunError>> {
+        self.letters.fetch_add(letters.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async { Ok(()) })
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct RecordsTable {
@@ -86,6 +145,45 @@ fn row_key(partition: Option<u32>, id: RowId) -> String {
     }
 }
 
+/// The write requests of `rows` under `pk`, as [`RecordsTable::write`] sends them. A key given
+/// twice keeps its last row: DynamoDB refuses a batch that names a key twice, and the later row
+/// is the newer.
+pub fn write_requests(pk: &str, run: &RunId, rows: Vec<Row>, written_at: &str) -> Result<Vec<WriteRequest>, RunError> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        last.insert(&row.key, i);
+    }
+    let mut requests = Vec::with_capacity(last.len());
+    for (_, row) in rows.iter().enumerate().filter(|(i, row)| last.get(row.key.as_str()) == Some(i)) {
+        let data = AttributeValue::M(row.data.iter().map(|(k, v)| (k.clone(), attribute(v))).collect());
+        let item = Item::from([
+            ("PK".to_string(), s(pk)),
+            ("SK".to_string(), s(&row.key)),
+            ("data".to_string(), data),
+            ("runId".to_string(), s(run.as_str())),
+            ("writtenAt".to_string(), s(written_at)),
+        ]);
+        let put = PutRequest::builder().set_item(Some(item)).build().map_err(|e| write_error(e.to_string()))?;
+        requests.push(WriteRequest::builder().put_request(put).build());
+    }
+    Ok(requests)
+}
+
+/// A JSON value as DynamoDB stores it, the way `serde_dynamo` writes (and reads back) JSON: a
+/// number as `N` in its JSON text, null as `NULL`, arrays as `L`, objects as `M`. Direct, without
+/// serde's intermediate value: the write path's largest cost. Depth is bounded by the item
+/// checks before any row gets here.
+fn attribute(value: &Value) -> AttributeValue {
+    match value {
+        Value::Null => AttributeValue::Null(true),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Number(n) => AttributeValue::N(n.to_string()),
+        Value::String(text) => AttributeValue::S(text.clone()),
+        Value::Array(items) => AttributeValue::L(items.iter().map(attribute).collect()),
+        Value::Object(fields) => AttributeValue::M(fields.iter().map(|(k, v)| (k.clone(), attribute(v))).collect()),
+    }
+}
+
 /// What a row's item holds beside its `data` and its sort key: the attribute names, the
 /// partition key, the run id and the write time (as [`RecordsTable::write`] lays it out).
 pub fn row_overhead(pk: &str, run: &RunId) -> usize {
@@ -94,6 +192,9 @@ pub fn row_overhead(pk: &str, run: &RunId) -> usize {
 
 /// `2026-01-15T09:00:00.000Z`.
 const STAMP_LEN: usize = 24;
+
+/// A dead letter's item beside its `data`, generously: keys of a tenant, run and row.
+const LETTER_OVERHEAD: usize = 512;
 
 impl RecordsTable {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -107,24 +208,7 @@ impl RecordsTable {
     /// Writes rows under `pk`. A key written twice in one call keeps its last row: DynamoDB
     /// refuses a batch that names a key twice, and the later row is the newer.
     pub async fn write(&self, pk: &str, run: &RunId, rows: Vec<Row>) -> Result<(), RunError> {
-        let written_at = crate::domain::now();
-        let mut last: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
-        for (i, row) in rows.iter().enumerate() {
-            last.insert(&row.key, i);
-        }
-        let mut requests = Vec::with_capacity(last.len());
-        for (_, row) in rows.iter().enumerate().filter(|(i, row)| last.get(row.key.as_str()) == Some(i)) {
-            let data = serde_dynamo::to_attribute_value(&row.data).map_err(|e| write_error(format!("a row does not encode: {e}")))?;
-            let item = Item::from([
-                ("PK".to_string(), s(pk)),
-                ("SK".to_string(), s(&row.key)),
-                ("data".to_string(), data),
-                ("runId".to_string(), s(run.as_str())),
-                ("writtenAt".to_string(), s(&written_at)),
-            ]);
-            let put = PutRequest::builder().set_item(Some(item)).build().map_err(|e| write_error(e.to_string()))?;
-            requests.push(WriteRequest::builder().put_request(put).build());
-        }
+        let requests = write_requests(pk, run, rows, &crate::domain::now())?;
         batch::write_all(&self.client, &self.table, requests).await.map_err(|e| write_error(format!("writing rows failed: {e}")))
     }
 
@@ -153,6 +237,10 @@ impl RecordsTable {
                 let mut data = json!({ "row": id.row, "errors": issues, "record": record });
                 if let Some(p) = partition {
                     data["partition"] = json!(p);
+                }
+                // A record DynamoDB would refuse (too deep, too large) is left out of its letter.
+                if data.as_object().is_some_and(|letter| limits::check_row(letter, "", LETTER_OVERHEAD).is_err()) {
+                    data["record"] = Value::Null;
                 }
                 Row { key: format!("D#{}", row_key(partition, id)), data: data.as_object().cloned().unwrap_or_default() }
             })
@@ -309,6 +397,14 @@ mod tests {
         // "x#y" + "z" and "x" + "y#z" would collide if joined naively.
         assert_ne!(upsert_key(&s, &row(json!("x#y"), json!("z"))), upsert_key(&s, &row(json!("x"), json!("y#z"))));
         assert_eq!(upsert_key(&schema(&[]), &row(json!(1), json!(2))), None);
+    }
+
+    #[test]
+    fn rows_encode_as_serde_dynamo_reads_them() {
+        let v = json!({"s": "x", "n": 1.5, "i": -7, "b": true, "z": null, "l": [1, "a", {"k": [null]}], "m": {"deep": {"er": 1}}});
+        let back: Value = serde_dynamo::from_attribute_value(attribute(&v)).unwrap();
+        assert_eq!(back, v);
+        assert_eq!(attribute(&json!(12345678901234567890u64)), AttributeValue::N("12345678901234567890".into()));
     }
 
     #[test]

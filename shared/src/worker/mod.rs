@@ -217,7 +217,20 @@ async fn process(
     Ok(Outcome::Finished(status))
 }
 
-/// Checks the graph, resolves connector and schema, and runs the engine.
+/// What a run (or a partition) executes: its graph checked into a plan, and the connector and
+/// schema it is bound to.
+pub(super) async fn load(app: &App, tenant: &TenantId, pipeline: &Pipeline) -> Result<(Plan, Connector, Schema), RunFailure> {
+    let plan = Plan::build(&pipeline.graph())?;
+    let store_error = |e: StoreError| RunFailure::from(RunError::new("STORAGE_ERROR", e.to_string()));
+    let connector = app.store.get::<Connector>(tenant, pipeline.connector_id.as_str()).await.map_err(store_error)?;
+    let connector =
+        connector.ok_or_else(|| RunError::new("CONNECTOR_NOT_FOUND", format!("connector {} no longer exists", pipeline.connector_id)))?;
+    let schema = app.store.get::<Schema>(tenant, pipeline.schema_id.as_str()).await.map_err(store_error)?;
+    let schema = schema.ok_or_else(|| RunError::new("SCHEMA_NOT_FOUND", format!("schema {} no longer exists", pipeline.schema_id)))?;
+    Ok((plan, connector, schema))
+}
+
+/// Loads what the run executes and runs the engine.
 async fn execute(
     app: &App,
     engine: &dyn Engine,
@@ -226,13 +239,7 @@ async fn execute(
     pipeline: &Pipeline,
     run: &Run,
 ) -> Result<Report, RunFailure> {
-    let plan = Plan::build(&pipeline.graph())?;
-    let store_error = |e: StoreError| RunFailure::from(RunError::new("STORAGE_ERROR", e.to_string()));
-    let connector = app.store.get::<Connector>(tenant, pipeline.connector_id.as_str()).await.map_err(store_error)?;
-    let connector =
-        connector.ok_or_else(|| RunError::new("CONNECTOR_NOT_FOUND", format!("connector {} no longer exists", pipeline.connector_id)))?;
-    let schema = app.store.get::<Schema>(tenant, pipeline.schema_id.as_str()).await.map_err(store_error)?;
-    let schema = schema.ok_or_else(|| RunError::new("SCHEMA_NOT_FOUND", format!("schema {} no longer exists", pipeline.schema_id)))?;
+    let (plan, connector, schema) = load(app, tenant, pipeline).await?;
     let job = Job {
         tenant,
         run,

@@ -29,12 +29,10 @@ use crate::app::App;
 use crate::domain::connector::Connector;
 use crate::domain::pipeline::{Partitioning, Pipeline};
 use crate::domain::run::{cap_log, LogEntry, Partition, PartitionCounts, Run, RunError, RunMessage, RunStatus};
-use crate::domain::schema::Schema;
 use crate::domain::stamp;
 use crate::domain::tenant::TenantId;
 use crate::engine::execute::Stats;
 use crate::engine::job::{Engine, Job, RunFailure, Scope, Stop};
-use crate::engine::plan::Plan;
 use crate::engine::source::Listing;
 use crate::store::{ClaimTerms, Finish, PartClaim, PartEnd, PartFrom, StoreError};
 
@@ -273,13 +271,7 @@ async fn execute(
     part: &Partition,
     lease: &Lease,
 ) -> Result<crate::engine::job::Report, RunFailure> {
-    let plan = Plan::build(&pipeline.graph())?;
-    let store_error = |e: StoreError| RunFailure::from(RunError::new("STORAGE_ERROR", e.to_string()));
-    let connector = app.store.get::<Connector>(tenant, pipeline.connector_id.as_str()).await.map_err(store_error)?;
-    let connector =
-        connector.ok_or_else(|| RunError::new("CONNECTOR_NOT_FOUND", format!("connector {} no longer exists", pipeline.connector_id)))?;
-    let schema = app.store.get::<Schema>(tenant, pipeline.schema_id.as_str()).await.map_err(store_error)?;
-    let schema = schema.ok_or_else(|| RunError::new("SCHEMA_NOT_FOUND", format!("schema {} no longer exists", pipeline.schema_id)))?;
+    let (plan, connector, schema) = super::load(app, tenant, pipeline).await?;
     let scope = Some(Scope { index: part.index, keys: &part.keys });
     let job =
         Job { tenant, run, pipeline, connector: &connector, schema: &schema, plan: &plan, checkpoint: part.checkpoint.as_ref(), scope };
