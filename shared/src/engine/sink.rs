@@ -153,12 +153,15 @@ pub fn write_requests(pk: &str, run: &RunId, rows: Vec<Row>, written_at: &str) -
     for (i, row) in rows.iter().enumerate() {
         last.insert(&row.key, i);
     }
-    let mut requests = Vec::with_capacity(last.len());
-    for (_, row) in rows.iter().enumerate().filter(|(i, row)| last.get(row.key.as_str()) == Some(i)) {
-        let data = AttributeValue::M(row.data.iter().map(|(k, v)| (k.clone(), attribute(v))).collect());
+    let keep: Vec<bool> = rows.iter().enumerate().map(|(i, row)| last.get(row.key.as_str()) == Some(&i)).collect();
+    drop(last);
+    let mut requests = Vec::with_capacity(rows.len());
+    // Rows are moved into their items: names and values are not copied again.
+    for (row, _) in rows.into_iter().zip(keep).filter(|(_, keep)| *keep) {
+        let data = AttributeValue::M(row.data.into_iter().map(|(k, v)| (k, attribute(v))).collect());
         let item = Item::from([
             ("PK".to_string(), s(pk)),
-            ("SK".to_string(), s(&row.key)),
+            ("SK".to_string(), AttributeValue::S(row.key)),
             ("data".to_string(), data),
             ("runId".to_string(), s(run.as_str())),
             ("writtenAt".to_string(), s(written_at)),
@@ -173,14 +176,14 @@ pub fn write_requests(pk: &str, run: &RunId, rows: Vec<Row>, written_at: &str) -
 /// number as `N` in its JSON text, null as `NULL`, arrays as `L`, objects as `M`. Direct, without
 /// serde's intermediate value: the write path's largest cost. Depth is bounded by the item
 /// checks before any row gets here.
-fn attribute(value: &Value) -> AttributeValue {
+fn attribute(value: Value) -> AttributeValue {
     match value {
         Value::Null => AttributeValue::Null(true),
-        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Bool(b) => AttributeValue::Bool(b),
         Value::Number(n) => AttributeValue::N(n.to_string()),
-        Value::String(text) => AttributeValue::S(text.clone()),
-        Value::Array(items) => AttributeValue::L(items.iter().map(attribute).collect()),
-        Value::Object(fields) => AttributeValue::M(fields.iter().map(|(k, v)| (k.clone(), attribute(v))).collect()),
+        Value::String(text) => AttributeValue::S(text),
+        Value::Array(items) => AttributeValue::L(items.into_iter().map(attribute).collect()),
+        Value::Object(fields) => AttributeValue::M(fields.into_iter().map(|(k, v)| (k, attribute(v))).collect()),
     }
 }
 
@@ -402,9 +405,9 @@ mod tests {
     #[test]
     fn rows_encode_as_serde_dynamo_reads_them() {
         let v = json!({"s": "x", "n": 1.5, "i": -7, "b": true, "z": null, "l": [1, "a", {"k": [null]}], "m": {"deep": {"er": 1}}});
-        let back: Value = serde_dynamo::from_attribute_value(attribute(&v)).unwrap();
+        let back: Value = serde_dynamo::from_attribute_value(attribute(v.clone())).unwrap();
         assert_eq!(back, v);
-        assert_eq!(attribute(&json!(12345678901234567890u64)), AttributeValue::N("12345678901234567890".into()));
+        assert_eq!(attribute(json!(12345678901234567890u64)), AttributeValue::N("12345678901234567890".into()));
     }
 
     #[test]
