@@ -165,6 +165,17 @@ impl Store {
     /// Runs a transaction. Cancellations caused only by a concurrent transaction on the same
     /// items (`TransactionConflict`, e.g. two creates bumping one count) are retried with backoff;
     /// a failed condition is returned with each item's reason.
+    /// Sends a conditional UpdateItem: `false` when its condition did not hold (nothing written).
+    pub(crate) async fn update_if(
+        update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    ) -> Result<bool, StoreError> {
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+
     async fn transact(&self, op: &'static str, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
         let mut delay = Duration::from_millis(20);
         let mut attempt = 0;

@@ -110,11 +110,7 @@ impl Store {
                 .condition_expression("#st = :running AND #p.written = :before")
                 .expression_attribute_values(":before", n(before as i64))
         };
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
-        }
+        Self::update_if(update).await
     }
 
     /// Takes the next partition to send, if one is written and not yet sent, and the run neither
@@ -318,27 +314,22 @@ impl Store {
         stats: &serde_json::Value,
         now: &str,
     ) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(part_key(tenant, pipeline, &part.run_id, part.index)))
-            .update_expression("SET checkpoint = :cp, stats = :stats, continuation = :yes, leaseUntil = :now")
-            .condition_expression("#st = :running AND attempt = :attempt")
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
-            .expression_attribute_values(":attempt", n(part.attempt as i64))
-            .expression_attribute_values(":cp", value(checkpoint)?)
-            .expression_attribute_values(":stats", value(stats)?)
-            .expression_attribute_values(":yes", AttributeValue::Bool(true))
-            .expression_attribute_values(":now", s(now))
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
-        }
+        Self::update_if(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(part_key(tenant, pipeline, &part.run_id, part.index)))
+                .update_expression("SET checkpoint = :cp, stats = :stats, continuation = :yes, leaseUntil = :now")
+                .condition_expression("#st = :running AND attempt = :attempt")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
+                .expression_attribute_values(":attempt", n(part.attempt as i64))
+                .expression_attribute_values(":cp", value(checkpoint)?)
+                .expression_attribute_values(":stats", value(stats)?)
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                .expression_attribute_values(":now", s(now)),
+        )
+        .await
     }
 
     /// Ends a partition (held by `part.attempt`, or still pending for [`From::Pending`]) and counts

@@ -205,11 +205,7 @@ impl Store {
                 .expression_attribute_values(":next", s(next)),
             None => update.update_expression("REMOVE nextRunAt, GSI1PK, GSI1SK ADD version :one"),
         };
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
-        }
+        Self::update_if(update).await
     }
 
     pub async fn get_run(&self, tenant: &TenantId, pipeline: &PipelineId, run: &RunId) -> Result<Option<Run>, StoreError> {
@@ -347,31 +343,26 @@ impl Store {
         log: &[LogEntry],
         now: &str,
     ) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(run_key(tenant, &run.pipeline_id, &run.id)))
-            .update_expression(
-                "SET checkpoint = :cp, stats = :stats, continuation = :yes, leaseUntil = :now, GSI1SK = :now, #log = :entries",
-            )
-            .condition_expression("#st = :running AND attempt = :attempt")
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_names("#log", "log")
-            .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
-            .expression_attribute_values(":attempt", n(run.attempt as i64))
-            .expression_attribute_values(":cp", value(checkpoint)?)
-            .expression_attribute_values(":stats", value(stats)?)
-            .expression_attribute_values(":yes", AttributeValue::Bool(true))
-            .expression_attribute_values(":now", s(now))
-            .expression_attribute_values(":entries", value(&log)?)
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
-        }
+        Self::update_if(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(run_key(tenant, &run.pipeline_id, &run.id)))
+                .update_expression(
+                    "SET checkpoint = :cp, stats = :stats, continuation = :yes, leaseUntil = :now, GSI1SK = :now, #log = :entries",
+                )
+                .condition_expression("#st = :running AND attempt = :attempt")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_names("#log", "log")
+                .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
+                .expression_attribute_values(":attempt", n(run.attempt as i64))
+                .expression_attribute_values(":cp", value(checkpoint)?)
+                .expression_attribute_values(":stats", value(stats)?)
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                .expression_attribute_values(":now", s(now))
+                .expression_attribute_values(":entries", value(&log)?),
+        )
+        .await
     }
 
     /// Extends the lease of the attempt that holds the run, showing `stats` (its counts so far)
@@ -698,11 +689,7 @@ impl Store {
             Some(lease) => update.condition_expression("#st = :st AND leaseUntil = :lease").expression_attribute_values(":lease", s(lease)),
             None => update.condition_expression("#st = :st"),
         };
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
-        }
+        Self::update_if(update).await
     }
 
     /// Fails a running run found with an expired lease and no attempts left (the sweep's part).
