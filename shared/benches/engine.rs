@@ -4,7 +4,8 @@
 //! - `five_node_graph_10k_records`: from records already decoded, to conformed rows.
 //! - `end_to_end_{csv,jsonl}_10k_records`: from the source's bytes (decoded chunk by chunk, as a
 //!   download arrives) through the graph to the encoded DynamoDB write requests (keys, item-limit
-//!   checks, `serde_dynamo` encoding): everything a worker does but the network.
+//!   checks, `AttributeValue` encoding): everything a worker does but the network.
+//! - `stage/*`: that path cut into decode, process and encode, to say where the time goes.
 //!
 //! `cargo bench -p shared --bench engine`
 
@@ -163,5 +164,50 @@ fn end_to_end(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, engine, end_to_end);
+/// The end-to-end path cut into its stages, each over the same 10,000 orders, so that where the
+/// time goes is a ratio anyone can reproduce: decode (bytes to records), process (the graph and
+/// the schema), encode (keys, item checks and the SDK's write requests).
+fn stages(c: &mut Criterion) {
+    let plan = Plan::build(&graph()).expect("plan");
+    let schema = schema();
+    let bytes = source_bytes(Format::Csv);
+    let decode = |bytes: &[u8]| {
+        let mut decoder = Decoder::new(Format::Csv, None, DEFAULT_MAX_RECORD);
+        let mut decoded = Vec::with_capacity(RECORDS);
+        for chunk in bytes.chunks(64 * 1024) {
+            decoder.feed(chunk, &mut decoded).expect("decodes");
+        }
+        decoder.finish(&mut decoded).expect("decodes");
+        decoded
+    };
+    let rows: Vec<(u64, Record)> =
+        decode(&bytes).into_iter().enumerate().map(|(i, d)| (i as u64 + 1, d.record.expect("a record"))).collect();
+    let marks = LocalMarks::default();
+    let process = |rows: Vec<(u64, Record)>| {
+        let mut processor = Processor::new(&plan, &schema).expect("processor");
+        futures::executor::block_on(processor.process(rows, &mut Stats::default(), &marks)).expect("processed")
+    };
+    let good: Vec<Record> = process(rows.clone()).good.into_iter().map(|(_, r)| r).collect();
+    let tenant = TenantId::parse("bench").expect("tenant");
+    let run = RunId::generate();
+    let pk = schema_pk(&tenant, &schema.id, None);
+    let overhead = row_overhead(&pk, &run);
+    let encode = |good: Vec<Record>| {
+        let mut batch = Vec::with_capacity(good.len());
+        for data in good {
+            let key = upsert_key(&schema, &data).expect("a key");
+            limits::check_row(&data, &key, overhead + key.len()).expect("fits");
+            batch.push(Row { key, data });
+        }
+        write_requests(&pk, &run, batch, "2026-12-01T00:00:00.000Z").expect("encodes")
+    };
+    let mut group = c.benchmark_group("stage");
+    group.throughput(Throughput::Elements(RECORDS as u64));
+    group.bench_function("decode_csv_10k_records", |b| b.iter(|| decode(&bytes)));
+    group.bench_function("process_10k_records", |b| b.iter_batched(|| rows.clone(), process, BatchSize::LargeInput));
+    group.bench_function("encode_9k_rows", |b| b.iter_batched(|| good.clone(), encode, BatchSize::LargeInput));
+    group.finish();
+}
+
+criterion_group!(benches, engine, end_to_end, stages);
 criterion_main!(benches);
