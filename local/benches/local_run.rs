@@ -4,18 +4,19 @@
 //!
 //! Needs the local stack: `make bench` starts it.
 
+use shared::context::Stores;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use shared::app::App;
+use shared::context::App;
 use shared::domain::ids::PipelineId;
 use shared::domain::pipeline::NewPipeline;
 use shared::domain::run::{Run, RunStatus, Trigger};
 use shared::domain::tenant::TenantId;
 use shared::domain::{connector::NewConnector, ids::ConnectorId, ids::SchemaId, schema::NewSchema};
 use shared::engine::execute::DataEngine;
+use shared::settings::RunSettings;
 use shared::trigger::trigger;
-use shared::worker::RunSettings;
 
 const ROWS: usize = 20_000;
 const RUNS: usize = 3;
@@ -28,10 +29,9 @@ async fn main() -> Result<(), shared::app::Error> {
     local::stack::ensure_table(&clients.dynamodb, &table).await?;
     local::stack::ensure_records_table(&clients.dynamodb, &local::stack::records_table(&table)).await?;
     let queue = local::stack::ensure_queue(&clients.sqs, &format!("bench-{suffix}")).await?;
-    let app =
-        App::new(clients.dynamodb.clone(), clients.sqs.clone(), &table, Some(&queue)).with_records(&local::stack::records_table(&table));
+    let app = App::new(clients.dynamodb.clone(), clients.sqs.clone(), &table, &queue, &local::stack::records_table(&table));
     let bucket = format!("bench-{suffix}");
-    let engine = DataEngine::new(app.records.clone().ok_or("records")?, local::stack::sources(&clients, &bucket));
+    let engine = DataEngine::new(app.records.clone(), local::stack::sources(&clients, &bucket));
 
     clients.s3.create_bucket().bucket(&bucket).send().await?;
     let body: String = (0..ROWS).map(|i| local::fixtures::order(i).to_string() + "\n").collect();
@@ -43,12 +43,12 @@ async fn main() -> Result<(), shared::app::Error> {
         NewConnector::parse(&json!({"name": "orders", "type": "s3", "config": {"bucket": bucket, "key": "tenants/bench/orders.jsonl"}}))?
             .into_connector(ConnectorId::generate(), &now);
     let schema = NewSchema::parse(&local::fixtures::orders_schema())?.into_schema(SchemaId::generate(), &now);
-    app.store.create(&tenant, &connector).await?;
-    app.store.create(&tenant, &schema).await?;
+    app.store().create(&tenant, &connector).await?;
+    app.store().create(&tenant, &schema).await?;
     let config = json!({"batchSize": 1000, "parallelism": 4});
     let pipeline = NewPipeline::parse(&local::fixtures::orders_pipeline("bench", connector.id.as_str(), schema.id.as_str(), config))?
         .into_pipeline(PipelineId::generate(), chrono::Utc::now());
-    if let Err(e) = app.store.create_pipeline(&tenant, &pipeline).await? {
+    if let Err(e) = app.store().create_pipeline(&tenant, &pipeline).await? {
         return Err(format!("pipeline not created: {e:?}").into());
     }
 
@@ -59,7 +59,7 @@ async fn main() -> Result<(), shared::app::Error> {
         let run: Run = trigger(&app, &tenant, &pipeline, Trigger::Manual, None).await.map_err(|e| e.to_string())?;
         loop {
             local::runner::poll_once(&app, &engine, &settings, 1).await?;
-            let current = app.store.get_run(&tenant, &pipeline.id, &run.id).await?.ok_or("run vanished")?;
+            let current = app.store().get_run(&tenant, &pipeline.id, &run.id).await?.ok_or("run vanished")?;
             if current.status == RunStatus::Completed {
                 break;
             }

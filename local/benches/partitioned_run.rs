@@ -6,12 +6,13 @@
 //!
 //! `make bench` (needs the local stack); `BENCH_ROWS` overrides the row count.
 
+use shared::context::Stores;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use shared::app::App;
+use shared::context::App;
 use shared::domain::ids::{ConnectorId, PipelineId, SchemaId};
 use shared::domain::pipeline::NewPipeline;
 use shared::domain::run::{RunStatus, Trigger};
@@ -19,7 +20,7 @@ use shared::domain::tenant::TenantId;
 use shared::domain::{connector::NewConnector, schema::NewSchema};
 use shared::engine::execute::DataEngine;
 use shared::engine::sink::CountingSink;
-use shared::worker::RunSettings;
+use shared::settings::RunSettings;
 
 const OBJECTS: usize = 8;
 const POLLERS: usize = 8;
@@ -36,15 +37,12 @@ async fn main() -> Result<(), shared::app::Error> {
     let bucket = format!("bench-{suffix}");
     local::stack::ensure_bucket(&clients.s3, &bucket).await?;
     let app = Arc::new(
-        App::new(clients.dynamodb.clone(), clients.sqs.clone(), &table, Some(&queue))
-            .with_records(&local::stack::records_table(&table))
+        App::new(clients.dynamodb.clone(), clients.sqs.clone(), &table, &queue, &local::stack::records_table(&table))
             .with_source_bucket(&bucket),
     );
     let sink = Arc::new(CountingSink::default());
-    let engine = Arc::new(DataEngine {
-        sink: Some(sink.clone()),
-        ..DataEngine::new(app.records.clone().ok_or("records")?, local::stack::sources(&clients, &bucket))
-    });
+    let engine =
+        Arc::new(DataEngine { sink: Some(sink.clone()), ..DataEngine::new(app.records.clone(), local::stack::sources(&clients, &bucket)) });
 
     let per = rows / OBJECTS;
     let mut bytes = 0;
@@ -67,8 +65,8 @@ async fn main() -> Result<(), shared::app::Error> {
     let connector = NewConnector::parse(&json!({"name": "orders", "type": "s3", "config": {"prefix": "tenants/bench/orders/"}}))?
         .into_connector(ConnectorId::generate(), &now);
     let schema = NewSchema::parse(&local::fixtures::orders_schema())?.into_schema(SchemaId::generate(), &now);
-    app.store.create(&tenant, &connector).await?;
-    app.store.create(&tenant, &schema).await?;
+    app.store().create(&tenant, &connector).await?;
+    app.store().create(&tenant, &schema).await?;
 
     let settings = RunSettings { time_budget: Duration::from_secs(3600), ..RunSettings::default() };
     for i in 0..POLLERS {
@@ -86,15 +84,15 @@ async fn main() -> Result<(), shared::app::Error> {
         let config = json!({"batchSize": 1000, "parallelism": 8, "partitioning": partitioning});
         let pipeline = NewPipeline::parse(&local::fixtures::orders_pipeline(name, connector.id.as_str(), schema.id.as_str(), config))?
             .into_pipeline(PipelineId::generate(), chrono::Utc::now());
-        if let Err(e) = app.store.create_pipeline(&tenant, &pipeline).await? {
+        if let Err(e) = app.store().create_pipeline(&tenant, &pipeline).await? {
             return Err(format!("pipeline not created: {e:?}").into());
         }
         let written = sink.rows.load(Ordering::Relaxed);
         let started = Instant::now();
-        let run = shared::trigger::trigger(&app, &tenant, &pipeline, Trigger::Manual, None).await.map_err(|e| e.to_string())?;
+        let run = shared::trigger::trigger(&*app, &tenant, &pipeline, Trigger::Manual, None).await.map_err(|e| e.to_string())?;
         let ended = loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let current = app.store.get_run(&tenant, &pipeline.id, &run.id).await?.ok_or("run vanished")?;
+            let current = app.store().get_run(&tenant, &pipeline.id, &run.id).await?.ok_or("run vanished")?;
             if current.status.is_finished() {
                 break current;
             }

@@ -1,6 +1,6 @@
 //! What API Gateway (HTTP API, payload 2.0) does in front of the functions, locally: match the
-//! route of `template.yaml` (shared route table), run the authorizer on every request, build the
-//! v2 event exactly as AWS sends it, and call the function's handler.
+//! route of `template.yaml` (shared route table), build the v2 event exactly as AWS sends it, and
+//! call the function's handler (which authenticates the request itself, as in AWS).
 
 use std::sync::Arc;
 
@@ -10,8 +10,8 @@ use axum::response::Response as AxumResponse;
 use axum::Router;
 use lambda_http::Body;
 use serde_json::{json, Map, Value};
-use shared::app::{authorizer_response, App};
-use shared::http::{handle, resolve, Endpoint, Resolved};
+use shared::context::App;
+use shared::http::{handle, handlers, resolve, Endpoint, Resolved};
 
 /// API Gateway's own limit on a request payload; above it AWS answers 413 before any function.
 const GATEWAY_MAX_BODY: usize = 10 * 1024 * 1024;
@@ -81,26 +81,6 @@ async fn serve(app: &App, req: AxumRequest) -> AxumResponse {
         "timeEpoch": now.1,
     });
 
-    let authorizer_event = json!({
-        "version": "2.0",
-        "type": "REQUEST",
-        "routeArn": format!("arn:aws:execute-api:local:000000000000:local/$default/{method}{path}"),
-        "identitySource": [],
-        "routeKey": route_key,
-        "rawPath": path,
-        "rawQueryString": raw_query,
-        "headers": headers,
-        "queryStringParameters": query,
-        "pathParameters": path_params,
-        "requestContext": context,
-    });
-    let authorizer_context = match serde_json::from_value(authorizer_event) {
-        Ok(event) => authorizer_response(app, &event).await.context,
-        Err(e) => return error_response(500, "INTERNAL_ERROR", &format!("gateway built a bad authorizer event: {e}")),
-    };
-
-    let mut context = context;
-    context["authorizer"] = json!({ "lambda": authorizer_context });
     let (body, base64) = match String::from_utf8(bytes.to_vec()) {
         Ok(text) => (text, false),
         Err(_) => {
@@ -130,7 +110,7 @@ async fn serve(app: &App, req: AxumRequest) -> AxumResponse {
         Ok(r) => r,
         Err(e) => return error_response(500, "INTERNAL_ERROR", &format!("gateway built a bad event: {e}")),
     };
-    let reply = handle(app, endpoint, request).await;
+    let reply = handle(app, &handlers::function(endpoint), request).await;
     let (parts, body) = reply.into_parts();
     let bytes = match body {
         Body::Text(t) => t.into_bytes(),

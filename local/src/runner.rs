@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-use shared::app::{worker_batch, App};
+use shared::app::worker_batch;
+use shared::context::App;
 use shared::engine::job::Engine;
-use shared::worker::RunSettings;
+use shared::settings::RunSettings;
 
 /// Receives up to 10 messages (long poll), runs them through the worker as one batch, and
 /// deletes those that did not fail. Returns how many messages were received.
 pub async fn poll_once(app: &App, engine: &dyn Engine, settings: &RunSettings, wait_seconds: i32) -> Result<usize, shared::app::Error> {
-    let queue = app.queue.as_ref().ok_or("no run queue configured")?;
+    let queue = &app.queue;
     let sqs = queue.client();
     let out = sqs.receive_message().queue_url(queue.url()).max_number_of_messages(10).wait_time_seconds(wait_seconds).send().await?;
     let messages = out.messages.unwrap_or_default();
@@ -59,7 +60,7 @@ pub fn spawn_scheduler(app: Arc<App>, settings: RunSettings) {
             let now = chrono::Utc::now();
             let into_minute = now.timestamp_millis().rem_euclid(60_000) as u64;
             tokio::time::sleep(Duration::from_millis(60_000 - into_minute + 50)).await;
-            if let Err(e) = shared::scheduler::tick(&app, &settings, chrono::Utc::now()).await {
+            if let Err(e) = shared::scheduler::tick(&*app, &settings, chrono::Utc::now()).await {
                 tracing::warn!(cause = %e, "scheduler tick failed");
             }
         }

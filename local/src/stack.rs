@@ -10,7 +10,8 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
-use shared::app::{App, Error};
+use shared::app::Error;
+use shared::context::App;
 use shared::domain::source_access::SourceBuckets;
 use shared::engine::execute::DataEngine;
 use shared::engine::source::SourceContext;
@@ -155,9 +156,7 @@ pub async fn app(table: &str, queue: &str) -> Result<(App, DataEngine), Error> {
     let queue_url = ensure_queue(&c.sqs, queue).await?;
     let bucket = source_bucket();
     ensure_bucket(&c.s3, &bucket).await?;
-    let app = App::new(c.dynamodb.clone(), c.sqs.clone(), table, Some(&queue_url))
-        .with_records(&records_table(table))
-        .with_source_bucket(&bucket);
-    let records = app.records.clone().ok_or("records table missing")?;
-    Ok((app, DataEngine::new(records, sources(&c, &bucket))))
+    let app = App::new(c.dynamodb.clone(), c.sqs.clone(), table, &queue_url, &records_table(table)).with_source_bucket(&bucket);
+    let engine = DataEngine::new(app.records.clone(), sources(&c, &bucket));
+    Ok((app, engine))
 }

@@ -116,6 +116,12 @@ impl ApiError {
 }
 
 /// Storage and queue failures are ours: they become 500s (or 503s where the caller may retry).
+impl From<crate::store::records::RecordsError> for ApiError {
+    fn from(e: crate::store::records::RecordsError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         Self::Internal(e.to_string())

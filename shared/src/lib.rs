@@ -3,22 +3,31 @@
 //! - [`domain`]: the model and its rules (values exist only when valid).
 //! - [`store`]: DynamoDB single-table storage (key design and access patterns in its docs).
 //! - [`queue`]: the run queue (SQS).
-//! - [`auth`]: API keys to callers; the authorizer's verdict.
-//! - [`http`]: routes, handlers and the one mapping of errors to HTTP.
+//! - [`auth`]: API keys to callers.
+//! - [`context`]: what each kind of function holds (clients, configuration), built at init.
+//! - [`http`]: routes, one handler per endpoint, and the one mapping of errors to HTTP.
 //! - [`idempotency`]: `Idempotency-Key` replays.
-//! - [`trigger`], [`worker`], [`scheduler`]: a run's way from trigger to its end.
-//! - [`engine`]: what a run does with records.
-//! - [`app`]: what a function needs at start (clients, configuration) and its entrypoints.
+//! - [`trigger`], [`scheduler`], `worker`: a run's way from trigger to its end.
+//! - `engine`: what a run does with records.
+//! - [`app`]: the Lambda entrypoints.
+//!
+//! `engine` and `worker` exist only with the `engine` feature, which only the worker function
+//! (and the local stack) turns on: an API function cannot link the engine, reqwest or the S3
+//! and STS clients, because for it they are not compiled.
 
 pub mod app;
 pub mod auth;
+pub mod context;
 pub mod domain;
+#[cfg(feature = "engine")]
 pub mod engine;
 pub mod error;
 pub mod http;
 pub mod idempotency;
 pub mod queue;
 pub mod scheduler;
+pub mod settings;
 pub mod store;
 pub mod trigger;
+#[cfg(feature = "engine")]
 pub mod worker;

@@ -10,14 +10,14 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::app::App;
+use crate::context::Queues;
 use crate::domain::pipeline::Pipeline;
 use crate::domain::run::{Run, RunMessage, Trigger};
 use crate::domain::stamp;
+use crate::settings::RunSettings;
 use crate::store::entity::from_item;
 use crate::store::{index, Item, StoreError};
 use crate::trigger::{trigger, Slot, TriggerError};
-use crate::worker::RunSettings;
 
 /// At most this many entries per shard and kind in one tick; the rest wait for the next.
 const PER_SHARD: usize = 200;
@@ -30,7 +30,7 @@ pub struct TickReport {
     pub failed: usize,
 }
 
-pub async fn tick(app: &App, settings: &RunSettings, now: DateTime<Utc>) -> Result<TickReport, StoreError> {
+pub async fn tick(app: &impl Queues, settings: &RunSettings, now: DateTime<Utc>) -> Result<TickReport, StoreError> {
     let mut report = TickReport::default();
     for shard in 0..index::SHARDS {
         fire_due(app, shard, now, &mut report).await?;
@@ -43,8 +43,8 @@ pub async fn tick(app: &App, settings: &RunSettings, now: DateTime<Utc>) -> Resu
     Ok(report)
 }
 
-async fn fire_due(app: &App, shard: u32, now: DateTime<Utc>, report: &mut TickReport) -> Result<(), StoreError> {
-    for item in app.store.index_upto(index::DUE, shard, &stamp(now), PER_SHARD).await? {
+async fn fire_due(app: &impl Queues, shard: u32, now: DateTime<Utc>, report: &mut TickReport) -> Result<(), StoreError> {
+    for item in app.store().index_upto(index::DUE, shard, &stamp(now), PER_SHARD).await? {
         let Some((tenant, pipeline)) = decode::<Pipeline>(item) else { continue };
         let Some(slot) = pipeline.next_run_at.clone() else { continue };
         let next = pipeline.next_slot_after(now);
@@ -53,7 +53,7 @@ async fn fire_due(app: &App, shard: u32, now: DateTime<Utc>, report: &mut TickRe
             // Another tick fired it, or it was deleted or rescheduled meanwhile.
             Err(TriggerError::PipelineGone) => {}
             Err(TriggerError::AtCapacity(_)) => {
-                if app.store.advance_schedule(&tenant, &pipeline.id, &slot, next.map(stamp).as_deref()).await? {
+                if app.store().advance_schedule(&tenant, &pipeline.id, &slot, next.map(stamp).as_deref()).await? {
                     tracing::info!(pipeline_id = %pipeline.id, %slot, "slot skipped: maxConcurrentRuns reached");
                     report.skipped += 1;
                 }
@@ -63,23 +63,22 @@ async fn fire_due(app: &App, shard: u32, now: DateTime<Utc>, report: &mut TickRe
                 report.fired += 1;
             }
             Err(TriggerError::Store(e)) => return Err(e),
-            Err(e @ TriggerError::NoQueue) => return Err(StoreError::Dynamo { op: "SendMessage", detail: e.to_string() }),
         }
     }
     Ok(())
 }
 
 async fn resend_pending(
-    app: &App,
+    app: &impl Queues,
     settings: &RunSettings,
     shard: u32,
     now: DateTime<Utc>,
     report: &mut TickReport,
 ) -> Result<(), StoreError> {
-    for item in app.store.index_upto(index::PENDING, shard, &stamp(now - settings.pending_resend), PER_SHARD).await? {
+    for item in app.store().index_upto(index::PENDING, shard, &stamp(now - settings.pending_resend), PER_SHARD).await? {
         let Some((tenant, run)) = decode::<Run>(item) else { continue };
         // Moved first, so that a send that fails again is retried a period later, not every tick.
-        if app.store.reindex_run(&tenant, &run, &stamp(now)).await? && send(app, &tenant, &run).await {
+        if app.store().reindex_run(&tenant, &run, &stamp(now)).await? && send(app, &tenant, &run).await {
             report.resent += 1;
         }
     }
@@ -87,21 +86,21 @@ async fn resend_pending(
 }
 
 async fn sweep_leases(
-    app: &App,
+    app: &impl Queues,
     settings: &RunSettings,
     shard: u32,
     now: DateTime<Utc>,
     report: &mut TickReport,
 ) -> Result<(), StoreError> {
-    for item in app.store.index_upto(index::LEASE, shard, &stamp(now), PER_SHARD).await? {
+    for item in app.store().index_upto(index::LEASE, shard, &stamp(now), PER_SHARD).await? {
         let Some((tenant, run)) = decode::<Run>(item) else { continue };
         // A checkpointed run waits for its follow-up, not for a new attempt, and a partitioned
         // run's lapsed watchdog asks for coordination: always resend those.
         if run.attempt >= settings.max_attempts && !run.continuation && run.partitions.is_none() {
-            if app.store.fail_exhausted(&tenant, &run, &stamp(now)).await? {
+            if app.store().fail_exhausted(&tenant, &run, &stamp(now)).await? {
                 report.failed += 1;
             }
-        } else if app.store.reindex_run(&tenant, &run, &stamp(now + settings.lease)).await? && send(app, &tenant, &run).await {
+        } else if app.store().reindex_run(&tenant, &run, &stamp(now + settings.lease)).await? && send(app, &tenant, &run).await {
             report.resent += 1;
         }
     }
@@ -119,9 +118,8 @@ fn decode<T: serde::de::DeserializeOwned>(item: Item) -> Option<(crate::domain::
     }
 }
 
-async fn send(app: &App, tenant: &crate::domain::tenant::TenantId, run: &Run) -> bool {
-    let Some(queue) = app.queue.as_ref() else { return false };
-    match queue.send(&RunMessage::new(tenant, run)).await {
+async fn send(app: &impl Queues, tenant: &crate::domain::tenant::TenantId, run: &Run) -> bool {
+    match app.queue().send(&RunMessage::new(tenant, run)).await {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(run_id = %run.id, cause = %e, "resend failed; retried next period");

@@ -4,7 +4,7 @@
 //! scheduler's sweep (pending too long) and sent again; a message without a run could not be.
 //! If the send fails outright the run is marked `failed` at once, never left `pending`.
 
-use crate::app::App;
+use crate::context::Queues;
 use crate::domain::pipeline::{Overlap, Pipeline};
 use crate::domain::run::{Run, RunError, RunMessage, Trigger};
 use crate::domain::tenant::TenantId;
@@ -21,8 +21,6 @@ pub enum TriggerError {
     NotQueued { run: Box<Run>, cause: String },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("QUEUE_URL is not configured")]
-    NoQueue,
 }
 
 /// A schedule slot being fired: the pipeline's `nextRunAt` must still be `slot`.
@@ -33,22 +31,27 @@ pub struct Slot<'a> {
 
 /// Creates a pending run of `pipeline` and enqueues it. With `overlap: skip` and
 /// `maxConcurrentRuns` reached, nothing is created (`AtCapacity`).
-pub async fn trigger(app: &App, tenant: &TenantId, pipeline: &Pipeline, how: Trigger, slot: Option<Slot<'_>>) -> Result<Run, TriggerError> {
-    let queue = app.queue.as_ref().ok_or(TriggerError::NoQueue)?;
+pub async fn trigger(
+    app: &impl Queues,
+    tenant: &TenantId,
+    pipeline: &Pipeline,
+    how: Trigger,
+    slot: Option<Slot<'_>>,
+) -> Result<Run, TriggerError> {
     let config = &pipeline.execution_config;
     let skip_at = config.max_concurrent_runs.filter(|_| config.overlap() == Overlap::Skip);
     let mut run = Run::new(pipeline.id.clone(), how, &now());
     let next = slot.as_ref().map(|s| (s.slot, s.next.map(stamp)));
     run.scheduled_for = next.as_ref().map(|(slot, _)| slot.to_string());
     let claim = next.as_ref().map(|(slot, next)| (*slot, next.as_deref()));
-    match app.store.create_run(tenant, &run, skip_at, claim).await? {
+    match app.store().create_run(tenant, &run, skip_at, claim).await? {
         CreateRun::Created => {}
         CreateRun::PipelineGone => return Err(TriggerError::PipelineGone),
         CreateRun::AtCapacity => return Err(TriggerError::AtCapacity(skip_at.unwrap_or_default())),
     }
-    if let Err(e) = queue.send(&RunMessage::new(tenant, &run)).await {
+    if let Err(e) = app.queue().send(&RunMessage::new(tenant, &run)).await {
         let error = RunError::new("ENQUEUE_FAILED", "the run could not be queued");
-        app.store.fail_pending_run(tenant, &run, error, &now()).await?;
+        app.store().fail_pending_run(tenant, &run, error, &now()).await?;
         return Err(TriggerError::NotQueued { run: Box::new(run), cause: e.to_string() });
     }
     tracing::info!(run_id = %run.id, pipeline_id = %pipeline.id, trigger = ?how, "run queued");

@@ -1,4 +1,4 @@
-//! `POST /api/v1/pipelines/{id}/runs/{runId}/cancel`: wires the shared handler to the Lambda runtime.
+//! `POST /api/v1/pipelines/{id}/runs/{runId}/cancel`: its handler over its context, on the Lambda runtime.
 fn main() -> Result<(), shared::app::Error> {
-    shared::app::serve(shared::http::Endpoint::CancelRun)
+    shared::app::serve(shared::http::handlers::cancel_run::<shared::context::Api>())
 }

@@ -1,4 +1,4 @@
-//! `POST /api/v1/api-keys`: wires the shared handler to the Lambda runtime.
+//! `POST /api/v1/api-keys`: its handler over its context, on the Lambda runtime.
 fn main() -> Result<(), shared::app::Error> {
-    shared::app::serve(shared::http::Endpoint::CreateApiKey)
+    shared::app::serve(shared::http::handlers::create_api_key::<shared::context::Api>())
 }

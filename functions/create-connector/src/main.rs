@@ -1,4 +1,4 @@
-//! `POST /api/v1/connectors`: wires the shared handler to the Lambda runtime.
+//! `POST /api/v1/connectors`: its handler over its context, on the Lambda runtime.
 fn main() -> Result<(), shared::app::Error> {
-    shared::app::serve(shared::http::Endpoint::CreateConnector)
+    shared::app::serve(shared::http::handlers::create_connector::<shared::context::Api>())
 }

@@ -1,4 +1,4 @@
-//! `POST /api/v1/pipelines`: wires the shared handler to the Lambda runtime.
+//! `POST /api/v1/pipelines`: its handler over its context, on the Lambda runtime.
 fn main() -> Result<(), shared::app::Error> {
-    shared::app::serve(shared::http::Endpoint::CreatePipeline)
+    shared::app::serve(shared::http::handlers::create_pipeline::<shared::context::Api>())
 }

@@ -1,4 +1,4 @@
-//! `POST /api/v1/schemas`: wires the shared handler to the Lambda runtime.
+//! `POST /api/v1/schemas`: its handler over its context, on the Lambda runtime.
 fn main() -> Result<(), shared::app::Error> {
-    shared::app::serve(shared::http::Endpoint::CreateSchema)
+    shared::app::serve(shared::http::handlers::create_schema::<shared::context::Api>())
 }

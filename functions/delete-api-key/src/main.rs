@@ -1,4 +1,4 @@
-//! `DELETE /api/v1/api-keys`: wires the shared handler to the Lambda runtime.
+//! `DELETE /api/v1/api-keys`: its handler over its context, on the Lambda runtime.
 fn main() -> Result<(), shared::app::Error> {
-    shared::app::serve(shared::http::Endpoint::DeleteApiKey)
+    shared::app::serve(shared::http::handlers::delete_api_key::<shared::context::Api>())
 }

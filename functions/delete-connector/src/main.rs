@@ -1,4 +1,4 @@
-//! `DELETE /api/v1/connectors`: wires the shared handler to the Lambda runtime.
+//! `DELETE /api/v1/connectors`: its handler over its context, on the Lambda runtime.
 fn main() -> Result<(), shared::app::Error> {
-    shared::app::serve(shared::http::Endpoint::DeleteConnector)
+    shared::app::serve(shared::http::handlers::delete_connector::<shared::context::Api>())
 }

@@ -1,4 +1,4 @@
-//! `GET /api/v1/connectors/{id}`: wires the shared handler to the Lambda runtime.
+//! `GET /api/v1/connectors/{id}`: its handler over its context, on the Lambda runtime.
 fn main() -> Result<(), shared::app::Error> {
-    shared::app::serve(shared::http::Endpoint::GetConnector)
+    shared::app::serve(shared::http::handlers::get_connector::<shared::context::Api>())
 }

@@ -1,4 +1,4 @@
-//! `GET /api/v1/pipelines/{id}`: wires the shared handler to the Lambda runtime.
+//! `GET /api/v1/pipelines/{id}`: its handler over its context, on the Lambda runtime.
 fn main() -> Result<(), shared::app::Error> {
-    shared::app::serve(shared::http::Endpoint::GetPipeline)
+    shared::app::serve(shared::http::handlers::get_pipeline::<shared::context::Api>())
 }

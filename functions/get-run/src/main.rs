@@ -1,4 +1,4 @@
-//! `GET /api/v1/pipelines/{id}/runs/{runId}`: wires the shared handler to the Lambda runtime.
+//! `GET /api/v1/pipelines/{id}/runs/{runId}`: its handler over its context, on the Lambda runtime.
 fn main() -> Result<(), shared::app::Error> {
-    shared::app::serve(shared::http::Endpoint::GetRun)
+    shared::app::serve(shared::http::handlers::get_run::<shared::context::Api>())
 }

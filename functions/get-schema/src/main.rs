@@ -1,4 +1,4 @@
-//! `GET /api/v1/schemas/{id}`: wires the shared handler to the Lambda runtime.
+//! `GET /api/v1/schemas/{id}`: its handler over its context, on the Lambda runtime.
 fn main() -> Result<(), shared::app::Error> {
-    shared::app::serve(shared::http::Endpoint::GetSchema)
+    shared::app::serve(shared::http::handlers::get_schema::<shared::context::Api>())
 }

@@ -1,4 +1,4 @@
-//! `GET /api/v1/connectors`: wires the shared handler to the Lambda runtime.
+//! `GET /api/v1/connectors`: its handler over its context, on the Lambda runtime.
 fn main() -> Result<(), shared::app::Error> {
-    shared::app::serve(shared::http::Endpoint::ListConnectors)
+    shared::app::serve(shared::http::handlers::list_connectors::<shared::context::Api>())
 }

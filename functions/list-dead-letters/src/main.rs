@@ -1,4 +1,4 @@
-//! `GET /api/v1/pipelines/{id}/runs/{runId}/dead-letters`: wires the shared handler to the Lambda runtime.
+//! `GET /api/v1/pipelines/{id}/runs/{runId}/dead-letters`: its handler over its context, on the Lambda runtime.
 fn main() -> Result<(), shared::app::Error> {
-    shared::app::serve(shared::http::Endpoint::ListDeadLetters)
+    shared::app::serve(shared::http::handlers::list_dead_letters::<shared::context::RecordsApi>())
 }

@@ -1,4 +1,4 @@
-//! `GET /api/v1/pipelines`: wires the shared handler to the Lambda runtime.
+//! `GET /api/v1/pipelines`: its handler over its context, on the Lambda runtime.
 fn main() -> Result<(), shared::app::Error> {
-    shared::app::serve(shared::http::Endpoint::ListPipelines)
+    shared::app::serve(shared::http::handlers::list_pipelines::<shared::context::Api>())
 }

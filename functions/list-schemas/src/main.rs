@@ -1,4 +1,4 @@
-//! `GET /api/v1/schemas`: wires the shared handler to the Lambda runtime.
+//! `GET /api/v1/schemas`: its handler over its context, on the Lambda runtime.
 fn main() -> Result<(), shared::app::Error> {
-    shared::app::serve(shared::http::Endpoint::ListSchemas)
+    shared::app::serve(shared::http::handlers::list_schemas::<shared::context::Api>())
 }

@@ -1,4 +1,4 @@
-//! The HTTP API's `$default` route: 404 or 405 in the product's error format.
+//! API Gateway's `$default` route: 404, or 405 where the path exists with other methods.
 fn main() -> Result<(), shared::app::Error> {
-    shared::app::serve(shared::http::Endpoint::NotFound)
+    shared::app::serve(shared::http::handlers::not_found_route::<shared::context::Api>())
 }

@@ -1,4 +1,4 @@
-//! `PUT /api/v1/connectors`: wires the shared handler to the Lambda runtime.
+//! `PUT /api/v1/connectors`: its handler over its context, on the Lambda runtime.
 fn main() -> Result<(), shared::app::Error> {
-    shared::app::serve(shared::http::Endpoint::UpdateConnector)
+    shared::app::serve(shared::http::handlers::update_connector::<shared::context::Api>())
 }

@@ -1,4 +1,4 @@
-//! `PUT /api/v1/pipelines`: wires the shared handler to the Lambda runtime.
+//! `PUT /api/v1/pipelines`: its handler over its context, on the Lambda runtime.
 fn main() -> Result<(), shared::app::Error> {
-    shared::app::serve(shared::http::Endpoint::UpdatePipeline)
+    shared::app::serve(shared::http::handlers::update_pipeline::<shared::context::Api>())
 }

@@ -1,4 +1,4 @@
-//! `PUT /api/v1/schemas`: wires the shared handler to the Lambda runtime.
+//! `PUT /api/v1/schemas`: its handler over its context, on the Lambda runtime.
 fn main() -> Result<(), shared::app::Error> {
-    shared::app::serve(shared::http::Endpoint::UpdateSchema)
+    shared::app::serve(shared::http::handlers::update_schema::<shared::context::Api>())
 }

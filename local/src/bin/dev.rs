@@ -2,6 +2,7 @@
 //! and the source bucket, runs the worker (polling the queue) and the scheduler (every minute),
 //! issues an admin key for the `demo` tenant, and serves the API on 127.0.0.1:$PORT (3000).
 
+use shared::context::Stores;
 use std::sync::Arc;
 
 use shared::app::{init_tracing, Error};
@@ -17,13 +18,13 @@ async fn main() -> Result<(), Error> {
     let app = Arc::new(app);
 
     // The worker polls the queue and the scheduler ticks every minute, as in AWS.
-    let settings = shared::worker::RunSettings::from_env();
+    let settings = shared::settings::RunSettings::from_env();
     local::runner::spawn_worker(app.clone(), Arc::new(engine), settings.clone());
     local::runner::spawn_scheduler(app.clone(), settings);
 
     let tenant = TenantId::parse("demo")?;
     let key = issue(&tenant, "make dev".into(), Role::Admin, &shared::domain::now());
-    app.store.create(&tenant, &key.stored).await?;
+    app.store().create(&tenant, &key.stored).await?;
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let base = format!("http://127.0.0.1:{port}");

@@ -2,7 +2,9 @@
 //! the table named by `TABLE_NAME`, through the usual AWS environment (the Makefile points it at
 //! the local stack unless `TABLE_NAME` is already set). The key alone is the last line printed.
 
-use shared::app::{App, Error};
+use shared::app::Error;
+use shared::context::App;
+use shared::context::Stores;
 use shared::domain::api_key::issue;
 use shared::domain::tenant::{Role, TenantId};
 
@@ -15,8 +17,8 @@ async fn main() -> Result<(), Error> {
     let name = arg("NAME").unwrap_or_else(|| format!("{} key", role.as_str()));
     let app = App::from_env().await?;
     let issued = issue(&tenant, name, role, &shared::domain::now());
-    app.store.create(&tenant, &issued.stored).await?;
-    println!("issued {} key {} for tenant {tenant} in table {}:", role.as_str(), issued.stored.id, app.store.table());
+    app.store().create(&tenant, &issued.stored).await?;
+    println!("issued {} key {} for tenant {tenant} in table {}:", role.as_str(), issued.stored.id, app.store().table());
     println!("{}", issued.key);
     Ok(())
 }

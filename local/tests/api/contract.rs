@@ -94,20 +94,9 @@ async fn every_sample_event_is_accepted_by_its_function() {
         let name = file.trim_end_matches(".json").to_string();
         let text = swap(std::fs::read_to_string(repo(&format!("events/{file}"))).unwrap(), name.starts_with("delete-"));
         let mut event: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-        if name == "authorizer" {
-            event["headers"]["authorization"] = json!(format!("Bearer {}", app.key));
-            event["headers"]["x-tenant-id"] = json!(app.tenant);
-            let event = serde_json::from_value(event).unwrap_or_else(|e| panic!("{file}: {e}"));
-            let response = shared::app::authorizer_response(&app.app, &event).await;
-            assert!(response.is_authorized);
-            assert_eq!(response.context["tenantId"], app.tenant.as_str(), "{file}");
-            assert_eq!(response.context["role"], "admin", "{file}");
-            seen.insert(name);
-            continue;
-        }
         if name == "worker" {
             let event = serde_json::from_value(event).unwrap_or_else(|e| panic!("{file}: {e}"));
-            let settings = shared::worker::RunSettings::default();
+            let settings = shared::settings::RunSettings::default();
             let response = shared::app::worker_batch(&app.app, &app.engine(), &settings, event).await;
             assert!(response.batch_item_failures.is_empty(), "{file}");
             seen.insert(name);
@@ -115,14 +104,15 @@ async fn every_sample_event_is_accepted_by_its_function() {
         }
         if name == "scheduler" {
             assert_eq!(event["detail-type"], "Scheduled Event", "{file}");
-            shared::scheduler::tick(&app.app, &shared::worker::RunSettings::default(), chrono::Utc::now()).await.expect("tick");
+            shared::scheduler::tick(&*app.app, &shared::settings::RunSettings::default(), chrono::Utc::now()).await.expect("tick");
             seen.insert(name);
             continue;
         }
-        event["requestContext"]["authorizer"]["lambda"]["tenantId"] = json!(app.tenant);
+        event["headers"]["authorization"] = json!(format!("Bearer {}", app.key));
+        event["headers"]["x-tenant-id"] = json!(app.tenant);
         let endpoint = ROUTES.iter().find(|r| r.function == name).map_or(Endpoint::NotFound, |r| r.endpoint);
         let request = lambda_http::request::from_str(&event.to_string()).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let reply = handle(&app.app, endpoint, request).await;
+        let reply = handle(&*app.app, &shared::http::handlers::function(endpoint), request).await;
         let status = reply.status().as_u16();
         if endpoint == Endpoint::NotFound {
             assert_eq!(status, 404, "{file}");
@@ -132,6 +122,6 @@ async fn every_sample_event_is_accepted_by_its_function() {
         seen.insert(name);
     }
     let mut want: BTreeSet<String> = ROUTES.iter().map(|r| r.function.to_string()).collect();
-    want.extend(["authorizer", "not-found", "worker", "scheduler"].map(String::from));
+    want.extend(["not-found", "worker", "scheduler"].map(String::from));
     assert_eq!(seen, want, "one event per function");
 }

@@ -2,7 +2,8 @@
 //! field type, through the real worker, queue and tables.
 
 use serde_json::{json, Value};
-use shared::worker::RunSettings;
+use shared::context::Stores;
+use shared::settings::RunSettings;
 
 use crate::support::*;
 
@@ -660,10 +661,10 @@ async fn truncate_midway_shows_the_old_rows_and_a_failed_run_keeps_them() {
     let pk = format!("T#{}#S#{schema_id}#G#{rid}", app.tenant);
     let left = app
         .app
-        .store
+        .store()
         .client()
         .query()
-        .table_name(app.app.records.as_ref().unwrap().table())
+        .table_name(app.app.records.table())
         .key_condition_expression("PK = :pk")
         .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
         .send()
@@ -697,12 +698,12 @@ async fn deduplicate_claims_are_kept_by_the_row_that_made_them_even_when_replaye
     use shared::engine::dedupe::Marks;
     let app = spawn_app().await;
     let run = shared::domain::ids::RunId::generate();
-    let marks = app.app.records.as_ref().unwrap().marks(&app.tenant_id(), &run, Some(2));
+    let marks = app.app.records.marks(&app.tenant_id(), &run, Some(2));
     let claims = |v: &[(&str, u64)]| v.iter().map(|(k, r)| (k.to_string(), *r)).collect::<Vec<_>>();
     assert_eq!(marks.claim("n", claims(&[("a", 1), ("b", 2), ("big".repeat(500).as_str(), 3)])).await.unwrap(), [true, true, true]);
     // The same rows again (a batch replayed after a crash) keep their keys; other rows do not.
     assert_eq!(marks.claim("n", claims(&[("a", 1), ("b", 7)])).await.unwrap(), [true, false]);
     // Another partition's row 1 is another row.
-    let other = app.app.records.as_ref().unwrap().marks(&app.tenant_id(), &run, Some(3));
+    let other = app.app.records.marks(&app.tenant_id(), &run, Some(3));
     assert_eq!(other.claim("n", claims(&[("a", 1)])).await.unwrap(), [false]);
 }

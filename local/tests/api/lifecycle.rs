@@ -1,5 +1,6 @@
 //! Runs through the worker and the scheduler, over the real queue and table.
 
+use shared::context::Stores;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
@@ -231,7 +232,7 @@ async fn a_lost_send_is_recovered_by_the_sweep() {
     let app = spawn_isolated_app().await;
     let pid = pipeline(&app, json!({})).await;
     let run = shared::domain::run::Run::new(PipelineId::parse(&pid).unwrap(), shared::domain::run::Trigger::Manual, &shared::domain::now());
-    app.app.store.create_run(&app.tenant_id(), &run, None, None).await.unwrap();
+    app.app.store().create_run(&app.tenant_id(), &run, None, None).await.unwrap();
     let s = settings(5_000, 3);
     assert_eq!(tick(&app.app, &s, Utc::now()).await.unwrap().resent, 0, "not pending long enough yet");
     let report = tick(&app.app, &s, Utc::now() + Duration::seconds(121)).await.unwrap();
@@ -397,10 +398,10 @@ async fn idempotency_keys_replay_the_first_response() {
     assert_eq!(app.get(&format!("/pipelines/{pid}/runs")).await.body.as_array().unwrap().len(), 1);
     let stored = app
         .app
-        .store
+        .store()
         .client()
         .get_item()
-        .table_name(app.app.store.table())
+        .table_name(app.app.store().table())
         .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(format!("T#{}", app.tenant)))
         .key("SK", aws_sdk_dynamodb::types::AttributeValue::S("IDEM#nightly-2026-11-29".into()))
         .send()

@@ -177,11 +177,11 @@ async fn lost_partition_messages_are_sent_again_by_the_sweep() {
     let schema_id = schema(&app, fields()).await;
     let pid = chain(&app, &conn, &schema_id, vec![], per_object(2, json!({}))).await;
     let rid = app.trigger(&pid).await;
-    let quick = shared::worker::RunSettings { lease: chrono::Duration::milliseconds(500), ..settings() };
+    let quick = shared::settings::RunSettings { lease: chrono::Duration::milliseconds(500), ..settings() };
     let first = app.queued().await;
     assert_eq!(process_message(&app.app, &app.engine(), &quick, &first[0].to_string()).await.unwrap(), Outcome::FannedOut(4));
     // Both partition messages are lost.
-    let queue = app.app.queue.as_ref().unwrap();
+    let queue = &app.app.queue;
     app.sqs.purge_queue().queue_url(queue.url()).send().await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     // The run's watchdog has lapsed: the sweep sends the run message, which sends them again.

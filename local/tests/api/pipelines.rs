@@ -1,3 +1,4 @@
+use shared::context::Stores;
 use std::collections::HashSet;
 
 use futures::future::join_all;
@@ -315,12 +316,12 @@ async fn delete_removes_the_pipeline_and_its_runs() {
     }
     let pid = shared::domain::ids::PipelineId::parse(id).unwrap();
     let tenant = shared::domain::tenant::TenantId::parse(&app.tenant).unwrap();
-    assert_eq!(app.app.store.list_runs(&tenant, &pid, 100).await.unwrap().len(), 3);
+    assert_eq!(app.app.store().list_runs(&tenant, &pid, 100).await.unwrap().len(), 3);
 
     assert_eq!(app.delete(&format!("/pipelines?id={id}")).await.status, 204);
     assert_error(&app.get(&format!("/pipelines/{id}")).await, 404, "NOT_FOUND");
     assert_error(&app.delete(&format!("/pipelines?id={id}")).await, 404, "NOT_FOUND");
-    assert!(app.app.store.list_runs(&tenant, &pid, 100).await.unwrap().is_empty());
+    assert!(app.app.store().list_runs(&tenant, &pid, 100).await.unwrap().is_empty());
     // Its connector and schema are free again.
     assert_eq!(app.delete(&format!("/connectors?id={}", created["connector"]["id"].as_str().unwrap())).await.status, 204);
     assert_eq!(app.delete(&format!("/schemas?id={}", created["schema"]["id"].as_str().unwrap())).await.status, 204);

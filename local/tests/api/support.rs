@@ -2,11 +2,12 @@
 //! SDK, with a fresh tenant and an admin key for it. Every test gets its own tenant and queue, so
 //! tests run in parallel without seeing each other (which is itself tenant isolation at work).
 
+use shared::context::Stores;
 use std::sync::Arc;
 
 use reqwest::{Method, RequestBuilder};
 use serde_json::{json, Value};
-use shared::app::App;
+use shared::context::App;
 use shared::domain::api_key::issue;
 use shared::domain::tenant::{Role, TenantId};
 
@@ -58,8 +59,7 @@ async fn spawn(table: &str, queue_url: Option<&str>) -> TestApp {
     let queue_url = queue_url.map(str::to_string).unwrap_or(own_queue);
     let source_bucket = local::stack::source_bucket();
     local::stack::ensure_bucket(&clients.s3, &source_bucket).await.expect("source bucket");
-    let app = App::new(clients.dynamodb.clone(), clients.sqs.clone(), table, Some(&queue_url))
-        .with_records(&local::stack::records_table(table))
+    let app = App::new(clients.dynamodb.clone(), clients.sqs.clone(), table, &queue_url, &local::stack::records_table(table))
         .with_source_bucket(&source_bucket);
     let engine_sources = local::stack::sources(&clients, &source_bucket);
     let app = Arc::new(app);
@@ -89,7 +89,7 @@ impl TestApp {
     pub async fn key_for(&self, tenant: &str, role: Role) -> String {
         let tenant = TenantId::parse(tenant).expect("tenant");
         let issued = issue(&tenant, "test".into(), role, &shared::domain::now());
-        self.app.store.create(&tenant, &issued.stored).await.expect("key");
+        self.app.store().create(&tenant, &issued.stored).await.expect("key");
         issued.key
     }
 
@@ -243,7 +243,7 @@ impl shared::engine::job::Engine for HangingEngine {
 impl TestApp {
     /// The data engine over this app's records table; sources may reach loopback (test servers).
     pub fn engine(&self) -> shared::engine::execute::DataEngine {
-        let records = self.app.records.clone().expect("records table");
+        let records = self.app.records.clone();
         let sources = shared::engine::source::SourceContext::with_clients(self.s3.clone(), self.sts.clone(), true);
         let buckets = shared::domain::source_access::SourceBuckets { deployment: Some(self.source_bucket.clone()) };
         shared::engine::execute::DataEngine::new(records, shared::engine::source::SourceContext { buckets, ..sources })

@@ -14,19 +14,12 @@
 //! - json: any value as it is.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
-use serde::Serialize;
 use serde_json::{Number, Value};
 
 use super::record::{loose_number, Record};
 use crate::domain::schema::{Field, FieldType};
 
-/// Why one field of a record does not fit its schema.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FieldIssue {
-    pub field: String,
-    pub message: String,
-}
+pub use crate::domain::report::FieldIssue;
 
 /// The record as the schema wants it, or every issue found in it.
 ///

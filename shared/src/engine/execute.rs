@@ -8,8 +8,6 @@
 //! writes are idempotent (upserts by key, appends by run and row number), so a batch written
 //! twice after a crash lands once.
 
-use std::collections::BTreeMap;
-
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -31,8 +29,7 @@ use crate::domain::schema::{Field, Schema};
 use crate::domain::tenant::TenantId;
 use crate::store::limits;
 
-/// Validation errors kept on a run.
-const MAX_VALIDATION_ERRORS: usize = 20;
+pub use crate::domain::report::{NodeCount, Progress, Stats, ValidationError};
 
 pub struct DataEngine {
     pub records: RecordsTable,
@@ -51,50 +48,6 @@ impl DataEngine {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeCount {
-    #[serde(rename = "in")]
-    pub rows_in: u64,
-    #[serde(rename = "out")]
-    pub rows_out: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ValidationError {
-    /// In a partitioned run, rows number from 1 in each partition.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partition: Option<u32>,
-    pub row: u64,
-    pub field: String,
-    pub message: String,
-}
-
-/// What a run reports; carried across continuations.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct Stats {
-    pub rows_in: u64,
-    pub rows_out: u64,
-    pub failed_rows: u64,
-    pub skipped_rows: u64,
-    pub dead_letters: u64,
-    pub node_counts: BTreeMap<String, NodeCount>,
-    pub validation_errors: Vec<ValidationError>,
-    pub progress: Progress,
-}
-
-/// How far a run has read its source, for a user watching it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct Progress {
-    pub records_read: u64,
-    pub bytes_read: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bytes_total: Option<u64>,
-}
-
 /// Where a suspended run resumes: the source's position and the counts up to it (kept apart
 /// from the run's live `stats`, which heartbeats move on past the checkpoint).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -103,43 +56,6 @@ pub struct Checkpoint {
     pub records_read: u64,
     pub position: Position,
     pub stats: Stats,
-}
-
-impl Stats {
-    /// Adds partition `index`'s counts to these: the run's counts are its partitions' sum, and
-    /// its validation errors the first of theirs, in partition order.
-    pub fn merge(&mut self, index: u32, other: Stats) {
-        self.rows_in += other.rows_in;
-        self.rows_out += other.rows_out;
-        self.failed_rows += other.failed_rows;
-        self.skipped_rows += other.skipped_rows;
-        self.dead_letters += other.dead_letters;
-        for (node, count) in other.node_counts {
-            let sum = self.node_counts.entry(node).or_default();
-            sum.rows_in += count.rows_in;
-            sum.rows_out += count.rows_out;
-        }
-        let room = MAX_VALIDATION_ERRORS.saturating_sub(self.validation_errors.len());
-        self.validation_errors
-            .extend(other.validation_errors.into_iter().take(room).map(|e| ValidationError { partition: Some(index), ..e }));
-        self.progress.records_read += other.progress.records_read;
-        self.progress.bytes_read += other.progress.bytes_read;
-    }
-
-    /// Counts a failed row and keeps its first issues.
-    pub fn fail(&mut self, row: u64, issues: &[FieldIssue]) {
-        self.failed_rows += 1;
-        for issue in issues {
-            if self.validation_errors.len() < MAX_VALIDATION_ERRORS {
-                self.validation_errors.push(ValidationError {
-                    partition: None,
-                    row,
-                    field: issue.field.clone(),
-                    message: issue.message.clone(),
-                });
-            }
-        }
-    }
 }
 
 enum Step {

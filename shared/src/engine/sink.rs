@@ -1,19 +1,6 @@
-//! The records table: where runs write the rows of a schema, and where failed rows are kept.
-//!
-//! | item | PK | SK |
-//! |---|---|---|
-//! | a row, `upsert` | `T#<t>#S#<schemaId>[#G#<generation>]` | `K#<JSON array of the primary key values>` |
-//! | a row, `append` | `T#<t>#S#<schemaId>[#G#<generation>]` | `A#<runId>#[P<partition>#]<row number>` |
-//! | a dead letter | `T#<t>#R#<runId>` | `D#[P<partition>#]<row number>` |
-//!
-//! A schema's rows are one generation: readers see the one its schema item names (none: the
-//! first). A `truncate` run writes a generation of its own (its run id) and switches readers to
-//! it when it completes, so no reader ever sees a half-emptied table; the old generation is
-//! deleted after the switch, and a failed or cancelled run's new one instead.
-//!
-//! A row's values live in its `data` map (beside `runId` and `writtenAt`), so field names never
-//! collide with the keys. Writes go through [`crate::store::batch`]: requests of 25, unprocessed
-//! items retried with backoff.
+//! Writing rows: what the engine puts in the records table (its layout is in
+//! [`crate::store::records`]). Writes go through [`crate::store::batch`]: requests of 25,
+//! unprocessed items retried with backoff.
 
 use std::collections::HashMap;
 
@@ -27,6 +14,8 @@ use crate::domain::ids::{RunId, SchemaId};
 use crate::domain::run::RunError;
 use crate::domain::schema::Schema;
 use crate::domain::tenant::TenantId;
+use crate::store::records::dead_letters_pk;
+pub use crate::store::records::{schema_pk, RecordsTable};
 use crate::store::{batch, limits};
 
 type Item = HashMap<String, AttributeValue>;
@@ -90,12 +79,6 @@ impl Sink for CountingSink {
     }
 }
 
-#[derive(Clone, Debug)]
-pub struct RecordsTable {
-    client: Client,
-    table: String,
-}
-
 /// A row ready to be written: its sort key and its values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -109,18 +92,6 @@ fn s(v: impl Into<String>) -> AttributeValue {
 
 fn write_error(message: impl Into<String>) -> RunError {
     RunError::new("WRITE_FAILED", message)
-}
-
-/// Where a generation of a schema's rows lives (`None`: the first generation).
-pub fn schema_pk(tenant: &TenantId, schema: &SchemaId, generation: Option<&str>) -> String {
-    match generation {
-        None => format!("T#{tenant}#S#{schema}"),
-        Some(generation) => format!("T#{tenant}#S#{schema}#G#{generation}"),
-    }
-}
-
-fn dead_letters_pk(tenant: &TenantId, run: &RunId) -> String {
-    format!("T#{tenant}#R#{run}")
 }
 
 /// The key of an upserted row: its primary key values, as a JSON array (unambiguous whatever
@@ -200,30 +171,22 @@ const STAMP_LEN: usize = 24;
 const LETTER_OVERHEAD: usize = 512;
 
 impl RecordsTable {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
-    }
-
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
     /// Writes rows under `pk`. A key written twice in one call keeps its last row: DynamoDB
     /// refuses a batch that names a key twice, and the later row is the newer.
     pub async fn write(&self, pk: &str, run: &RunId, rows: Vec<Row>) -> Result<(), RunError> {
         let requests = write_requests(pk, run, rows, &crate::domain::now())?;
-        batch::write_all(&self.client, &self.table, requests).await.map_err(|e| write_error(format!("writing rows failed: {e}")))
+        batch::write_all(self.client(), self.table(), requests).await.map_err(|e| write_error(format!("writing rows failed: {e}")))
     }
 
     /// Deletes a generation of a schema's rows (one no reader sees any more, or never saw).
     pub async fn drop_generation(&self, tenant: &TenantId, schema: &SchemaId, generation: Option<&str>) -> Result<u64, RunError> {
         let pk = schema_pk(tenant, schema, generation);
-        batch::clear_partition(&self.client, &self.table, &pk).await.map_err(|e| write_error(format!("deleting old rows failed: {e}")))
+        batch::clear_partition(self.client(), self.table(), &pk).await.map_err(|e| write_error(format!("deleting old rows failed: {e}")))
     }
 
     /// Where `deduplicate` nodes of `run` (in `partition`) claim their keys.
     pub fn marks(&self, tenant: &TenantId, run: &RunId, partition: Option<u32>) -> RunMarks {
-        RunMarks { client: self.client.clone(), table: self.table.clone(), tenant: tenant.clone(), run: run.clone(), partition }
+        RunMarks { client: self.client().clone(), table: self.table().to_string(), tenant: tenant.clone(), run: run.clone(), partition }
     }
 
     /// Keeps failed rows with their run (`errorHandling: dead_letter`).
@@ -249,66 +212,6 @@ impl RecordsTable {
             })
             .collect();
         self.write(&dead_letters_pk(tenant, run), run, rows).await
-    }
-
-    /// A page of a partition's items' `data`, in key order, after the key `after`.
-    async fn page(&self, pk: &str, limit: usize, after: Option<&str>) -> Result<(Vec<(String, Value)>, bool), String> {
-        let mut out = Vec::with_capacity(limit + 1);
-        let mut start = after.map(|sk| Item::from([("PK".to_string(), s(pk)), ("SK".to_string(), s(sk))]));
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk")
-                .expression_attribute_values(":pk", s(pk))
-                .set_exclusive_start_key(start)
-                .limit((limit + 1 - out.len()) as i32)
-                .send()
-                .await
-                .map_err(|e| {
-                    format!("reading rows failed: {}", aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e).unwrap_or("unreachable"))
-                })?;
-            for item in page.items.unwrap_or_default() {
-                let key = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                let data: Value = item
-                    .get("data")
-                    .cloned()
-                    .map(serde_dynamo::from_attribute_value)
-                    .transpose()
-                    .map_err(|e| e.to_string())?
-                    .unwrap_or_default();
-                out.push((key, data));
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() || out.len() > limit {
-                let more = out.len() > limit;
-                out.truncate(limit);
-                return Ok((out, more));
-            }
-        }
-    }
-
-    /// A page of a schema's rows, of the generation readers see.
-    pub async fn rows(
-        &self,
-        tenant: &TenantId,
-        schema: &Schema,
-        limit: usize,
-        after: Option<&str>,
-    ) -> Result<(Vec<(String, Value)>, bool), String> {
-        self.page(&schema_pk(tenant, &schema.id, schema.generation.as_deref()), limit, after).await
-    }
-
-    /// A page of a run's dead letters.
-    pub async fn dead_letters(
-        &self,
-        tenant: &TenantId,
-        run: &RunId,
-        limit: usize,
-        after: Option<&str>,
-    ) -> Result<(Vec<(String, Value)>, bool), String> {
-        self.page(&dead_letters_pk(tenant, run), limit, after).await
     }
 }
 

@@ -1,23 +1,32 @@
 //! HTTP: the route table, request reading, and [`handle`], the one place where a request meets
 //! authentication, roles, its handler and the mapping of errors to responses.
+//!
+//! Each API function serves one [`Function`]: its endpoint and its handler, over the narrowest
+//! context that handler needs ([`crate::context`]). A function's `main` names its handler, so
+//! its binary links that handler and nothing else of [`handlers`].
 
-mod handlers;
+pub mod handlers;
 pub mod page;
 pub mod request;
 pub mod routes;
 
+use futures::future::BoxFuture;
 use lambda_http::{Body, Request, RequestExt, Response};
 use tracing::Instrument;
 
-pub use routes::{resolve, Endpoint, Resolved, ROUTES};
+pub use handlers::Function;
+pub use routes::{resolve, Endpoint, Resolved, Route, ROUTES};
 
-use crate::app::App;
-use crate::auth::Verdict;
-use crate::domain::tenant::Caller;
+use crate::auth::authorize;
+use crate::context::Stores;
+use crate::domain::tenant::{Caller, Role, TenantId};
 use crate::error::ApiError;
 use crate::idempotency::{self, Begin, IdempotencyKey};
 
 pub type Reply = Response<Body>;
+
+/// A handler of one endpoint, over context `C`.
+pub type Handler<C> = for<'a> fn(&'a C, &'a Caller, &'a Request) -> BoxFuture<'a, Result<Reply, ApiError>>;
 
 /// A JSON response.
 pub fn json(status: u16, value: &impl serde::Serialize) -> Reply {
@@ -40,20 +49,20 @@ fn error_reply(e: &ApiError) -> Reply {
 }
 
 /// Runs the handler, under the request's `Idempotency-Key` where the endpoint honours one.
-async fn serve(app: &App, endpoint: Endpoint, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+async fn serve<C: Stores>(app: &C, function: &Function<C>, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let header = req.headers().get("idempotency-key").map(|v| v.to_str().unwrap_or("\u{0}"));
     let key = match header {
-        Some(raw) if endpoint.idempotent() => IdempotencyKey::parse(raw)?,
-        _ => return handlers::dispatch(app, endpoint, caller, req).await,
+        Some(raw) if function.endpoint.idempotent() => IdempotencyKey::parse(raw)?,
+        _ => return (function.handler)(app, caller, req).await,
     };
     let fp = idempotency::fingerprint(req.method().as_str(), req.uri().path(), request::body_bytes(req));
-    if let Begin::Replay { status, body } = idempotency::begin(&app.store, &caller.tenant, &key, &fp).await? {
+    if let Begin::Replay { status, body } = idempotency::begin(app.store(), &caller.tenant, &key, &fp).await? {
         let mut reply =
             Response::builder().status(status).header("content-type", "application/json").body(Body::Text(body)).unwrap_or_default();
         reply.headers_mut().insert("idempotent-replayed", lambda_http::http::HeaderValue::from_static("true"));
         return Ok(reply);
     }
-    let result = handlers::dispatch(app, endpoint, caller, req).await;
+    let result = (function.handler)(app, caller, req).await;
     match &result {
         Ok(reply) if reply.status().is_success() => {
             let body = match reply.body() {
@@ -61,10 +70,10 @@ async fn serve(app: &App, endpoint: Endpoint, caller: &Caller, req: &Request) ->
                 Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
                 _ => String::new(),
             };
-            idempotency::complete(&app.store, &caller.tenant, &key, reply.status().as_u16(), &body).await?;
+            idempotency::complete(app.store(), &caller.tenant, &key, reply.status().as_u16(), &body).await?;
         }
         // A failed request leaves nothing to replay: a retry under the same key runs again.
-        _ => idempotency::abandon(&app.store, &caller.tenant, &key).await?,
+        _ => idempotency::abandon(app.store(), &caller.tenant, &key).await?,
     }
     result
 }
@@ -76,23 +85,43 @@ fn request_id(req: &Request) -> String {
     }
 }
 
-/// Serves one request for `endpoint`: enforces the authorizer's verdict and the route's role,
-/// runs the handler, and answers errors in the product's format. Never panics on client input.
-pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Reply {
-    let verdict = Verdict::from_context(req.request_context_ref().and_then(|c| c.authorizer()).map(|a| &a.fields));
-    let tenant = match &verdict {
-        Verdict::Caller(c) => c.tenant.to_string(),
-        Verdict::Denied(_) => String::new(),
-    };
+fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Authenticates the caller, checks the route's role, and runs the handler.
+///
+/// A read that any key may make (GET, viewer) runs beside the key check, as the tenant the
+/// request names and with the weakest role: the two are one round trip instead of two, and the
+/// read's answer is dropped unless the key belongs to that tenant. Writes wait for the check.
+async fn authenticated<C: Stores>(app: &C, function: &Function<C>, route: &Route, req: &Request) -> Result<Reply, ApiError> {
+    let check = authorize(app.store(), header(req, "authorization"), header(req, "x-tenant-id"));
+    let claimed = header(req, "x-tenant-id").and_then(|t| TenantId::parse(t.trim()).ok());
+    if let (Some(tenant), "GET", Some(Role::Viewer)) = (claimed, route.method, route.role) {
+        let speculative = Caller { tenant, role: Role::Viewer };
+        let (caller, reply) = futures::join!(check, serve(app, function, &speculative, req));
+        return match caller? {
+            caller if caller.tenant == speculative.tenant => reply,
+            _ => Err(ApiError::Forbidden("this API key does not belong to the tenant in X-Tenant-Id".into())),
+        };
+    }
+    let caller = check.await?;
+    if route.role.is_some_and(|needed| caller.role < needed) {
+        return Err(ApiError::Forbidden(format!("role {} may not call {} {}", caller.role.as_str(), route.method, route.path)));
+    }
+    serve(app, function, &caller, req).await
+}
+
+/// Serves one request for `function`: authenticates it, enforces the route's role, runs the
+/// handler, and answers errors in the product's format. Never panics on client input.
+pub async fn handle<C: Stores>(app: &C, function: &Function<C>, req: Request) -> Reply {
+    let endpoint = function.endpoint;
+    let tenant = header(&req, "x-tenant-id").unwrap_or_default().to_string();
     let span = tracing::info_span!("request", request_id = %request_id(&req), tenant = %tenant, route = %endpoint.route_key());
     async move {
-        let result = match (endpoint.route(), verdict) {
-            (None, _) => Err(handlers::not_found(&req)),
-            (Some(_), Verdict::Denied(e)) => Err(e),
-            (Some(route), Verdict::Caller(caller)) if route.role.is_some_and(|needed| caller.role < needed) => {
-                Err(ApiError::Forbidden(format!("role {} may not call {} {}", caller.role.as_str(), route.method, route.path)))
-            }
-            (Some(_), Verdict::Caller(caller)) => serve(app, endpoint, &caller, &req).await,
+        let result = match endpoint.route() {
+            None => Err(handlers::not_found(&req)),
+            Some(route) => authenticated(app, function, route, &req).await,
         };
         match result {
             Ok(reply) => {

@@ -60,6 +60,7 @@ pub mod index;
 pub mod limits;
 mod partitions;
 mod pipelines;
+pub mod records;
 mod runs;
 
 use std::collections::HashMap;
@@ -148,6 +149,16 @@ pub(crate) fn tenant_pk(tenant: &TenantId) -> String {
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
+    }
+
+    /// Opens the connection to DynamoDB (DNS, TLS, credentials) before a request needs it: one
+    /// GetItem of a key that no item has (keys start with `T#`). A failure is only logged; the
+    /// request that follows reports its own.
+    pub async fn warm_up(&self) {
+        let key = || AttributeValue::S("WARM-UP".into());
+        if let Err(e) = self.client.get_item().table_name(&self.table).key("PK", key()).key("SK", key()).send().await {
+            tracing::warn!(cause = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "warm-up read failed");
+        }
     }
 
     pub fn client(&self) -> &Client {

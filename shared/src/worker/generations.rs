@@ -3,7 +3,7 @@
 //! the table as it was, and its own rows are deleted.
 
 use super::WorkerError;
-use crate::app::App;
+use crate::context::{App, Stores};
 use crate::domain::ids::RunId;
 use crate::domain::pipeline::{LoadMode, Pipeline};
 use crate::domain::run::RunStatus;
@@ -22,14 +22,17 @@ pub(super) async fn show(app: &App, tenant: &TenantId, pipeline: &Pipeline, run:
     if !truncates(pipeline) || !matches!(status, RunStatus::Completed | RunStatus::CompletedWithErrors) {
         return Ok(None);
     }
-    Ok(Some(app.store.switch_generation(tenant, &pipeline.schema_id, run.as_str()).await?))
+    Ok(Some(app.store().switch_generation(tenant, &pipeline.schema_id, run.as_str()).await?))
 }
 
 /// After a truncate run ended: deletes the rows no reader sees any more (the generation it
 /// replaced, or its own if it did not complete). Best effort: rows a failure here leaves behind
 /// are never read, only stored.
 pub(super) async fn tidy(app: &App, tenant: &TenantId, pipeline: &Pipeline, run: &RunId, status: RunStatus, shown: Shown) {
-    let Some(records) = app.records.as_ref().filter(|_| truncates(pipeline)) else { return };
+    if !truncates(pipeline) {
+        return;
+    }
+    let records = &app.records;
     let unseen = match (shown, status) {
         (Some(previous), _) if previous.as_deref() != Some(run.as_str()) => previous,
         (Some(_), _) => return,

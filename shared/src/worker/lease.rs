@@ -11,7 +11,7 @@ use chrono::{Duration, Utc};
 use futures::future::BoxFuture;
 
 use super::RunSettings;
-use crate::app::App;
+use crate::context::{App, Stores};
 use crate::domain::ids::PipelineId;
 use crate::domain::run::{Partition, Run};
 use crate::domain::stamp;
@@ -53,7 +53,7 @@ struct BeatState {
 impl Lease {
     pub(super) fn hold(app: &App, tenant: &TenantId, held: Held, settings: &RunSettings) -> Lease {
         let beat = Arc::new(Beat {
-            store: app.store.clone(),
+            store: app.store().clone(),
             tenant: tenant.clone(),
             held,
             lease: settings.lease,

@@ -15,14 +15,14 @@ mod generations;
 mod lease;
 mod partitions;
 
-pub use partitions::{totals, Summary};
+pub use crate::domain::report::{totals, Summary};
 
 use std::time::Instant;
 
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use tracing::Instrument;
 
-use crate::app::App;
+use crate::context::{App, Stores};
 use crate::domain::connector::Connector;
 use crate::domain::ids::PipelineId;
 use crate::domain::pipeline::Pipeline;
@@ -35,45 +35,7 @@ use crate::engine::plan::Plan;
 use crate::store::{Claim, ClaimTerms, Finish, StoreError};
 use lease::{Held, Lease};
 
-/// How runs are held and retried.
-#[derive(Debug, Clone)]
-pub struct RunSettings {
-    /// How long a worker holds a run without a heartbeat.
-    pub lease: Duration,
-    /// Attempts before a run whose workers keep dying fails.
-    pub max_attempts: u32,
-    /// How long a run may stay pending before the sweep sends it again (a lost send).
-    pub pending_resend: Duration,
-    /// How long one worker invocation may execute a run before it checkpoints and continues in a
-    /// follow-up message (below the function's timeout, with room for the last batch).
-    pub time_budget: std::time::Duration,
-}
-
-impl Default for RunSettings {
-    fn default() -> Self {
-        Self {
-            lease: Duration::seconds(60),
-            max_attempts: 3,
-            pending_resend: Duration::seconds(120),
-            time_budget: std::time::Duration::from_secs(90),
-        }
-    }
-}
-
-impl RunSettings {
-    /// `RUN_LEASE_SECONDS`, `RUN_MAX_ATTEMPTS`, `RUN_PENDING_RESEND_SECONDS`,
-    /// `RUN_TIME_BUDGET_SECONDS` override the defaults.
-    pub fn from_env() -> Self {
-        let num = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<i64>().ok()).filter(|n| *n > 0);
-        let d = Self::default();
-        Self {
-            lease: num("RUN_LEASE_SECONDS").map_or(d.lease, Duration::seconds),
-            max_attempts: num("RUN_MAX_ATTEMPTS").map_or(d.max_attempts, |n| n as u32),
-            pending_resend: num("RUN_PENDING_RESEND_SECONDS").map_or(d.pending_resend, Duration::seconds),
-            time_budget: num("RUN_TIME_BUDGET_SECONDS").map_or(d.time_budget, |n| std::time::Duration::from_secs(n as u64)),
-        }
-    }
-}
+pub use crate::settings::RunSettings;
 
 impl RunSettings {
     /// These settings for an invocation that must end by `deadline_ms` (epoch milliseconds, as
@@ -134,14 +96,14 @@ async fn process(
     tenant: &TenantId,
     message: &RunMessage,
 ) -> Result<Outcome, WorkerError> {
-    let Some(pipeline) = app.store.get::<Pipeline>(tenant, message.pipeline_id.as_str()).await? else {
+    let Some(pipeline) = app.store().get::<Pipeline>(tenant, message.pipeline_id.as_str()).await? else {
         return Ok(Outcome::Ignored("pipeline no longer exists"));
     };
     if let Some(index) = message.partition {
         return partitions::run_partition(app, engine, settings, tenant, &pipeline, message, index).await;
     }
     // A run out with its partitions is coordinated, never claimed again.
-    if let Some(run) = app.store.get_run(tenant, &pipeline.id, &message.run_id).await? {
+    if let Some(run) = app.store().get_run(tenant, &pipeline.id, &message.run_id).await? {
         if run.partitions.is_some() && run.status == RunStatus::Running {
             return partitions::coordinate(app, engine, settings, tenant, &pipeline, &run, message).await;
         }
@@ -150,7 +112,7 @@ async fn process(
     let max_running = pipeline.execution_config.max_concurrent_runs;
     let (now_stamp, lease_until) = (stamp(now), stamp(now + settings.lease));
     let terms = ClaimTerms { now: &now_stamp, lease_until: &lease_until, max_attempts: settings.max_attempts, max_running };
-    let claim = app.store.claim_run(tenant, &pipeline.id, &message.run_id, &terms).await?;
+    let claim = app.store().claim_run(tenant, &pipeline.id, &message.run_id, &terms).await?;
     let run = match claim {
         Claim::Claimed(run) => run,
         Claim::Missing => return Ok(Outcome::Ignored("run no longer exists")),
@@ -163,7 +125,7 @@ async fn process(
         }
     };
     // Cosmetic for the pipeline view: a failure here must not cost the run its attempt.
-    if let Err(e) = app.store.set_latest_status(tenant, &pipeline.id, &run.id, RunStatus::Running).await {
+    if let Err(e) = app.store().set_latest_status(tenant, &pipeline.id, &run.id, RunStatus::Running).await {
         tracing::warn!(cause = %e, "could not mark the pipeline's latest run running");
     }
     // A first attempt over a source that partitions sends it out to its partitions.
@@ -188,14 +150,12 @@ async fn process(
                 format!("time budget used after {} ms; continuing in a follow-up", started.elapsed().as_millis()),
             ));
             let log = cap_log(run.log.iter().cloned().chain(log).collect());
-            if !app.store.suspend_run(tenant, &run, &checkpoint, &stats, &log, &crate::domain::now()).await? {
+            if !app.store().suspend_run(tenant, &run, &checkpoint, &stats, &log, &crate::domain::now()).await? {
                 return Ok(Outcome::Ignored("lease lost to another attempt"));
             }
             // If this send is lost, the lapsed lease brings the run back through the sweep.
-            if let Some(queue) = app.queue.as_ref() {
-                if let Err(e) = queue.send(message).await {
-                    tracing::warn!(cause = %e, "follow-up not sent; the sweep will resume the run");
-                }
+            if let Err(e) = app.queue.send(message).await {
+                tracing::warn!(cause = %e, "follow-up not sent; the sweep will resume the run");
             }
             return Ok(Outcome::Suspended);
         }
@@ -208,10 +168,10 @@ async fn process(
     });
     let log = cap_log(run.log.iter().cloned().chain(log).collect());
     let finish = Finish { status, error, stats, log, now: crate::domain::now(), duration_ms };
-    if !app.store.finish_run(tenant, &run, &finish).await? {
+    if !app.store().finish_run(tenant, &run, &finish).await? {
         return Ok(Outcome::Ignored("lease lost to another attempt"));
     }
-    app.store.set_latest_status(tenant, &pipeline.id, &run.id, status).await?;
+    app.store().set_latest_status(tenant, &pipeline.id, &run.id, status).await?;
     release_slot(app, tenant, &pipeline).await;
     generations::tidy(app, tenant, &pipeline, &run.id, status, shown).await;
     Ok(Outcome::Finished(status))
@@ -222,10 +182,10 @@ async fn process(
 pub(super) async fn load(app: &App, tenant: &TenantId, pipeline: &Pipeline) -> Result<(Plan, Connector, Schema), RunFailure> {
     let plan = Plan::build(&pipeline.graph())?;
     let store_error = |e: StoreError| RunFailure::from(RunError::new("STORAGE_ERROR", e.to_string()));
-    let connector = app.store.get::<Connector>(tenant, pipeline.connector_id.as_str()).await.map_err(store_error)?;
+    let connector = app.store().get::<Connector>(tenant, pipeline.connector_id.as_str()).await.map_err(store_error)?;
     let connector =
         connector.ok_or_else(|| RunError::new("CONNECTOR_NOT_FOUND", format!("connector {} no longer exists", pipeline.connector_id)))?;
-    let schema = app.store.get::<Schema>(tenant, pipeline.schema_id.as_str()).await.map_err(store_error)?;
+    let schema = app.store().get::<Schema>(tenant, pipeline.schema_id.as_str()).await.map_err(store_error)?;
     let schema = schema.ok_or_else(|| RunError::new("SCHEMA_NOT_FOUND", format!("schema {} no longer exists", pipeline.schema_id)))?;
     Ok((plan, connector, schema))
 }
@@ -269,10 +229,10 @@ async fn resend_oldest_pending(
     tenant: &TenantId,
     pipeline: &PipelineId,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let (Some(queue), Some(run)) = (app.queue.as_ref(), app.store.oldest_pending(tenant, pipeline).await?) else {
+    let Some(run) = app.store().oldest_pending(tenant, pipeline).await? else {
         return Ok(());
     };
-    queue.send(&RunMessage::new(tenant, &run)).await?;
+    app.queue.send(&RunMessage::new(tenant, &run)).await?;
     Ok(())
 }
 

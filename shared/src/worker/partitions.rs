@@ -25,13 +25,13 @@ use chrono::Utc;
 
 use super::lease::{Held, Lease};
 use super::{release_slot, Outcome, RunSettings, WorkerError};
-use crate::app::App;
+use crate::context::{App, Stores};
 use crate::domain::connector::Connector;
 use crate::domain::pipeline::{Partitioning, Pipeline};
+use crate::domain::report::totals;
 use crate::domain::run::{cap_log, LogEntry, Partition, PartitionCounts, Run, RunError, RunMessage, RunStatus};
 use crate::domain::stamp;
 use crate::domain::tenant::TenantId;
-use crate::engine::execute::Stats;
 use crate::engine::job::{Engine, Job, RunFailure, Scope, Stop};
 use crate::engine::source::Listing;
 use crate::store::{ClaimTerms, Finish, PartClaim, PartEnd, PartFrom, StoreError};
@@ -53,7 +53,7 @@ pub(super) async fn fan_out(
     message: &RunMessage,
 ) -> Result<Option<Outcome>, WorkerError> {
     let Partitioning::Objects { group_bytes } = pipeline.execution_config.partitioning() else { return Ok(None) };
-    let Some(connector) = app.store.get::<Connector>(tenant, pipeline.connector_id.as_str()).await? else { return Ok(None) };
+    let Some(connector) = app.store().get::<Connector>(tenant, pipeline.connector_id.as_str()).await? else { return Ok(None) };
     // A source that cannot be listed fails when the run opens it, with the same error.
     let Ok(Some(listing)) = engine.list_partitions(&connector, tenant, group_bytes, None).await else { return Ok(None) };
     if listing.next.is_none() && listing.groups.len() <= 1 {
@@ -87,14 +87,14 @@ async fn list_on(
             .enumerate()
             .map(|(i, (keys, bytes))| Partition::new(run.id.clone(), before + i as u32, keys, bytes))
             .collect();
-        app.store.put_partitions(tenant, &pipeline.id, &parts).await?;
+        app.store().put_partitions(tenant, &pipeline.id, &parts).await?;
         counts.written += parts.len() as u32;
         counts.listing = listing.next.take();
         counts.total = counts.listing.is_none().then_some(counts.written);
-        if !app.store.record_listing(tenant, run, before, &counts, &watchdog(settings)).await? {
+        if !app.store().record_listing(tenant, run, before, &counts, &watchdog(settings)).await? {
             return Ok(Outcome::Ignored("another worker is listing the run's partitions"));
         }
-        let latest = app.store.get_run(tenant, &pipeline.id, &run.id).await?.and_then(|r| r.partitions).unwrap_or(counts.clone());
+        let latest = app.store().get_run(tenant, &pipeline.id, &run.id).await?.and_then(|r| r.partitions).unwrap_or(counts.clone());
         dispatch(app, tenant, pipeline, message, &latest).await?;
         let Some(token) = counts.listing.clone() else { break };
         if std::time::Instant::now() >= deadline {
@@ -125,7 +125,7 @@ async fn dispatch(
     let parallelism = pipeline.execution_config.parallelism.max(1);
     let mut out = counts.dispatched.saturating_sub(counts.finished);
     while out < parallelism {
-        let Some(index) = app.store.dispatch_partition(tenant, &pipeline.id, &message.run_id).await? else { break };
+        let Some(index) = app.store().dispatch_partition(tenant, &pipeline.id, &message.run_id).await? else { break };
         send(app, &message.for_partition(index)).await;
         out += 1;
     }
@@ -134,10 +134,8 @@ async fn dispatch(
 
 /// A lost send is found again: the run's watchdog brings it to [`coordinate`].
 async fn send(app: &App, message: &RunMessage) {
-    if let Some(queue) = app.queue.as_ref() {
-        if let Err(e) = queue.send(message).await {
-            tracing::warn!(cause = %e, partition = ?message.partition, "message not sent; the sweep will send it again");
-        }
+    if let Err(e) = app.queue.send(message).await {
+        tracing::warn!(cause = %e, partition = ?message.partition, "message not sent; the sweep will send it again");
     }
 }
 
@@ -150,16 +148,16 @@ async fn fail_listing(
     error: RunError,
 ) -> Result<Outcome, WorkerError> {
     // Recorded as the failure of a partition of its own, so that the run ends the one way.
-    let counts = app.store.get_run(tenant, &pipeline.id, &run.id).await?.and_then(|r| r.partitions).unwrap_or_default();
+    let counts = app.store().get_run(tenant, &pipeline.id, &run.id).await?.and_then(|r| r.partitions).unwrap_or_default();
     let failed = Partition { status: RunStatus::Running, ..Partition::new(run.id.clone(), counts.written, Vec::new(), 0) };
-    app.store.put_partitions(tenant, &pipeline.id, std::slice::from_ref(&failed)).await?;
+    app.store().put_partitions(tenant, &pipeline.id, std::slice::from_ref(&failed)).await?;
     let mut done = counts.clone();
     done.written += 1;
     done.total = Some(done.written);
     done.listing = None;
-    if app.store.record_listing(tenant, run, counts.written, &done, &watchdog(settings)).await? {
+    if app.store().record_listing(tenant, run, counts.written, &done, &watchdog(settings)).await? {
         let end = PartEnd { status: RunStatus::Failed, stats: None, error: Some(error) };
-        app.store.finish_partition(tenant, &pipeline.id, &failed, &end, PartFrom::Running).await?;
+        app.store().finish_partition(tenant, &pipeline.id, &failed, &end, PartFrom::Running).await?;
     }
     settle(app, tenant, pipeline, &run.id).await?;
     Ok(Outcome::Coordinated)
@@ -178,7 +176,7 @@ pub(super) async fn coordinate(
 ) -> Result<Outcome, WorkerError> {
     let counts = run.partitions.clone().unwrap_or_default();
     if let (Some(token), Partitioning::Objects { group_bytes }) = (counts.listing.clone(), pipeline.execution_config.partitioning()) {
-        let Some(connector) = app.store.get::<Connector>(tenant, pipeline.connector_id.as_str()).await? else {
+        let Some(connector) = app.store().get::<Connector>(tenant, pipeline.connector_id.as_str()).await? else {
             return Ok(Outcome::Ignored("connector no longer exists"));
         };
         let listing = match engine.list_partitions(&connector, tenant, group_bytes, Some(token)).await {
@@ -187,8 +185,8 @@ pub(super) async fn coordinate(
         };
         return list_on(app, engine, settings, tenant, pipeline, run, &connector, counts, listing, message).await;
     }
-    app.store.watch_run(tenant, run, &watchdog(settings)).await?;
-    let parts = app.store.list_partitions(tenant, &pipeline.id, &run.id).await?;
+    app.store().watch_run(tenant, run, &watchdog(settings)).await?;
+    let parts = app.store().list_partitions(tenant, &pipeline.id, &run.id).await?;
     let now = stamp(Utc::now());
     for part in &parts {
         let sent = part.index < counts.dispatched;
@@ -214,7 +212,7 @@ pub(super) async fn run_partition(
     message: &RunMessage,
     index: u32,
 ) -> Result<Outcome, WorkerError> {
-    let Some(run) = app.store.get_run(tenant, &pipeline.id, &message.run_id).await? else {
+    let Some(run) = app.store().get_run(tenant, &pipeline.id, &message.run_id).await? else {
         return Ok(Outcome::Ignored("run no longer exists"));
     };
     if run.status.is_finished() {
@@ -223,7 +221,7 @@ pub(super) async fn run_partition(
     let now = Utc::now();
     let (now_stamp, lease_until) = (stamp(now), stamp(now + settings.lease));
     let terms = ClaimTerms { now: &now_stamp, lease_until: &lease_until, max_attempts: settings.max_attempts, max_running: None };
-    let part = match app.store.claim_partition(tenant, &pipeline.id, &run.id, index, &terms).await? {
+    let part = match app.store().claim_partition(tenant, &pipeline.id, &run.id, index, &terms).await? {
         PartClaim::Claimed(part) => *part,
         PartClaim::Missing => return Ok(Outcome::Ignored("partition does not exist")),
         PartClaim::Finished => return Ok(Outcome::Ignored("partition already ended")),
@@ -246,7 +244,7 @@ pub(super) async fn run_partition(
         }
         Err(RunFailure::Stopped(Stop::LeaseLost)) => return Ok(Outcome::Ignored("lease lost to another attempt")),
         Err(RunFailure::Suspended { checkpoint, stats, .. }) => {
-            if !app.store.suspend_partition(tenant, &pipeline.id, &part, &checkpoint, &stats, &crate::domain::now()).await? {
+            if !app.store().suspend_partition(tenant, &pipeline.id, &part, &checkpoint, &stats, &crate::domain::now()).await? {
                 return Ok(Outcome::Ignored("lease lost to another attempt"));
             }
             // If this send is lost, SQS or the sweep brings the partition back.
@@ -255,7 +253,7 @@ pub(super) async fn run_partition(
         }
     };
     drop(lease);
-    if !app.store.finish_partition(tenant, &pipeline.id, &part, &end, PartFrom::Running).await? {
+    if !app.store().finish_partition(tenant, &pipeline.id, &part, &end, PartFrom::Running).await? {
         return Ok(Outcome::Ignored("lease lost to another attempt"));
     }
     after_end(app, tenant, pipeline, message).await?;
@@ -280,7 +278,7 @@ async fn execute(
 
 /// After a partition ended: the next one goes out, and the run ends if this was its last.
 async fn after_end(app: &App, tenant: &TenantId, pipeline: &Pipeline, message: &RunMessage) -> Result<(), WorkerError> {
-    if let Some(index) = app.store.dispatch_partition(tenant, &pipeline.id, &message.run_id).await? {
+    if let Some(index) = app.store().dispatch_partition(tenant, &pipeline.id, &message.run_id).await? {
         send(app, &message.for_partition(index)).await;
     }
     settle(app, tenant, pipeline, &message.run_id).await?;
@@ -290,16 +288,16 @@ async fn after_end(app: &App, tenant: &TenantId, pipeline: &Pipeline, message: &
 /// Ends what is due: a cancelled or failing run's pending partitions (they will never run), then
 /// the run itself once every partition has ended.
 async fn settle(app: &App, tenant: &TenantId, pipeline: &Pipeline, run_id: &crate::domain::ids::RunId) -> Result<(), WorkerError> {
-    let Some(run) = app.store.get_run(tenant, &pipeline.id, run_id).await? else { return Ok(()) };
+    let Some(run) = app.store().get_run(tenant, &pipeline.id, run_id).await? else { return Ok(()) };
     let Some(counts) = run.partitions.clone().filter(|_| run.status == RunStatus::Running) else { return Ok(()) };
     if run.cancel_requested || counts.failed {
-        let parts = app.store.list_partitions(tenant, &pipeline.id, run_id).await?;
+        let parts = app.store().list_partitions(tenant, &pipeline.id, run_id).await?;
         for part in parts.iter().filter(|p| p.status == RunStatus::Pending) {
             let end = PartEnd { status: RunStatus::Cancelled, stats: None, error: None };
-            app.store.finish_partition(tenant, &pipeline.id, part, &end, PartFrom::Pending).await?;
+            app.store().finish_partition(tenant, &pipeline.id, part, &end, PartFrom::Pending).await?;
         }
     }
-    let counts = app.store.get_run(tenant, &pipeline.id, run_id).await?.and_then(|r| r.partitions).unwrap_or(counts);
+    let counts = app.store().get_run(tenant, &pipeline.id, run_id).await?.and_then(|r| r.partitions).unwrap_or(counts);
     if counts.total == Some(counts.finished) {
         finish_run(app, tenant, pipeline, &run).await?;
     }
@@ -309,7 +307,7 @@ async fn settle(app: &App, tenant: &TenantId, pipeline: &Pipeline, run_id: &crat
 /// The run's end, from its partitions' ends: failed if one failed, cancelled if it was
 /// cancelled, else completed (with errors if rows failed). Happens once (see the store).
 async fn finish_run(app: &App, tenant: &TenantId, pipeline: &Pipeline, run: &Run) -> Result<(), WorkerError> {
-    let parts = app.store.list_partitions(tenant, &pipeline.id, &run.id).await?;
+    let parts = app.store().list_partitions(tenant, &pipeline.id, &run.id).await?;
     let (stats, summary) = totals(&parts);
     let failed = parts.iter().find(|p| p.status == RunStatus::Failed);
     let status = match (failed, run.cancel_requested) {
@@ -344,42 +342,10 @@ async fn finish_run(app: &App, tenant: &TenantId, pipeline: &Pipeline, run: &Run
     ));
     let shown = super::generations::show(app, tenant, pipeline, &run.id, status).await?;
     let finish = Finish { status, error, stats: Some(stats_value), log: cap_log(log), now: stamp(now), duration_ms };
-    if app.store.finish_partitioned_run(tenant, run, &finish).await? {
-        app.store.set_latest_status(tenant, &pipeline.id, &run.id, status).await?;
+    if app.store().finish_partitioned_run(tenant, run, &finish).await? {
+        app.store().set_latest_status(tenant, &pipeline.id, &run.id, status).await?;
         release_slot(app, tenant, pipeline).await;
         super::generations::tidy(app, tenant, pipeline, &run.id, status, shown).await;
     }
     Ok(())
-}
-
-/// How a run's partitions stand, as its detail shows them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Summary {
-    pub total: u32,
-    pub pending: u32,
-    pub running: u32,
-    pub completed: u32,
-    pub failed: u32,
-    pub cancelled: u32,
-}
-
-/// The sum of the partitions' counts, and how many stand where.
-pub fn totals(parts: &[Partition]) -> (Stats, Summary) {
-    let mut stats = Stats::default();
-    let mut summary = Summary { total: parts.len() as u32, ..Summary::default() };
-    for part in parts {
-        if let Some(s) = part.stats.clone().and_then(|v| serde_json::from_value::<Stats>(v).ok()) {
-            stats.merge(part.index, s);
-        }
-        let slot = match part.status {
-            RunStatus::Pending => &mut summary.pending,
-            RunStatus::Running => &mut summary.running,
-            RunStatus::Completed | RunStatus::CompletedWithErrors => &mut summary.completed,
-            RunStatus::Failed => &mut summary.failed,
-            RunStatus::Cancelled => &mut summary.cancelled,
-        };
-        *slot += 1;
-    }
-    (stats, summary)
 }

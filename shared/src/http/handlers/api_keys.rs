@@ -3,7 +3,7 @@
 use lambda_http::Request;
 use serde_json::{json, Value};
 
-use crate::app::App;
+use crate::context::Stores;
 use crate::domain::api_key::{issue, ApiKey, NewApiKey};
 use crate::domain::ids::ApiKeyId;
 use crate::domain::now;
@@ -18,25 +18,25 @@ fn view(key: &ApiKey) -> Value {
     json!({ "id": key.id, "name": key.name, "role": key.role, "createdAt": key.created_at })
 }
 
-pub(super) async fn create(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn create(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let new = NewApiKey::parse(&json_body(req)?)?;
     let issued = issue(&caller.tenant, new.name, new.role, &now());
-    app.store.create(&caller.tenant, &issued.stored).await?;
+    app.store().create(&caller.tenant, &issued.stored).await?;
     let mut body = view(&issued.stored);
     body["key"] = json!(issued.key);
     Ok(json(201, &body))
 }
 
-pub(super) async fn list(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn list(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let page_req = PageRequest::from_request(req, |s| ApiKeyId::parse(s).is_some())?;
-    let page = app.store.list::<ApiKey>(&caller.tenant, page_req.limit, page_req.after.as_deref()).await?;
+    let page = app.store().list::<ApiKey>(&caller.tenant, page_req.limit, page_req.after.as_deref()).await?;
     let data = page.items.iter().map(view).collect();
     Ok(json(200, &list_body(&page, page_req.limit, data, page.items.last().map(|k| k.id.as_str()))))
 }
 
-pub(super) async fn delete(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn delete(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = query_id(req, ApiKeyId::parse, "key")?;
-    match app.store.delete::<ApiKey>(&caller.tenant, id.as_str()).await {
+    match app.store().delete::<ApiKey>(&caller.tenant, id.as_str()).await {
         Ok(()) => Ok(no_content()),
         Err(StoreError::ConditionFailed { .. }) => Err(ApiError::not_found("api key", id.as_str())),
         Err(e) => Err(e.into()),

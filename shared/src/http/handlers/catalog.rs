@@ -3,11 +3,12 @@
 use lambda_http::Request;
 use serde_json::Value;
 
-use crate::app::App;
+use crate::context::Stores;
 use crate::domain::connector::{Connector, ConnectorUpdate, NewConnector};
 use crate::domain::ids::{ConnectorId, SchemaId};
 use crate::domain::now;
 use crate::domain::schema::{NewSchema, Schema, SchemaUpdate};
+use crate::domain::source_access::SourceBuckets;
 use crate::domain::tenant::Caller;
 use crate::error::ApiError;
 use crate::http::page::{list_body, PageRequest};
@@ -26,7 +27,7 @@ pub(super) trait Resource: Entity + Sized {
     fn update_id(update: &Self::Update) -> String;
     fn apply(update: &Self::Update, current: &Self, now: &str) -> Self;
     /// Rules that need the caller and the deployment, beyond the body's own checks.
-    fn admit(&self, _app: &App, _caller: &Caller) -> Result<(), ApiError> {
+    fn admit(&self, _buckets: &SourceBuckets, _caller: &Caller) -> Result<(), ApiError> {
         Ok(())
     }
     /// The item as its tenant sees it.
@@ -53,8 +54,8 @@ impl Resource for Connector {
     fn apply(update: &ConnectorUpdate, current: &Self, now: &str) -> Self {
         update.apply(current, now)
     }
-    fn admit(&self, app: &App, caller: &Caller) -> Result<(), ApiError> {
-        self.check_access(&caller.tenant, &app.source_buckets)
+    fn admit(&self, buckets: &SourceBuckets, caller: &Caller) -> Result<(), ApiError> {
+        self.check_access(&caller.tenant, buckets)
     }
     fn view(&self, caller: &Caller) -> Value {
         Connector::view(self, &caller.tenant)
@@ -85,44 +86,44 @@ fn id_of<R: Resource>(raw: &str) -> Option<String> {
     R::valid_id(raw).then(|| raw.to_string())
 }
 
-pub(super) async fn list<R: Resource>(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn list<R: Resource>(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let page_req = PageRequest::from_request(req, R::valid_id)?;
-    let page = app.store.list::<R>(&caller.tenant, page_req.limit, page_req.after.as_deref()).await?;
+    let page = app.store().list::<R>(&caller.tenant, page_req.limit, page_req.after.as_deref()).await?;
     let data = page.items.iter().map(|item| item.view(caller)).collect();
     Ok(json(200, &list_body(&page, page_req.limit, data, page.items.last().map(Entity::id))))
 }
 
-pub(super) async fn get<R: Resource>(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn get<R: Resource>(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = path_id(req, id_of::<R>, R::NAME)?;
-    let item = app.store.get::<R>(&caller.tenant, &id).await?.ok_or_else(|| ApiError::not_found(R::NAME, &id))?;
+    let item = app.store().get::<R>(&caller.tenant, &id).await?.ok_or_else(|| ApiError::not_found(R::NAME, &id))?;
     Ok(json(200, &item.view(caller)))
 }
 
-pub(super) async fn create<R: Resource>(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn create<R: Resource>(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let item = R::create(&json_body(req)?, &now())?;
-    item.admit(app, caller)?;
-    app.store.create(&caller.tenant, &item).await?;
+    item.admit(app.source_buckets(), caller)?;
+    app.store().create(&caller.tenant, &item).await?;
     Ok(json(201, &item.view(caller)))
 }
 
-pub(super) async fn update<R: Resource>(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn update<R: Resource>(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let update = R::parse_update(&json_body(req)?)?;
     let id = R::update_id(&update);
-    let current = app.store.get::<R>(&caller.tenant, &id).await?.ok_or_else(|| ApiError::not_found(R::NAME, &id))?;
+    let current = app.store().get::<R>(&caller.tenant, &id).await?.ok_or_else(|| ApiError::not_found(R::NAME, &id))?;
     let next = R::apply(&update, &current, &now());
-    next.admit(app, caller)?;
-    match app.store.replace(&caller.tenant, &next).await {
+    next.admit(app.source_buckets(), caller)?;
+    match app.store().replace(&caller.tenant, &next).await {
         Ok(()) => Ok(json(200, &next.view(caller))),
         Err(StoreError::ConditionFailed { .. }) => Err(ApiError::not_found(R::NAME, &id)),
         Err(e) => Err(e.into()),
     }
 }
 
-pub(super) async fn delete<R: Resource>(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn delete<R: Resource>(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = query_id(req, id_of::<R>, R::NAME)?;
-    match app.store.delete_unused::<R>(&caller.tenant, &id).await {
+    match app.store().delete_unused::<R>(&caller.tenant, &id).await {
         Ok(()) => Ok(no_content()),
-        Err(StoreError::ConditionFailed { .. }) => match app.store.get::<R>(&caller.tenant, &id).await? {
+        Err(StoreError::ConditionFailed { .. }) => match app.store().get::<R>(&caller.tenant, &id).await? {
             Some(_) => Err(ApiError::Conflict(format!("{} {id} is used by a pipeline; change or delete the pipeline first", R::NAME))),
             None => Err(ApiError::not_found(R::NAME, &id)),
         },

@@ -9,42 +9,71 @@ mod runs;
 use lambda_http::Request;
 
 use super::routes::{resolve, Endpoint, Resolved};
-use super::Reply;
-use crate::app::App;
+use super::{Handler, Reply};
+use crate::context::{Queues, Records, Stores};
 use crate::domain::connector::Connector;
 use crate::domain::schema::Schema;
 use crate::domain::tenant::Caller;
 use crate::error::ApiError;
 
-pub(super) async fn dispatch(app: &App, endpoint: Endpoint, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
-    use Endpoint::*;
-    match endpoint {
-        ListPipelines => pipelines::list(app, caller, req).await,
-        CreatePipeline => pipelines::create(app, caller, req).await,
-        UpdatePipeline => pipelines::update(app, caller, req).await,
-        DeletePipeline => pipelines::delete(app, caller, req).await,
-        GetPipeline => pipelines::get(app, caller, req).await,
-        TriggerRun => runs::trigger_run(app, caller, req).await,
-        ListRuns => runs::list(app, caller, req).await,
-        GetRun => runs::get(app, caller, req).await,
-        CancelRun => runs::cancel(app, caller, req).await,
-        ListDeadLetters => records::dead_letters(app, caller, req).await,
-        ListRecords => records::rows(app, caller, req).await,
-        ListConnectors => catalog::list::<Connector>(app, caller, req).await,
-        CreateConnector => catalog::create::<Connector>(app, caller, req).await,
-        UpdateConnector => catalog::update::<Connector>(app, caller, req).await,
-        DeleteConnector => catalog::delete::<Connector>(app, caller, req).await,
-        GetConnector => catalog::get::<Connector>(app, caller, req).await,
-        ListSchemas => catalog::list::<Schema>(app, caller, req).await,
-        CreateSchema => catalog::create::<Schema>(app, caller, req).await,
-        UpdateSchema => catalog::update::<Schema>(app, caller, req).await,
-        DeleteSchema => catalog::delete::<Schema>(app, caller, req).await,
-        GetSchema => catalog::get::<Schema>(app, caller, req).await,
-        ListApiKeys => api_keys::list(app, caller, req).await,
-        CreateApiKey => api_keys::create(app, caller, req).await,
-        DeleteApiKey => api_keys::delete(app, caller, req).await,
-        NotFound => Err(not_found(req)),
-    }
+/// What one API function serves: its endpoint (route, role, idempotency) and its handler.
+pub struct Function<C> {
+    pub endpoint: Endpoint,
+    pub handler: Handler<C>,
+}
+
+macro_rules! functions {
+    ($($name:ident $endpoint:ident $needs:ident => $handler:expr;)*) => {
+        $(
+            #[doc = concat!("The `", stringify!($endpoint), "` endpoint, over any context with [`", stringify!($needs), "`].")]
+            pub fn $name<C: $needs>() -> Function<C> {
+                Function { endpoint: Endpoint::$endpoint, handler: |app, caller, req| Box::pin($handler(app, caller, req)) }
+            }
+        )*
+
+        /// Any endpoint's function, over a context that has everything (the local stack serves
+        /// every endpoint from one process). Functions in AWS name theirs instead, and link no
+        /// other handler.
+        pub fn function<C: Queues + Records>(endpoint: Endpoint) -> Function<C> {
+            match endpoint {
+                $(Endpoint::$endpoint => $name::<C>(),)*
+            }
+        }
+    };
+}
+
+functions! {
+    list_pipelines ListPipelines Stores => pipelines::list;
+    create_pipeline CreatePipeline Stores => pipelines::create;
+    update_pipeline UpdatePipeline Stores => pipelines::update;
+    delete_pipeline DeletePipeline Stores => pipelines::delete;
+    get_pipeline GetPipeline Stores => pipelines::get;
+    trigger_run TriggerRun Queues => runs::trigger_run;
+    list_runs ListRuns Stores => runs::list;
+    get_run GetRun Stores => runs::get;
+    cancel_run CancelRun Stores => runs::cancel;
+    list_dead_letters ListDeadLetters Records => records::dead_letters;
+    list_records ListRecords Records => records::rows;
+    list_connectors ListConnectors Stores => catalog::list::<Connector>;
+    create_connector CreateConnector Stores => catalog::create::<Connector>;
+    update_connector UpdateConnector Stores => catalog::update::<Connector>;
+    delete_connector DeleteConnector Stores => catalog::delete::<Connector>;
+    get_connector GetConnector Stores => catalog::get::<Connector>;
+    list_schemas ListSchemas Stores => catalog::list::<Schema>;
+    create_schema CreateSchema Stores => catalog::create::<Schema>;
+    update_schema UpdateSchema Stores => catalog::update::<Schema>;
+    delete_schema DeleteSchema Stores => catalog::delete::<Schema>;
+    get_schema GetSchema Stores => catalog::get::<Schema>;
+    list_api_keys ListApiKeys Stores => api_keys::list;
+    create_api_key CreateApiKey Stores => api_keys::create;
+    delete_api_key DeleteApiKey Stores => api_keys::delete;
+    not_found_route NotFound Stores => unrouted;
+}
+
+/// The `$default` route's handler (never reached past authentication: [`super::handle`] answers
+/// it first, so that a wrong path is a 404 before it is a 401).
+async fn unrouted(_: &impl Stores, _: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    Err(not_found(req))
 }
 
 /// The `$default` route: 405 where the path exists with other methods, else 404.

@@ -3,7 +3,7 @@
 use lambda_http::Request;
 use serde_json::{json, Value};
 
-use crate::app::App;
+use crate::context::Stores;
 use crate::domain::ids::PipelineId;
 use crate::domain::pipeline::{NewPipeline, Pipeline, PipelineUpdate};
 use crate::domain::tenant::Caller;
@@ -39,8 +39,8 @@ fn view(p: &Pipeline, refs: &Refs) -> Value {
     })
 }
 
-async fn view_one(app: &App, caller: &Caller, p: &Pipeline) -> Result<Value, ApiError> {
-    let refs = app.store.refs(&caller.tenant, &[&p.connector_id], &[&p.schema_id]).await?;
+async fn view_one(app: &impl Stores, caller: &Caller, p: &Pipeline) -> Result<Value, ApiError> {
+    let refs = app.store().refs(&caller.tenant, &[&p.connector_id], &[&p.schema_id]).await?;
     Ok(view(p, &refs))
 }
 
@@ -52,43 +52,43 @@ fn reference_error(conflict: PipelineConflict) -> Option<ApiError> {
     }
 }
 
-pub(super) async fn load(app: &App, caller: &Caller, id: &PipelineId) -> Result<Pipeline, ApiError> {
-    app.store.get::<Pipeline>(&caller.tenant, id.as_str()).await?.ok_or_else(|| ApiError::not_found("pipeline", id.as_str()))
+pub(super) async fn load(app: &impl Stores, caller: &Caller, id: &PipelineId) -> Result<Pipeline, ApiError> {
+    app.store().get::<Pipeline>(&caller.tenant, id.as_str()).await?.ok_or_else(|| ApiError::not_found("pipeline", id.as_str()))
 }
 
-pub(super) async fn list(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn list(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let page_req = PageRequest::from_request(req, |s| PipelineId::parse(s).is_some())?;
-    let page = app.store.list::<Pipeline>(&caller.tenant, page_req.limit, page_req.after.as_deref()).await?;
+    let page = app.store().list::<Pipeline>(&caller.tenant, page_req.limit, page_req.after.as_deref()).await?;
     let connectors: Vec<_> = page.items.iter().map(|p| &p.connector_id).collect();
     let schemas: Vec<_> = page.items.iter().map(|p| &p.schema_id).collect();
-    let refs = app.store.refs(&caller.tenant, &connectors, &schemas).await?;
+    let refs = app.store().refs(&caller.tenant, &connectors, &schemas).await?;
     let data = page.items.iter().map(|p| view(p, &refs)).collect();
     Ok(json(200, &list_body(&page, page_req.limit, data, page.items.last().map(|p| p.id.as_str()))))
 }
 
-pub(super) async fn get(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn get(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = path_id(req, PipelineId::parse, "pipeline")?;
     let p = load(app, caller, &id).await?;
     Ok(json(200, &view_one(app, caller, &p).await?))
 }
 
-pub(super) async fn create(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn create(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let new = NewPipeline::parse(&json_body(req)?)?;
     let p = new.into_pipeline(PipelineId::generate(), chrono::Utc::now());
     p.check_size()?;
-    if let Err(conflict) = app.store.create_pipeline(&caller.tenant, &p).await? {
+    if let Err(conflict) = app.store().create_pipeline(&caller.tenant, &p).await? {
         return Err(reference_error(conflict).unwrap_or_else(|| ApiError::Internal("a new pipeline id was taken".into())));
     }
     Ok(json(201, &view_one(app, caller, &p).await?))
 }
 
-pub(super) async fn update(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn update(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let update = PipelineUpdate::parse(&json_body(req)?)?;
     for _ in 0..WRITE_ATTEMPTS {
         let current = load(app, caller, &update.id).await?;
         let next = update.apply(&current, chrono::Utc::now())?;
         next.check_size()?;
-        match app.store.update_pipeline(&caller.tenant, &current, &next).await? {
+        match app.store().update_pipeline(&caller.tenant, &current, &next).await? {
             Ok(()) => return Ok(json(200, &view_one(app, caller, &next).await?)),
             Err(conflict) => {
                 if let Some(e) = reference_error(conflict) {
@@ -100,11 +100,11 @@ pub(super) async fn update(app: &App, caller: &Caller, req: &Request) -> Result<
     Err(ApiError::Conflict(format!("pipeline {} kept changing while being updated; retry", update.id)))
 }
 
-pub(super) async fn delete(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn delete(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = query_id(req, PipelineId::parse, "pipeline")?;
     for _ in 0..WRITE_ATTEMPTS {
         let current = load(app, caller, &id).await?;
-        if app.store.delete_pipeline(&caller.tenant, &current).await?.is_ok() {
+        if app.store().delete_pipeline(&caller.tenant, &current).await?.is_ok() {
             return Ok(no_content());
         }
     }

@@ -5,19 +5,14 @@ use lambda_http::Request;
 use serde_json::{json, Value};
 
 use super::runs::run_path;
-use crate::app::App;
+use crate::context::Records;
 use crate::domain::ids::SchemaId;
 use crate::domain::schema::Schema;
 use crate::domain::tenant::Caller;
-use crate::engine::sink::RecordsTable;
 use crate::error::ApiError;
 use crate::http::page::{encode_cursor, PageRequest};
 use crate::http::request::path_id;
 use crate::http::{json, Reply};
-
-fn records(app: &App) -> Result<&RecordsTable, ApiError> {
-    app.records.as_ref().ok_or_else(|| ApiError::Internal("RECORDS_TABLE_NAME is not configured".into()))
-}
 
 fn body(page: (Vec<(String, Value)>, bool), limit: usize) -> Value {
     let (items, more) = page;
@@ -33,18 +28,18 @@ fn body(page: (Vec<(String, Value)>, bool), limit: usize) -> Value {
     body
 }
 
-pub(super) async fn rows(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn rows(app: &impl Records, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = path_id(req, SchemaId::parse, "schema")?;
     let page = PageRequest::from_request(req, |k| k.starts_with("K#") || k.starts_with("A#"))?;
-    let schema = app.store.get::<Schema>(&caller.tenant, id.as_str()).await?.ok_or_else(|| ApiError::not_found("schema", id.as_str()))?;
-    let rows = records(app)?.rows(&caller.tenant, &schema, page.limit, page.after.as_deref()).await.map_err(ApiError::Internal)?;
+    let schema = app.store().get::<Schema>(&caller.tenant, id.as_str()).await?.ok_or_else(|| ApiError::not_found("schema", id.as_str()))?;
+    let rows = app.records().rows(&caller.tenant, &schema, page.limit, page.after.as_deref()).await?;
     Ok(json(200, &body(rows, page.limit)))
 }
 
-pub(super) async fn dead_letters(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn dead_letters(app: &impl Records, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let (pipeline, run) = run_path(req)?;
     let page = PageRequest::from_request(req, |k| k.starts_with("D#"))?;
-    app.store.get_run(&caller.tenant, &pipeline, &run).await?.ok_or_else(|| ApiError::not_found("run", run.as_str()))?;
-    let letters = records(app)?.dead_letters(&caller.tenant, &run, page.limit, page.after.as_deref()).await.map_err(ApiError::Internal)?;
+    app.store().get_run(&caller.tenant, &pipeline, &run).await?.ok_or_else(|| ApiError::not_found("run", run.as_str()))?;
+    let letters = app.records().dead_letters(&caller.tenant, &run, page.limit, page.after.as_deref()).await?;
     Ok(json(200, &body(letters, page.limit)))
 }

@@ -3,7 +3,7 @@
 use lambda_http::{Request, RequestExt};
 
 use super::pipelines::load;
-use crate::app::App;
+use crate::context::{Queues, Stores};
 use crate::domain::ids::{PipelineId, RunId};
 use crate::domain::now;
 use crate::domain::run::{RunStatus, Trigger};
@@ -22,7 +22,7 @@ pub(super) fn run_path(req: &Request) -> Result<(PipelineId, RunId), ApiError> {
     Ok((pipeline, run))
 }
 
-pub(super) async fn trigger_run(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn trigger_run(app: &impl Queues, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = path_id(req, PipelineId::parse, "pipeline")?;
     let pipeline = load(app, caller, &id).await?;
     match trigger(app, &caller.tenant, &pipeline, Trigger::Manual, None).await {
@@ -41,7 +41,7 @@ pub(super) async fn trigger_run(app: &App, caller: &Caller, req: &Request) -> Re
 
 /// The newest runs first, as an array (the reference page's shape); `X-Next-Cursor` carries the
 /// cursor of the next page when there is one.
-pub(super) async fn list(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn list(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = path_id(req, PipelineId::parse, "pipeline")?;
     let page = PageRequest::from_request(req, |s| RunId::parse(s).is_some())?;
     let status = match query(req, "status") {
@@ -49,7 +49,7 @@ pub(super) async fn list(app: &App, caller: &Caller, req: &Request) -> Result<Re
         Some(s) => Some(RunStatus::parse(&s).ok_or_else(|| ApiError::field("status", format!("must be one of {}", RunStatus::NAMES)))?),
     };
     load(app, caller, &id).await?;
-    let (runs, next) = app.store.list_runs_page(&caller.tenant, &id, page.limit, page.after.as_deref(), status).await?;
+    let (runs, next) = app.store().list_runs_page(&caller.tenant, &id, page.limit, page.after.as_deref(), status).await?;
     let mut reply = json(200, &runs.iter().map(|r| r.view()).collect::<Vec<_>>());
     if let Some(next) = next.and_then(|n| encode_cursor(&n).parse().ok()) {
         reply.headers_mut().insert("x-next-cursor", next);
@@ -59,13 +59,13 @@ pub(super) async fn list(app: &App, caller: &Caller, req: &Request) -> Result<Re
 
 /// A partitioned run still going shows its partitions' counts as they stand (a finished one
 /// carries their sum).
-pub(super) async fn get(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn get(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let (pipeline, run) = run_path(req)?;
-    let found = app.store.get_run(&caller.tenant, &pipeline, &run).await?.ok_or_else(|| ApiError::not_found("run", run.as_str()))?;
+    let found = app.store().get_run(&caller.tenant, &pipeline, &run).await?.ok_or_else(|| ApiError::not_found("run", run.as_str()))?;
     let mut view = found.view();
     if let (Some(counts), false) = (&found.partitions, found.status.is_finished()) {
-        let parts = app.store.list_partitions(&caller.tenant, &pipeline, &run).await?;
-        let (stats, mut summary) = crate::worker::totals(&parts);
+        let parts = app.store().list_partitions(&caller.tenant, &pipeline, &run).await?;
+        let (stats, mut summary) = crate::domain::report::totals(&parts);
         // Partitions still being listed are counted as pending.
         summary.pending += counts.total.unwrap_or(counts.written).saturating_sub(summary.total);
         summary.total = summary.total.max(counts.total.unwrap_or(0));
@@ -79,9 +79,9 @@ pub(super) async fn get(app: &App, caller: &Caller, req: &Request) -> Result<Rep
 
 /// A pending run is cancelled at once; a running one is asked to stop at its next batch
 /// boundary (`cancelRequested`); a finished one cannot be cancelled (409).
-pub(super) async fn cancel(app: &App, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn cancel(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let (pipeline, run) = run_path(req)?;
-    match app.store.cancel_run(&caller.tenant, &pipeline, &run, &now()).await? {
+    match app.store().cancel_run(&caller.tenant, &pipeline, &run, &now()).await? {
         CancelRun::Cancelled(r) => Ok(json(200, &r.view())),
         CancelRun::Requested(r) => Ok(json(202, &r.view())),
         CancelRun::Finished(status) => Err(ApiError::Conflict(format!("run {run} already ended {}", status.as_str()))),

@@ -1,0 +1,131 @@
+//! The records table: where runs write the rows of a schema, and where failed rows are kept.
+//!
+//! | item | PK | SK |
+//! |---|---|---|
+//! | a row, `upsert` | `T#<t>#S#<schemaId>[#G#<generation>]` | `K#<JSON array of the primary key values>` |
+//! | a row, `append` | `T#<t>#S#<schemaId>[#G#<generation>]` | `A#<runId>#[P<partition>#]<row number>` |
+//! | a dead letter | `T#<t>#R#<runId>` | `D#[P<partition>#]<row number>` |
+//!
+//! A schema's rows are one generation: readers see the one its schema item names (none: the
+//! first). A `truncate` run writes a generation of its own (its run id) and switches readers to
+//! it when it completes, so no reader ever sees a half-emptied table; the old generation is
+//! deleted after the switch, and a failed or cancelled run's new one instead.
+//!
+//! A row's values live in its `data` map (beside `runId` and `writtenAt`), so field names never
+//! collide with the keys. The engine writes them (`engine::sink`) through [`crate::store::batch`]:
+//! requests of 25, unprocessed items retried with backoff.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use serde_json::Value;
+
+use crate::domain::ids::{RunId, SchemaId};
+use crate::domain::schema::Schema;
+use crate::domain::tenant::TenantId;
+
+#[derive(Clone, Debug)]
+pub struct RecordsTable {
+    client: Client,
+    table: String,
+}
+
+/// Why a page of rows could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordsError {
+    #[error("the records table answered {0}")]
+    Unavailable(String),
+    #[error("a stored row could not be read: {0}")]
+    Corrupt(String),
+}
+
+/// Where a generation of a schema's rows lives (`None`: the first generation).
+pub fn schema_pk(tenant: &TenantId, schema: &SchemaId, generation: Option<&str>) -> String {
+    match generation {
+        None => format!("T#{tenant}#S#{schema}"),
+        Some(generation) => format!("T#{tenant}#S#{schema}#G#{generation}"),
+    }
+}
+
+pub(crate) fn dead_letters_pk(tenant: &TenantId, run: &RunId) -> String {
+    format!("T#{tenant}#R#{run}")
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+impl RecordsTable {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A page of a partition's items' `data`, in key order, after the key `after`.
+    async fn page(&self, pk: &str, limit: usize, after: Option<&str>) -> Result<(Vec<(String, Value)>, bool), RecordsError> {
+        let mut out = Vec::with_capacity(limit + 1);
+        let mut start = after.map(|sk| HashMap::from([("PK".to_string(), s(pk)), ("SK".to_string(), s(sk))]));
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk")
+                .expression_attribute_values(":pk", s(pk))
+                .set_exclusive_start_key(start)
+                .limit((limit + 1 - out.len()) as i32)
+                .send()
+                .await
+                .map_err(|e| {
+                    RecordsError::Unavailable(aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e).unwrap_or("unreachable").into())
+                })?;
+            for item in page.items.unwrap_or_default() {
+                let key = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let data: Value = item
+                    .get("data")
+                    .cloned()
+                    .map(serde_dynamo::from_attribute_value)
+                    .transpose()
+                    .map_err(|e| RecordsError::Corrupt(e.to_string()))?
+                    .unwrap_or_default();
+                out.push((key, data));
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() || out.len() > limit {
+                let more = out.len() > limit;
+                out.truncate(limit);
+                return Ok((out, more));
+            }
+        }
+    }
+
+    /// A page of a schema's rows, of the generation readers see.
+    pub async fn rows(
+        &self,
+        tenant: &TenantId,
+        schema: &Schema,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<(String, Value)>, bool), RecordsError> {
+        self.page(&schema_pk(tenant, &schema.id, schema.generation.as_deref()), limit, after).await
+    }
+
+    /// A page of a run's dead letters.
+    pub async fn dead_letters(
+        &self,
+        tenant: &TenantId,
+        run: &RunId,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<(String, Value)>, bool), RecordsError> {
+        self.page(&dead_letters_pk(tenant, run), limit, after).await
+    }
+}
