@@ -1,6 +1,7 @@
 //! Black-box tests of the API through the local gateway, against DynamoDB Local and moto.
 
 mod auth;
+mod calls;
 mod catalog;
 mod contract;
 mod engine;

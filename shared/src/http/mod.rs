@@ -10,7 +10,7 @@ pub mod page;
 pub mod request;
 pub mod routes;
 
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Either};
 use lambda_http::{Body, Request, RequestExt, Response};
 use tracing::Instrument;
 
@@ -99,8 +99,13 @@ async fn authenticated<C: Stores>(app: &C, function: &Function<C>, route: &Route
     let claimed = header(req, "x-tenant-id").and_then(|t| TenantId::parse(t.trim()).ok());
     if let (Some(tenant), "GET", Some(Role::Viewer)) = (claimed, route.method, route.role) {
         let speculative = Caller { tenant, role: Role::Viewer };
-        let (caller, reply) = futures::join!(check, serve(app, function, &speculative, req));
-        return match caller? {
+        let read = serve(app, function, &speculative, req);
+        let (caller, reply) = match futures::future::select(std::pin::pin!(check), std::pin::pin!(read)).await {
+            // A refused key drops the read where it stands: none of its later round trips are made.
+            Either::Left((caller, read)) => (caller?, read.await),
+            Either::Right((reply, check)) => (check.await?, reply),
+        };
+        return match caller {
             caller if caller.tenant == speculative.tenant => reply,
             _ => Err(ApiError::Forbidden("this API key does not belong to the tenant in X-Tenant-Id".into())),
         };

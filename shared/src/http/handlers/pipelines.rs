@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::http::page::{list_body, PageRequest};
 use crate::http::request::{json_body, path_id, query_id};
 use crate::http::{json, no_content, Reply};
-use crate::store::{PipelineConflict, Refs};
+use crate::store::{PipelineConflict, Refs, StoreError};
 
 /// Optimistic writes retry this often when another writer got in between, then answer 409.
 const WRITE_ATTEMPTS: usize = 5;
@@ -40,8 +40,14 @@ fn view(p: &Pipeline, refs: &Refs) -> Value {
 }
 
 async fn view_one(app: &impl Stores, caller: &Caller, p: &Pipeline) -> Result<Value, ApiError> {
-    let refs = app.store().refs(&caller.tenant, &[&p.connector_id], &[&p.schema_id]).await?;
-    Ok(view(p, &refs))
+    Ok(view(p, &refs_of(app, caller, p).await?))
+}
+
+/// The connector and schema a pipeline names. A write reads them beside itself, not after: its
+/// conditions already require both to exist, so the read waits for nothing (one round trip, not
+/// two), and its answer is dropped if the write fails.
+async fn refs_of(app: &impl Stores, caller: &Caller, p: &Pipeline) -> Result<Refs, StoreError> {
+    app.store().refs(&caller.tenant, &[&p.connector_id], &[&p.schema_id]).await
 }
 
 fn reference_error(conflict: PipelineConflict) -> Option<ApiError> {
@@ -76,10 +82,11 @@ pub(super) async fn create(app: &impl Stores, caller: &Caller, req: &Request) ->
     let new = NewPipeline::parse(&json_body(req)?)?;
     let p = new.into_pipeline(PipelineId::generate(), chrono::Utc::now());
     p.check_size()?;
-    if let Err(conflict) = app.store().create_pipeline(&caller.tenant, &p).await? {
+    let (written, refs) = futures::join!(app.store().create_pipeline(&caller.tenant, &p), refs_of(app, caller, &p));
+    if let Err(conflict) = written? {
         return Err(reference_error(conflict).unwrap_or_else(|| ApiError::Internal("a new pipeline id was taken".into())));
     }
-    Ok(json(201, &view_one(app, caller, &p).await?))
+    Ok(json(201, &view(&p, &refs?)))
 }
 
 pub(super) async fn update(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
@@ -88,8 +95,9 @@ pub(super) async fn update(app: &impl Stores, caller: &Caller, req: &Request) ->
         let current = load(app, caller, &update.id).await?;
         let next = update.apply(&current, chrono::Utc::now())?;
         next.check_size()?;
-        match app.store().update_pipeline(&caller.tenant, &current, &next).await? {
-            Ok(()) => return Ok(json(200, &view_one(app, caller, &next).await?)),
+        let (written, refs) = futures::join!(app.store().update_pipeline(&caller.tenant, &current, &next), refs_of(app, caller, &next));
+        match written? {
+            Ok(()) => return Ok(json(200, &view(&next, &refs?))),
             Err(conflict) => {
                 if let Some(e) = reference_error(conflict) {
                     return Err(e);
