@@ -90,7 +90,9 @@ async fn every_endpoint_keeps_to_its_round_trip_budget() {
     let mut update = body.clone();
     update["id"] = json!(pid);
     update["name"] = json!("Renamed");
-    let cases: Vec<(&str, Method, String, Option<Value>, Option<&str>, usize)> = vec![
+    // (name, method, path, body, Idempotency-Key, budget of sequential round trips)
+    type Case<'a> = (&'a str, Method, String, Option<Value>, Option<&'a str>, usize);
+    let cases: Vec<Case> = vec![
         ("list pipelines", Method::GET, "/pipelines".into(), None, None, 2),
         ("get pipeline", Method::GET, format!("/pipelines/{pid}"), None, None, 2),
         ("list runs", Method::GET, format!("/pipelines/{pid}/runs"), None, None, 2),
