@@ -36,7 +36,12 @@ pub async fn clients() -> Clients {
     let region = env_or("AWS_REGION", "us-east-1");
     let credentials =
         Credentials::new(env_or("AWS_ACCESS_KEY_ID", "local"), env_or("AWS_SECRET_ACCESS_KEY", "local"), None, None, "local-stack");
-    let sdk = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region)).credentials_provider(credentials).load().await;
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .credentials_provider(credentials)
+        .http_client(shared::context::https_client())
+        .load()
+        .await;
     let dynamodb =
         aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(env_or("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000")).build();
     let sqs = aws_sdk_sqs::config::Builder::from(&sdk).endpoint_url(env_or("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:4566")).build();

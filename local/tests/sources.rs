@@ -66,6 +66,7 @@ async fn s3() -> (SourceContext, String) {
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "local-stack"))
         .endpoint_url(endpoint.as_str())
+        .http_client(shared::context::https_client())
         .load()
         .await;
     let mut ctx = SourceContext::new(&sdk, true);

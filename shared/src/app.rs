@@ -25,12 +25,17 @@ pub use crate::context::Error;
 
 /// Structured logs: JSON in Lambda, compact text elsewhere; `RUST_LOG` filters (default info).
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    // `Targets` reads the usual `RUST_LOG` forms (`info`, `shared=debug,warn`) without the regex
+    // engine `EnvFilter` links.
+    let filter = std::env::var("RUST_LOG").ok().and_then(|v| v.parse::<Targets>().ok());
+    let filter = filter.unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let registry = tracing_subscriber::registry().with(filter);
     let _ = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
-        builder.json().with_current_span(true).with_span_list(false).without_time().try_init()
+        registry.with(tracing_subscriber::fmt::layer().json().with_current_span(true).with_span_list(false).without_time()).try_init()
     } else {
-        builder.compact().try_init()
+        registry.with(tracing_subscriber::fmt::layer().compact()).try_init()
     };
 }
 
@@ -40,20 +45,27 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
-/// The AWS configuration of an API function: API Gateway gives up after 30 s and a function
-/// here has 10, so a DynamoDB call gets 1 s to connect, 2 s an attempt and 3 attempts within 6 s
-/// (then the request answers an error instead of timing out the whole function).
-async fn api_sdk() -> aws_config::SdkConfig {
+/// The AWS configuration of an API function, without aws-config's provider chain (profiles,
+/// SSO, web identity, IMDS): Lambda hands a function its credentials and region in the
+/// environment, and the chain would cost binary size and init time. API Gateway gives up after
+/// 30 s and a function here has 10, so a DynamoDB call gets 1 s to connect, 2 s an attempt and 3
+/// attempts within 6 s, then the request answers an error instead of timing out the function.
+fn api_sdk() -> aws_config::SdkConfig {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(1))
         .operation_attempt_timeout(Duration::from_secs(2))
         .operation_timeout(Duration::from_secs(6))
         .build();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let region = std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")).ok().map(aws_config::Region::new);
+    let credentials = aws_config::environment::EnvironmentVariableCredentialsProvider::new();
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(region)
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(credentials))
         .timeout_config(timeouts)
         .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .load()
-        .await
+        .http_client(crate::context::https_client())
+        .build()
 }
 
 /// Runs an API function: `function` over its context, built (and its connection to DynamoDB
@@ -61,7 +73,7 @@ async fn api_sdk() -> aws_config::SdkConfig {
 pub fn serve<C: Context>(function: Function<C>) -> Result<(), Error> {
     runtime()?.block_on(async {
         init_tracing();
-        let app: &'static C = Box::leak(Box::new(C::from_sdk(&api_sdk().await)?));
+        let app: &'static C = Box::leak(Box::new(C::from_sdk(&api_sdk())?));
         app.store().warm_up().await;
         let function: &'static Function<C> = Box::leak(Box::new(function));
         lambda_http::run(service_fn(move |req| async move { Ok::<_, std::convert::Infallible>(handle(app, function, req).await) })).await
@@ -108,7 +120,7 @@ pub fn data_engine(app: &App, sdk: &aws_config::SdkConfig) -> Result<DataEngine,
 pub fn serve_worker() -> Result<(), Error> {
     runtime()?.block_on(async {
         init_tracing();
-        let sdk = aws_config::load_from_env().await;
+        let sdk = crate::context::load_aws_config().await;
         let app: &'static App = Box::leak(Box::new(App::from_sdk(&sdk)?));
         let engine: &'static DataEngine = Box::leak(Box::new(data_engine(app, &sdk)?));
         let settings: &'static RunSettings = Box::leak(Box::new(RunSettings::from_env()));
@@ -125,7 +137,7 @@ pub fn serve_worker() -> Result<(), Error> {
 pub fn serve_scheduler() -> Result<(), Error> {
     runtime()?.block_on(async {
         init_tracing();
-        let app: &'static QueueApi = Box::leak(Box::new(QueueApi::from_sdk(&aws_config::load_from_env().await)?));
+        let app: &'static QueueApi = Box::leak(Box::new(QueueApi::from_sdk(&crate::context::load_aws_config().await)?));
         let settings: &'static RunSettings = Box::leak(Box::new(RunSettings::from_env()));
         lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| async move {
             let report = crate::scheduler::tick(app, settings, chrono::Utc::now()).await?;

@@ -41,8 +41,43 @@ pub trait Context: Stores + Sized {
     fn from_sdk(sdk: &aws_config::SdkConfig) -> Result<Self, Error>;
 }
 
+/// The HTTPS client of every AWS client: rustls over ring, which links far less than aws-lc
+/// (the SDK's default) and has no entropy-gathering start-up cost.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
+}
+
+/// aws-config's whole provider chain (profiles, web identity, IMDS...), for the functions that
+/// need more than the environment: the worker assumes tenants' roles through STS.
+pub async fn load_aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client()).load().await
+}
+
 fn setting(name: &str) -> Result<String, Error> {
     std::env::var(name).map_err(|_| format!("{name} is not set").into())
+}
+
+/// `AWS_ENDPOINT_URL_<SERVICE>` (the local stack's emulators), read here because API functions
+/// build their configuration without aws-config's loader, which would otherwise read it.
+fn endpoint(service: &str) -> Option<String> {
+    std::env::var(format!("AWS_ENDPOINT_URL_{service}")).ok().filter(|url| !url.is_empty())
+}
+
+fn dynamodb(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::config::Builder::from(sdk);
+    aws_sdk_dynamodb::Client::from_conf(match endpoint("DYNAMODB") {
+        Some(url) => config.endpoint_url(url).build(),
+        None => config.build(),
+    })
+}
+
+fn sqs(sdk: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::config::Builder::from(sdk);
+    aws_sdk_sqs::Client::from_conf(match endpoint("SQS") {
+        Some(url) => config.endpoint_url(url).build(),
+        None => config.build(),
+    })
 }
 
 /// An API function's context: the table, and the source-bucket rule.
@@ -60,7 +95,7 @@ impl Api {
 
 impl Context for Api {
     fn from_sdk(sdk: &aws_config::SdkConfig) -> Result<Self, Error> {
-        let mut api = Api::new(aws_sdk_dynamodb::Client::new(sdk), &setting("TABLE_NAME")?);
+        let mut api = Api::new(dynamodb(sdk), &setting("TABLE_NAME")?);
         api.source_buckets = SourceBuckets::from_env();
         Ok(api)
     }
@@ -84,7 +119,7 @@ pub struct QueueApi {
 
 impl Context for QueueApi {
     fn from_sdk(sdk: &aws_config::SdkConfig) -> Result<Self, Error> {
-        Ok(Self { api: Api::from_sdk(sdk)?, queue: RunQueue::new(aws_sdk_sqs::Client::new(sdk), setting("QUEUE_URL")?) })
+        Ok(Self { api: Api::from_sdk(sdk)?, queue: RunQueue::new(sqs(sdk), setting("QUEUE_URL")?) })
     }
 }
 
@@ -152,7 +187,7 @@ impl App {
 
     /// From the environment, as [`Context::from_sdk`], loading the AWS configuration first.
     pub async fn from_env() -> Result<Self, Error> {
-        Self::from_sdk(&aws_config::load_from_env().await)
+        Self::from_sdk(&load_aws_config().await)
     }
 }
 
