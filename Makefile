@@ -12,7 +12,7 @@ LOCAL_ENV := AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000 AWS_ENDPOINT_URL_SQ
 	AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
 SAM_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local SAM_CLI_TELEMETRY=0
 
-.PHONY: dev test key lint fmt template-check stack-start stack-stop bench
+.PHONY: dev test key lint fmt template-check sam-build stack-start stack-stop bench
 
 dev:
 	cargo build -q -p local --bin dev
@@ -38,13 +38,18 @@ template-check:
 	$(SAM_ENV) $(TOOLS)/sam validate --lint -t template.yaml
 	$(SAM_ENV) $(TOOLS)/cfn-lint template.yaml
 
+# sam build of a representative function (arm64, cargo-lambda + zig, no Docker), then every
+# function with the same cargo lambda build command.
+sam-build:
+	scripts/sam-build.sh
+
 # Engine throughput (criterion: in memory, and from source bytes to write requests), whole local
 # runs against the emulators (into DynamoDB Local; 2M rows as 1 and as 8 partitions into a
-# counting sink), the worker's peak memory on a 1 GB source, and the cold start of a function
-# binary against a hello-world Lambda.
+# counting sink), the worker's peak memory on a 1 GB source, and the cold start, first and warm
+# invoke and peak memory of every function against a hello-world Lambda.
 bench:
 	cargo bench -p shared --bench engine
-	cargo build --release -p list-pipelines
+	cargo build --release --workspace --exclude local
 	cargo build --release -p local --example hello_lambda
 	$(STACK) run env $(LOCAL_ENV) sh -c 'cargo bench -p local --bench local_run && cargo bench -p local --bench partitioned_run && \
 		cargo bench -p local --bench memory && cargo bench -p local --bench cold_start'

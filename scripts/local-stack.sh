@@ -7,6 +7,7 @@
 #   scripts/local-stack.sh run CMD…  run CMD with the stack up; stop afterwards what was started for it
 # Pids of what `start` started go to $STACK_RUN_DIR (default .local-stack/run).
 #   scripts/local-stack.sh tools     install aws-sam-cli and cfn-lint (template checks)
+#   scripts/local-stack.sh build-tools  install cargo-lambda and zig, and the arm64 Rust target (sam build)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir="$root/.local-stack"
@@ -29,6 +30,15 @@ install() {
     python3 -m venv "$dir/venv"
     "$dir/venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.*'
   fi
+}
+
+build_tools() {
+  tools
+  if [ ! -x "$dir/tools/bin/cargo-lambda" ] || [ ! -x "$dir/tools/bin/python-zig" ]; then
+    echo "local-stack: installing cargo-lambda and zig into .local-stack/tools"
+    "$dir/tools/bin/pip" install --quiet --disable-pip-version-check cargo-lambda ziglang
+  fi
+  rustup target add aarch64-unknown-linux-gnu >/dev/null
 }
 
 tools() {
@@ -80,6 +90,7 @@ stop() {
 
 case "${1:-}" in
   install) install ;;
+  build-tools) build_tools ;;
   tools) tools ;;
   start) start ;;
   stop) stop ;;
@@ -92,5 +103,5 @@ case "${1:-}" in
     start
     "$@"
     ;;
-  *) echo "usage: $0 install|tools|start|stop" >&2; exit 2 ;;
+  *) echo "usage: $0 install|tools|build-tools|start|stop" >&2; exit 2 ;;
 esac

@@ -8,7 +8,8 @@
 //! - peak RSS (`VmHWM`) after both.
 //!
 //! `cargo bench -p local --bench cold_start [-- <function> ...]` (default: every API function that
-//! `target/release` holds). Needs release builds and the local stack: `make bench` does both.
+//! `target/release`, or `COLD_START_DIR`, holds). Needs release builds and the local stack: `make
+//! bench` does both.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -150,7 +151,8 @@ fn event_for(root: &std::path::Path, function: &str, key: &str) -> Result<String
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let release = root.join("target/release");
+    // `COLD_START_DIR`: where the release binaries are, when not in this workspace's target.
+    let release = std::env::var_os("COLD_START_DIR").map_or_else(|| root.join("target/release"), PathBuf::from);
     let table = "cold-start";
     let clients = local::stack::clients().await;
     local::stack::ensure_table(&clients.dynamodb, table).await.map_err(|e| e.to_string())?;

@@ -6,6 +6,7 @@
 
 use crate::context::Queues;
 use crate::domain::pipeline::{Overlap, Pipeline};
+use crate::domain::run::RunErrorCode;
 use crate::domain::run::{Run, RunError, RunMessage, Trigger};
 use crate::domain::tenant::TenantId;
 use crate::domain::{now, stamp};
@@ -50,7 +51,7 @@ pub async fn trigger(
         CreateRun::AtCapacity => return Err(TriggerError::AtCapacity(skip_at.unwrap_or_default())),
     }
     if let Err(e) = app.queue().send(&RunMessage::new(tenant, &run)).await {
-        let error = RunError::new("ENQUEUE_FAILED", "the run could not be queued");
+        let error = RunError::new(RunErrorCode::EnqueueFailed, "the run could not be queued");
         app.store().fail_pending_run(tenant, &run, error, &now()).await?;
         return Err(TriggerError::NotQueued { run: Box::new(run), cause: e.to_string() });
     }

@@ -70,7 +70,10 @@ async fn spawn(table: &str, queue_url: Option<&str>) -> TestApp {
     let tenant = unique("t");
     let mut test = TestApp {
         base,
-        http: reqwest::Client::new(),
+        http: {
+            shared::engine::source::install_tls();
+            reqwest::Client::new()
+        },
         tenant: tenant.clone(),
         key: String::new(),
         app,

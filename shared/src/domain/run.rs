@@ -58,18 +58,79 @@ pub enum Trigger {
     Api,
 }
 
+/// Every code a run can end with: the `error.code` clients see (the manual lists them, with
+/// their causes, under "Runs").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunErrorCode {
+    /// The run's message could not be sent when it was triggered.
+    EnqueueFailed,
+    /// The worker stopped responding on each of its attempts.
+    AttemptsExhausted,
+    InvalidGraph,
+    UnsupportedNode,
+    ConnectorNotFound,
+    SchemaNotFound,
+    StorageError,
+    UnsupportedConnector,
+    InvalidConnectorConfig,
+    InvalidNodeConfig,
+    InvalidConfig,
+    SourceBlocked,
+    SourceError,
+    ValidationFailed,
+    WriteFailed,
+    /// A partition failed, under `errorHandling: fail`, without an error of its own.
+    PartitionFailed,
+}
+
+impl RunErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EnqueueFailed => "ENQUEUE_FAILED",
+            Self::AttemptsExhausted => "ATTEMPTS_EXHAUSTED",
+            Self::InvalidGraph => "INVALID_GRAPH",
+            Self::UnsupportedNode => "UNSUPPORTED_NODE",
+            Self::ConnectorNotFound => "CONNECTOR_NOT_FOUND",
+            Self::SchemaNotFound => "SCHEMA_NOT_FOUND",
+            Self::StorageError => "STORAGE_ERROR",
+            Self::UnsupportedConnector => "UNSUPPORTED_CONNECTOR",
+            Self::InvalidConnectorConfig => "INVALID_CONNECTOR_CONFIG",
+            Self::InvalidNodeConfig => "INVALID_NODE_CONFIG",
+            Self::InvalidConfig => "INVALID_CONFIG",
+            Self::SourceBlocked => "SOURCE_BLOCKED",
+            Self::SourceError => "SOURCE_ERROR",
+            Self::ValidationFailed => "VALIDATION_FAILED",
+            Self::WriteFailed => "WRITE_FAILED",
+            Self::PartitionFailed => "PARTITION_FAILED",
+        }
+    }
+}
+
+impl std::fmt::Display for RunErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for RunErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunError {
-    pub code: String,
+    pub code: RunErrorCode,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_id: Option<String>,
 }
 
 impl RunError {
-    pub fn new(code: &str, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into(), node_id: None }
+    pub fn new(code: RunErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), node_id: None }
     }
 
     pub fn at_node(mut self, node_id: &str) -> Self {

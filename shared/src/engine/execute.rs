@@ -24,6 +24,7 @@ use super::transform::{key_tuple, Transform};
 use crate::domain::connector::Connector;
 use crate::domain::graph::NodeType;
 use crate::domain::pipeline::{ErrorHandling, LoadMode};
+use crate::domain::run::RunErrorCode;
 use crate::domain::run::{LogEntry, RunError};
 use crate::domain::schema::{Field, Schema};
 use crate::domain::tenant::TenantId;
@@ -208,7 +209,7 @@ impl Flow {
 }
 
 fn node_error(node: &crate::domain::graph::Node, message: String) -> RunError {
-    RunError::new("INVALID_NODE_CONFIG", format!("node '{}': {message}", node.label_or_id())).at_node(&node.id)
+    RunError::new(RunErrorCode::InvalidNodeConfig, format!("node '{}': {message}", node.label_or_id())).at_node(&node.id)
 }
 
 impl Engine for DataEngine {
@@ -240,7 +241,8 @@ impl DataEngine {
         let has_key = job.schema.fields.iter().any(|f| f.primary_key);
         let mode = config.load_mode.unwrap_or(if has_key { LoadMode::Upsert } else { LoadMode::Append });
         if mode == LoadMode::Upsert && !has_key {
-            let e = RunError::new("INVALID_CONFIG", format!("loadMode upsert needs a primary key in schema '{}'", job.schema.name));
+            let e =
+                RunError::new(RunErrorCode::InvalidConfig, format!("loadMode upsert needs a primary key in schema '{}'", job.schema.name));
             return Err(e.at_node(&plan.target.id).into());
         }
         let handling = config.error_handling.unwrap_or(ErrorHandling::Skip);
@@ -340,7 +342,10 @@ impl DataEngine {
             if let Some((id, issues, _)) = bad.first().filter(|_| handling == ErrorHandling::Fail) {
                 // The first bad row fails the run; nothing of this batch is written.
                 let detail = issues.first().map_or(String::new(), |i| format!(": {} {}", i.field, i.message));
-                let e = RunError::new("VALIDATION_FAILED", format!("row {} does not fit schema '{}'{detail}", id.row, job.schema.name));
+                let e = RunError::new(
+                    RunErrorCode::ValidationFailed,
+                    format!("row {} does not fit schema '{}'{detail}", id.row, job.schema.name),
+                );
                 break Err(RunFailure::Failed { error: e.at_node(&plan.target.id), stats: None, log: vec![] });
             }
             let letters = if handling == ErrorHandling::DeadLetter { bad } else { Vec::new() };

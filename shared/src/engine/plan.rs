@@ -7,6 +7,7 @@
 
 use crate::domain::graph::{Fault, Graph, Node, NodeType};
 use crate::domain::run::RunError;
+use crate::domain::run::RunErrorCode;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -31,14 +32,14 @@ impl Plan {
     pub fn build(graph: &Graph) -> Result<Plan, RunError> {
         let analysis = graph.analyse();
         if let Some(fault) = analysis.faults.first() {
-            let error = RunError::new("INVALID_GRAPH", fault.describe(&graph.nodes));
+            let error = RunError::new(RunErrorCode::InvalidGraph, fault.describe(&graph.nodes));
             return Err(match fault.node() {
                 Some(i) => error.at_node(&graph.nodes[i].id),
                 None => error,
             });
         }
         let (Some(source), Some(target)) = (analysis.source, analysis.target) else {
-            return Err(RunError::new("INVALID_GRAPH", Fault::Missing(NodeType::Source).describe(&graph.nodes)));
+            return Err(RunError::new(RunErrorCode::InvalidGraph, Fault::Missing(NodeType::Source).describe(&graph.nodes)));
         };
         let mut step_of = vec![None; graph.nodes.len()];
         let mut steps = Vec::new();
@@ -52,7 +53,7 @@ impl Plan {
                 }
                 other => {
                     let message = format!("node type '{}' cannot be executed yet", other.as_str());
-                    return Err(RunError::new("UNSUPPORTED_NODE", message).at_node(&node.id));
+                    return Err(RunError::new(RunErrorCode::UnsupportedNode, message).at_node(&node.id));
                 }
             }
         }

@@ -12,6 +12,7 @@ use super::coerce::FieldIssue;
 use super::record::{Record, RowId};
 use crate::domain::ids::{RunId, SchemaId};
 use crate::domain::run::RunError;
+use crate::domain::run::RunErrorCode;
 use crate::domain::schema::Schema;
 use crate::domain::tenant::TenantId;
 use crate::store::records::dead_letters_pk;
@@ -91,7 +92,7 @@ fn s(v: impl Into<String>) -> AttributeValue {
 }
 
 fn write_error(message: impl Into<String>) -> RunError {
-    RunError::new("WRITE_FAILED", message)
+    RunError::new(RunErrorCode::WriteFailed, message)
 }
 
 /// The key of an upserted row: its primary key values, as a JSON array (unambiguous whatever

@@ -14,6 +14,7 @@ use super::entity::from_item;
 use super::runs::{run_key, runs_pk, tx_update, value};
 use super::{n, s, Item, Store, StoreError};
 use crate::domain::ids::{PipelineId, RunId};
+use crate::domain::run::RunErrorCode;
 use crate::domain::run::{Partition, PartitionCounts, Run, RunError, RunStatus};
 use crate::domain::tenant::TenantId;
 
@@ -224,7 +225,7 @@ impl Store {
                 RunStatus::Running if lease_live => return Ok(PartClaim::Busy),
                 RunStatus::Running if part.attempt >= terms.max_attempts => {
                     let error = RunError::new(
-                        "ATTEMPTS_EXHAUSTED",
+                        RunErrorCode::AttemptsExhausted,
                         format!("partition {index}: the worker stopped responding on each of {} attempts", part.attempt),
                     );
                     let ended = PartEnd { status: RunStatus::Failed, stats: part.stats.clone(), error: Some(error) };

@@ -7,6 +7,7 @@ use super::entity::{from_item, sk};
 use super::{index, n, s, tenant_pk, Item, Store, StoreError};
 use crate::domain::ids::{PipelineId, RunId};
 use crate::domain::pipeline::Pipeline;
+use crate::domain::run::RunErrorCode;
 use crate::domain::run::{LogEntry, Run, RunError, RunStatus};
 use crate::domain::tenant::TenantId;
 
@@ -242,8 +243,10 @@ impl Store {
                 },
                 RunStatus::Running if lease_live => return Ok(Claim::Busy),
                 RunStatus::Running if run.attempt >= max_attempts => {
-                    let error =
-                        RunError::new("ATTEMPTS_EXHAUSTED", format!("the worker stopped responding on each of {} attempts", run.attempt));
+                    let error = RunError::new(
+                        RunErrorCode::AttemptsExhausted,
+                        format!("the worker stopped responding on each of {} attempts", run.attempt),
+                    );
                     if self.fail_running(tenant, &run, error, now).await? {
                         return Ok(Claim::Exhausted);
                     }
@@ -694,7 +697,8 @@ impl Store {
 
     /// Fails a running run found with an expired lease and no attempts left (the sweep's part).
     pub async fn fail_exhausted(&self, tenant: &TenantId, run: &Run, now: &str) -> Result<bool, StoreError> {
-        let error = RunError::new("ATTEMPTS_EXHAUSTED", format!("the worker stopped responding on each of {} attempts", run.attempt));
+        let error =
+            RunError::new(RunErrorCode::AttemptsExhausted, format!("the worker stopped responding on each of {} attempts", run.attempt));
         self.fail_running(tenant, run, error, now).await
     }
 

@@ -26,6 +26,7 @@ use crate::context::{App, Stores};
 use crate::domain::connector::Connector;
 use crate::domain::ids::PipelineId;
 use crate::domain::pipeline::Pipeline;
+use crate::domain::run::RunErrorCode;
 use crate::domain::run::{cap_log, LogEntry, Run, RunError, RunMessage, RunStatus};
 use crate::domain::schema::Schema;
 use crate::domain::stamp;
@@ -181,12 +182,13 @@ async fn process(
 /// schema it is bound to.
 pub(super) async fn load(app: &App, tenant: &TenantId, pipeline: &Pipeline) -> Result<(Plan, Connector, Schema), RunFailure> {
     let plan = Plan::build(&pipeline.graph())?;
-    let store_error = |e: StoreError| RunFailure::from(RunError::new("STORAGE_ERROR", e.to_string()));
+    let store_error = |e: StoreError| RunFailure::from(RunError::new(RunErrorCode::StorageError, e.to_string()));
     let connector = app.store().get::<Connector>(tenant, pipeline.connector_id.as_str()).await.map_err(store_error)?;
-    let connector =
-        connector.ok_or_else(|| RunError::new("CONNECTOR_NOT_FOUND", format!("connector {} no longer exists", pipeline.connector_id)))?;
+    let connector = connector
+        .ok_or_else(|| RunError::new(RunErrorCode::ConnectorNotFound, format!("connector {} no longer exists", pipeline.connector_id)))?;
     let schema = app.store().get::<Schema>(tenant, pipeline.schema_id.as_str()).await.map_err(store_error)?;
-    let schema = schema.ok_or_else(|| RunError::new("SCHEMA_NOT_FOUND", format!("schema {} no longer exists", pipeline.schema_id)))?;
+    let schema =
+        schema.ok_or_else(|| RunError::new(RunErrorCode::SchemaNotFound, format!("schema {} no longer exists", pipeline.schema_id)))?;
     Ok((plan, connector, schema))
 }
 

@@ -29,6 +29,7 @@ use crate::context::{App, Stores};
 use crate::domain::connector::Connector;
 use crate::domain::pipeline::{Partitioning, Pipeline};
 use crate::domain::report::totals;
+use crate::domain::run::RunErrorCode;
 use crate::domain::run::{cap_log, LogEntry, Partition, PartitionCounts, Run, RunError, RunMessage, RunStatus};
 use crate::domain::stamp;
 use crate::domain::tenant::TenantId;
@@ -317,7 +318,7 @@ async fn finish_run(app: &App, tenant: &TenantId, pipeline: &Pipeline, run: &Run
         (None, false) => RunStatus::Completed,
     };
     let error = failed.map(|p| {
-        let e = p.error.clone().unwrap_or_else(|| RunError::new("PARTITION_FAILED", "a partition failed"));
+        let e = p.error.clone().unwrap_or_else(|| RunError::new(RunErrorCode::PartitionFailed, "a partition failed"));
         RunError { message: format!("partition {}: {}", p.index, e.message), ..e }
     });
     let now = Utc::now();

@@ -425,12 +425,19 @@ fn parse_headers(headers: &Map<String, Value>) -> Result<HeaderMap, SourceError>
     Ok(map)
 }
 
+/// Makes ring the process's TLS crypto, as it is for the AWS clients (one crypto library in the
+/// build, not two): reqwest needs one installed before it builds a client. Idempotent.
+pub fn install_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A client that connects `url`'s host only at the addresses vetted for it.
 async fn client_for(url: &Url, ctx: &SourceContext) -> Result<reqwest::Client, SourceError> {
     let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
         return Err(failed(url, "the URL has no host"));
     };
     let addrs = guard::vet(host, port, ctx.allow_private_addresses, ctx.http.connect_timeout).await?;
+    install_tls();
     reqwest::Client::builder()
         .dns_resolver(Arc::new(Pinned(addrs)))
         .no_proxy()

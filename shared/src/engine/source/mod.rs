@@ -18,6 +18,7 @@
 
 mod guard;
 mod http;
+pub use http::install_tls;
 mod inline;
 mod s3;
 
@@ -34,6 +35,7 @@ use super::decode::{DecodeError, Decoded, Decoder, Format, Mark, DEFAULT_MAX_REC
 use super::record::Record;
 use crate::domain::connector::Connector;
 use crate::domain::run::RunError;
+use crate::domain::run::RunErrorCode;
 use crate::domain::source_access::SourceBuckets;
 use crate::domain::tenant::TenantId;
 
@@ -58,12 +60,12 @@ pub enum SourceError {
 }
 
 impl SourceError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> RunErrorCode {
         match self {
-            SourceError::Unsupported(_) => "UNSUPPORTED_CONNECTOR",
-            SourceError::Config { .. } => "INVALID_CONNECTOR_CONFIG",
-            SourceError::Blocked(_) => "SOURCE_BLOCKED",
-            SourceError::Failed(_) => "SOURCE_ERROR",
+            SourceError::Unsupported(_) => RunErrorCode::UnsupportedConnector,
+            SourceError::Config { .. } => RunErrorCode::InvalidConnectorConfig,
+            SourceError::Blocked(_) => RunErrorCode::SourceBlocked,
+            SourceError::Failed(_) => RunErrorCode::SourceError,
         }
     }
 
