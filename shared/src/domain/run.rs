@@ -352,9 +352,75 @@ impl RunMessage {
     }
 }
 
+/// What a worker sent a run (or one of its partitions) may do with it: the lifecycle rule of a
+/// claim, decided from the item as read. Storage then makes the write it implies, conditioned on
+/// the item being as read, so two workers never both win.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimable {
+    /// It has ended: nothing to do.
+    Finished(RunStatus),
+    /// A checkpointed attempt's follow-up: the same attempt goes on.
+    Resume,
+    /// Another worker holds a live lease.
+    Busy,
+    /// Its worker stopped on the last attempt allowed: it fails with `ATTEMPTS_EXHAUSTED`.
+    Exhausted,
+    /// Its worker's lease ran out: a new attempt takes over.
+    TakeOver,
+    /// Pending: an attempt starts.
+    Start,
+}
+
+/// The claim rule: an ended item stays ended; a continuation resumes; a live lease is respected;
+/// a lapsed one is taken over while attempts remain, and fails the item when none do.
+pub fn claimable(
+    status: RunStatus,
+    continuation: bool,
+    lease_until: Option<&str>,
+    attempt: u32,
+    now: &str,
+    max_attempts: u32,
+) -> Claimable {
+    let lease_live = lease_until.is_some_and(|until| until > now);
+    match status {
+        status if status.is_finished() => Claimable::Finished(status),
+        RunStatus::Running if continuation => Claimable::Resume,
+        RunStatus::Running if lease_live => Claimable::Busy,
+        RunStatus::Running if attempt >= max_attempts => Claimable::Exhausted,
+        RunStatus::Running => Claimable::TakeOver,
+        _ => Claimable::Start,
+    }
+}
+
+/// The error of an item whose workers kept dying (`partition`: which one, in a partitioned run).
+pub fn attempts_exhausted(attempts: u32, partition: Option<u32>) -> RunError {
+    let what = partition.map_or(String::new(), |p| format!("partition {p}: "));
+    RunError::new(RunErrorCode::AttemptsExhausted, format!("{what}the worker stopped responding on each of {attempts} attempts"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claims_follow_the_lifecycle_rule() {
+        let now = "2026-12-01T12:00:00.000Z";
+        let (past, future) = (Some("2026-12-01T11:59:59.000Z"), Some("2026-12-01T12:00:30.000Z"));
+        let rule = |status, continuation, lease, attempt| claimable(status, continuation, lease, attempt, now, 3);
+        assert_eq!(rule(RunStatus::Pending, false, None, 0), Claimable::Start);
+        assert_eq!(rule(RunStatus::Pending, false, None, 2), Claimable::Start, "a re-sent pending run starts");
+        assert_eq!(rule(RunStatus::Running, false, future, 1), Claimable::Busy);
+        assert_eq!(rule(RunStatus::Running, true, future, 1), Claimable::Resume, "a continuation goes on under its own lease");
+        assert_eq!(rule(RunStatus::Running, false, past, 1), Claimable::TakeOver);
+        assert_eq!(rule(RunStatus::Running, false, Some(now), 1), Claimable::TakeOver, "a lease ends at its instant");
+        assert_eq!(rule(RunStatus::Running, false, past, 3), Claimable::Exhausted);
+        assert_eq!(rule(RunStatus::Running, false, future, 3), Claimable::Busy, "the last attempt is never cut short");
+        for ended in [RunStatus::Completed, RunStatus::CompletedWithErrors, RunStatus::Failed, RunStatus::Cancelled] {
+            assert_eq!(rule(ended, true, past, 9), Claimable::Finished(ended));
+        }
+        assert_eq!(attempts_exhausted(3, Some(4)).message, "partition 4: the worker stopped responding on each of 3 attempts");
+        assert_eq!(attempts_exhausted(2, None).code, RunErrorCode::AttemptsExhausted);
+    }
 
     #[test]
     fn statuses_parse_and_know_when_they_are_final() {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{KeysAndAttributes, TransactWriteItem, Update};
 
 use super::entity::{from_item, sk, Entity};
-use super::{n, tenant_pk, Item, Store, StoreError};
+use super::{n, tenant_pk, written, Item, Store, StoreError};
 use crate::domain::connector::Connector;
 use crate::domain::ids::{ConnectorId, SchemaId};
 use crate::domain::schema::Schema;
@@ -122,12 +122,9 @@ impl Store {
             .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedOld)
             .send()
             .await;
-        match out {
-            Ok(out) => Ok(out.attributes.and_then(|a| a.get("generation").and_then(|v| v.as_s().ok()).cloned())),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-                Err(StoreError::ConditionFailed { reasons: vec![] })
-            }
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        match written("UpdateItem", out)? {
+            Some(out) => Ok(out.attributes.and_then(|a| a.get("generation").and_then(|v| v.as_s().ok()).cloned())),
+            None => Err(StoreError::ConditionFailed { reasons: vec![] }),
         }
     }
 }

@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use serde::{Deserialize, Serialize};
 
 use super::entity::from_item;
-use super::{n, s, tenant_pk, Item, Store, StoreError};
+use super::{n, s, tenant_pk, written, Item, Store, StoreError};
 use crate::domain::tenant::TenantId;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,17 +81,15 @@ impl Store {
     }
 
     pub async fn abandon_idempotent(&self, tenant: &TenantId, idem: &str) -> Result<(), StoreError> {
-        self.client
+        let out = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(key(tenant, idem)))
             .condition_expression("attribute_not_exists(body)")
             .send()
-            .await
-            .map(|_| ())
-            .or_else(|e| match e.as_service_error() {
-                Some(se) if se.is_conditional_check_failed_exception() => Ok(()),
-                _ => Err(StoreError::dynamo("DeleteItem", e)),
-            })
+            .await;
+        // Completed (a body is there): the record stays, to be replayed.
+        written("DeleteItem", out).map(|_| ())
     }
 }

@@ -146,6 +146,21 @@ pub(crate) fn tenant_pk(tenant: &TenantId) -> String {
     format!("T#{tenant}")
 }
 
+/// A conditional write's outcome: its output when it was written, `None` when its condition did
+/// not hold (nothing written), and any other failure as a [`StoreError`]. Every conditional
+/// PutItem, UpdateItem and DeleteItem of the store reads its answer through this.
+pub(crate) fn written<T, E, R>(op: &'static str, result: Result<T, SdkError<E, R>>) -> Result<Option<T>, StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(SdkError::ServiceError(e)) if e.err().code() == Some("ConditionalCheckFailedException") => Ok(None),
+        Err(e) => Err(StoreError::dynamo(op, e)),
+    }
+}
+
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
@@ -173,20 +188,16 @@ impl Store {
         HashMap::from([("PK".to_string(), s(pk)), ("SK".to_string(), s(sk))])
     }
 
-    /// Runs a transaction. Cancellations caused only by a concurrent transaction on the same
-    /// items (`TransactionConflict`, e.g. two creates bumping one count) are retried with backoff;
-    /// a failed condition is returned with each item's reason.
     /// Sends a conditional UpdateItem: `false` when its condition did not hold (nothing written).
     pub(crate) async fn update_if(
         update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
     ) -> Result<bool, StoreError> {
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
-        }
+        Ok(written("UpdateItem", update.send().await)?.is_some())
     }
 
+    /// Runs a transaction. Cancellations caused only by a concurrent transaction on the same
+    /// items (`TransactionConflict`, e.g. two creates bumping one count) are retried with backoff;
+    /// a failed condition is returned with each item's reason.
     async fn transact(&self, op: &'static str, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
         let mut delay = Duration::from_millis(20);
         let mut attempt = 0;

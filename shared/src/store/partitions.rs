@@ -12,10 +12,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, Update, W
 
 use super::entity::from_item;
 use super::runs::{run_key, runs_pk, tx_update, value};
-use super::{n, s, Item, Store, StoreError};
+use super::{n, s, written, Item, Store, StoreError};
 use crate::domain::ids::{PipelineId, RunId};
-use crate::domain::run::RunErrorCode;
-use crate::domain::run::{Partition, PartitionCounts, Run, RunError, RunStatus};
+use crate::domain::run::{attempts_exhausted, claimable, Claimable, Partition, PartitionCounts, Run, RunError, RunStatus};
 use crate::domain::tenant::TenantId;
 
 fn part_sk(run: &RunId, index: u32) -> String {
@@ -134,8 +133,8 @@ impl Store {
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await;
-        match out {
-            Ok(out) => {
+        match written("UpdateItem", out)? {
+            Some(out) => {
                 let counts: PartitionCounts = out
                     .attributes
                     .and_then(|mut a| a.remove("partitions"))
@@ -145,8 +144,7 @@ impl Store {
                     .unwrap_or_default();
                 Ok(counts.dispatched.checked_sub(1))
             }
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(None),
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+            None => Ok(None),
         }
     }
 
@@ -207,7 +205,6 @@ impl Store {
     ) -> Result<PartClaim, StoreError> {
         for _ in 0..3 {
             let Some(part) = self.get_partition(tenant, pipeline, run, index).await? else { return Ok(PartClaim::Missing) };
-            let lease_live = part.lease_until.as_deref().is_some_and(|l| l > terms.now);
             let mut update = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(part_key(tenant, pipeline, run, index)))
@@ -215,36 +212,34 @@ impl Store {
                 .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
                 .expression_attribute_values(":attempt", n(part.attempt as i64))
                 .expression_attribute_values(":lease", s(terms.lease_until));
-            update = match part.status {
-                status if status.is_finished() => return Ok(PartClaim::Finished),
-                RunStatus::Running if part.continuation => update
-                    .update_expression("SET leaseUntil = :lease, continuation = :no")
-                    .condition_expression("#st = :running AND attempt = :attempt AND continuation = :yes")
-                    .expression_attribute_values(":yes", AttributeValue::Bool(true))
-                    .expression_attribute_values(":no", AttributeValue::Bool(false)),
-                RunStatus::Running if lease_live => return Ok(PartClaim::Busy),
-                RunStatus::Running if part.attempt >= terms.max_attempts => {
-                    let error = RunError::new(
-                        RunErrorCode::AttemptsExhausted,
-                        format!("partition {index}: the worker stopped responding on each of {} attempts", part.attempt),
-                    );
-                    let ended = PartEnd { status: RunStatus::Failed, stats: part.stats.clone(), error: Some(error) };
-                    if self.finish_partition(tenant, pipeline, &part, &ended, From::Running).await? {
-                        return Ok(PartClaim::Exhausted);
+            update =
+                match claimable(part.status, part.continuation, part.lease_until.as_deref(), part.attempt, terms.now, terms.max_attempts) {
+                    Claimable::Finished(_) => return Ok(PartClaim::Finished),
+                    Claimable::Resume => update
+                        .update_expression("SET leaseUntil = :lease, continuation = :no")
+                        .condition_expression("#st = :running AND attempt = :attempt AND continuation = :yes")
+                        .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                        .expression_attribute_values(":no", AttributeValue::Bool(false)),
+                    Claimable::Busy => return Ok(PartClaim::Busy),
+                    Claimable::Exhausted => {
+                        let error = attempts_exhausted(part.attempt, Some(index));
+                        let ended = PartEnd { status: RunStatus::Failed, stats: part.stats.clone(), error: Some(error) };
+                        if self.finish_partition(tenant, pipeline, &part, &ended, From::Running).await? {
+                            return Ok(PartClaim::Exhausted);
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                RunStatus::Running => update
-                    .update_expression("SET attempt = :next, leaseUntil = :lease")
-                    .condition_expression("#st = :running AND attempt = :attempt AND leaseUntil = :old")
-                    .expression_attribute_values(":next", n(part.attempt as i64 + 1))
-                    .expression_attribute_values(":old", s(part.lease_until.clone().unwrap_or_default())),
-                _ => update
-                    .update_expression("SET #st = :running, attempt = :next, leaseUntil = :lease")
-                    .condition_expression("#st = :pending AND attempt = :attempt")
-                    .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
-                    .expression_attribute_values(":next", n(part.attempt as i64 + 1)),
-            };
+                    Claimable::TakeOver => update
+                        .update_expression("SET attempt = :next, leaseUntil = :lease")
+                        .condition_expression("#st = :running AND attempt = :attempt AND leaseUntil = :old")
+                        .expression_attribute_values(":next", n(part.attempt as i64 + 1))
+                        .expression_attribute_values(":old", s(part.lease_until.clone().unwrap_or_default())),
+                    Claimable::Start => update
+                        .update_expression("SET #st = :running, attempt = :next, leaseUntil = :lease")
+                        .condition_expression("#st = :pending AND attempt = :attempt")
+                        .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
+                        .expression_attribute_values(":next", n(part.attempt as i64 + 1)),
+                };
             let update = update.build().map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let out = self
                 .client
@@ -258,10 +253,9 @@ impl Store {
                 .return_values(ReturnValue::AllNew)
                 .send()
                 .await;
-            match out {
-                Ok(out) => return Ok(PartClaim::Claimed(Box::new(from_item(out.attributes.unwrap_or_default())?))),
-                Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => continue,
-                Err(e) => return Err(StoreError::dynamo("UpdateItem", e)),
+            match written("UpdateItem", out)? {
+                Some(out) => return Ok(PartClaim::Claimed(Box::new(from_item(out.attributes.unwrap_or_default())?))),
+                None => continue,
             }
         }
         Ok(PartClaim::Busy)
@@ -293,10 +287,8 @@ impl Store {
             }
             None => update.update_expression("SET leaseUntil = :lease"),
         };
-        match update.send().await {
-            Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => return Ok(PartBeat::Lost),
-            Err(e) => return Err(StoreError::dynamo("UpdateItem", e)),
+        if written("UpdateItem", update.send().await)?.is_none() {
+            return Ok(PartBeat::Lost);
         }
         let Some(run) = self.get_run(tenant, pipeline, &part.run_id).await? else { return Ok(PartBeat::Stop { cancelled: true }) };
         Ok(match (run.status, run.cancel_requested, run.partitions.is_some_and(|p| p.failed)) {
@@ -414,11 +406,8 @@ impl Store {
             .expression_attribute_values(":w", s(until))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
-        }
+        // Not written: a newer run has taken over the pipeline's last-run fields.
+        written("UpdateItem", out).map(|_| ())
     }
 }
 

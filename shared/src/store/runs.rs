@@ -4,11 +4,10 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 
 use super::entity::{from_item, sk};
-use super::{index, n, s, tenant_pk, Item, Store, StoreError};
+use super::{index, n, s, tenant_pk, written, Item, Store, StoreError};
 use crate::domain::ids::{PipelineId, RunId};
 use crate::domain::pipeline::Pipeline;
-use crate::domain::run::RunErrorCode;
-use crate::domain::run::{LogEntry, Run, RunError, RunStatus};
+use crate::domain::run::{attempts_exhausted, claimable, Claimable, LogEntry, Run, RunError, RunStatus};
 use crate::domain::tenant::TenantId;
 
 pub(super) fn runs_pk(tenant: &TenantId, pipeline: &PipelineId) -> String {
@@ -233,29 +232,24 @@ impl Store {
         let ClaimTerms { now, lease_until, max_attempts, max_running } = *terms;
         for _ in 0..3 {
             let Some(run) = self.get_run(tenant, pipeline, run_id).await? else { return Ok(Claim::Missing) };
-            let lease_live = run.lease_until.as_deref().is_some_and(|l| l > now);
-            let (takeover, entry) = match run.status {
-                status if status.is_finished() => return Ok(Claim::Finished(status)),
-                // A checkpointed run's follow-up: the same attempt goes on.
-                RunStatus::Running if run.continuation => match self.resume_run(tenant, &run, lease_until).await? {
+            let rule = claimable(run.status, run.continuation, run.lease_until.as_deref(), run.attempt, now, max_attempts);
+            let (takeover, entry) = match rule {
+                Claimable::Finished(status) => return Ok(Claim::Finished(status)),
+                Claimable::Resume => match self.resume_run(tenant, &run, lease_until).await? {
                     Some(resumed) => return Ok(Claim::Claimed(Box::new(resumed))),
                     None => continue,
                 },
-                RunStatus::Running if lease_live => return Ok(Claim::Busy),
-                RunStatus::Running if run.attempt >= max_attempts => {
-                    let error = RunError::new(
-                        RunErrorCode::AttemptsExhausted,
-                        format!("the worker stopped responding on each of {} attempts", run.attempt),
-                    );
-                    if self.fail_running(tenant, &run, error, now).await? {
+                Claimable::Busy => return Ok(Claim::Busy),
+                Claimable::Exhausted => {
+                    if self.fail_running(tenant, &run, attempts_exhausted(run.attempt, None), now).await? {
                         return Ok(Claim::Exhausted);
                     }
                     continue;
                 }
-                RunStatus::Running => {
+                Claimable::TakeOver => {
                     (true, LogEntry::new("start", format!("attempt {} took over after the lease expired", run.attempt + 1)))
                 }
-                _ => (false, LogEntry::new("start", format!("attempt {} started", run.attempt + 1))),
+                Claimable::Start => (false, LogEntry::new("start", format!("attempt {} started", run.attempt + 1))),
             };
             let mut update = Update::builder()
                 .table_name(&self.table)
@@ -327,10 +321,9 @@ impl Store {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match out {
-            Ok(out) => Ok(Some(from_item(out.attributes.unwrap_or_default())?)),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(None),
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        match written("UpdateItem", out)? {
+            Some(out) => Ok(Some(from_item(out.attributes.unwrap_or_default())?)),
+            None => Ok(None),
         }
     }
 
@@ -395,12 +388,11 @@ impl Store {
                 .expression_attribute_values(":stats", value(stats)?),
             None => update.update_expression("SET leaseUntil = :lease, GSI1SK = :lease"),
         };
-        match update.send().await {
-            Ok(out) => {
+        match written("UpdateItem", update.send().await)? {
+            Some(out) => {
                 Ok(Some(out.attributes.and_then(|a| a.get("cancelRequested").and_then(|v| v.as_bool().ok().copied())).unwrap_or(false)))
             }
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(None),
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+            None => Ok(None),
         }
     }
 
@@ -551,10 +543,8 @@ impl Store {
                         .return_values(ReturnValue::AllNew)
                         .send()
                         .await;
-                    match out {
-                        Ok(out) => return Ok(CancelRun::Requested(from_item(out.attributes.unwrap_or_default())?)),
-                        Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
-                        Err(e) => return Err(StoreError::dynamo("UpdateItem", e)),
+                    if let Some(out) = written("UpdateItem", out)? {
+                        return Ok(CancelRun::Requested(from_item(out.attributes.unwrap_or_default())?));
                     }
                 }
                 finished => return Ok(CancelRun::Finished(finished)),
@@ -583,11 +573,8 @@ impl Store {
             .expression_attribute_values(":one", n(1))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
-        }
+        // Not written: a newer run has taken over the pipeline's last-run fields.
+        written("UpdateItem", out).map(|_| ())
     }
 
     /// A page of a pipeline's runs, newest first, after the run `after`, optionally of one status.
@@ -697,9 +684,7 @@ impl Store {
 
     /// Fails a running run found with an expired lease and no attempts left (the sweep's part).
     pub async fn fail_exhausted(&self, tenant: &TenantId, run: &Run, now: &str) -> Result<bool, StoreError> {
-        let error =
-            RunError::new(RunErrorCode::AttemptsExhausted, format!("the worker stopped responding on each of {} attempts", run.attempt));
-        self.fail_running(tenant, run, error, now).await
+        self.fail_running(tenant, run, attempts_exhausted(run.attempt, None), now).await
     }
 
     /// Removes every run of a pipeline (and its slots).
