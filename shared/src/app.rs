@@ -13,13 +13,14 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
 #[cfg(feature = "engine")]
 use crate::context::App;
-use crate::context::{Context, QueueApi};
+use crate::context::{Context, QueueApi, Stores};
 #[cfg(feature = "engine")]
 use crate::engine::{execute::DataEngine, job::Engine, source::SourceContext};
-use crate::http::{handle, Function};
+use crate::http::{handle, Function, Reply};
 use crate::settings::RunSettings;
 #[cfg(feature = "engine")]
 use crate::worker::{process_message, WorkerError};
+use futures::future::BoxFuture;
 
 pub use crate::context::Error;
 
@@ -74,10 +75,20 @@ pub fn serve<C: Context>(function: Function<C>) -> Result<(), Error> {
     runtime()?.block_on(async {
         init_tracing();
         let app: &'static C = Box::leak(Box::new(C::from_sdk(&api_sdk())?));
-        app.store().warm_up().await;
         let function: &'static Function<C> = Box::leak(Box::new(function));
-        lambda_http::run(service_fn(move |req| async move { Ok::<_, std::convert::Infallible>(handle(app, function, req).await) })).await
+        let respond = move |req: lambda_http::Request| -> BoxFuture<'static, Reply> { Box::pin(handle(app, function, req)) };
+        run_api(app, Box::leak(Box::new(respond))).await
     })
+}
+
+/// An API function's request loop. Not generic: lambda_http's runtime is compiled once, here,
+/// instead of once in each of the 25 function binaries.
+async fn run_api(
+    app: &'static dyn Stores,
+    respond: &'static (dyn Fn(lambda_http::Request) -> BoxFuture<'static, Reply> + Send + Sync),
+) -> Result<(), Error> {
+    app.store().warm_up().await;
+    lambda_http::run(service_fn(move |req| async move { Ok::<_, std::convert::Infallible>(respond(req).await) })).await
 }
 
 /// The worker's answer to a batch of run messages: the ids of those to redeliver. Malformed

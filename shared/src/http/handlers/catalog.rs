@@ -86,27 +86,27 @@ fn id_of<R: Resource>(raw: &str) -> Option<String> {
     R::valid_id(raw).then(|| raw.to_string())
 }
 
-pub(super) async fn list<R: Resource>(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn list<R: Resource>(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let page_req = PageRequest::from_request(req, R::valid_id)?;
     let page = app.store().list::<R>(&caller.tenant, page_req.limit, page_req.after.as_deref()).await?;
     let data = page.items.iter().map(|item| item.view(caller)).collect();
     Ok(json(200, &list_body(&page, page_req.limit, data, page.items.last().map(Entity::id))))
 }
 
-pub(super) async fn get<R: Resource>(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn get<R: Resource>(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = path_id(req, id_of::<R>, R::NAME)?;
     let item = app.store().get::<R>(&caller.tenant, &id).await?.ok_or_else(|| ApiError::not_found(R::NAME, &id))?;
     Ok(json(200, &item.view(caller)))
 }
 
-pub(super) async fn create<R: Resource>(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn create<R: Resource>(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let item = R::create(&json_body(req)?, &now())?;
     item.admit(app.source_buckets(), caller)?;
     app.store().create(&caller.tenant, &item).await?;
     Ok(json(201, &item.view(caller)))
 }
 
-pub(super) async fn update<R: Resource>(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn update<R: Resource>(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let update = R::parse_update(&json_body(req)?)?;
     let id = R::update_id(&update);
     let current = app.store().get::<R>(&caller.tenant, &id).await?.ok_or_else(|| ApiError::not_found(R::NAME, &id))?;
@@ -119,7 +119,7 @@ pub(super) async fn update<R: Resource>(app: &impl Stores, caller: &Caller, req:
     }
 }
 
-pub(super) async fn delete<R: Resource>(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn delete<R: Resource>(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = query_id(req, id_of::<R>, R::NAME)?;
     match app.store().delete_unused::<R>(&caller.tenant, &id).await {
         Ok(()) => Ok(no_content()),

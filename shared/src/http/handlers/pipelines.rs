@@ -39,14 +39,14 @@ fn view(p: &Pipeline, refs: &Refs) -> Value {
     })
 }
 
-async fn view_one(app: &impl Stores, caller: &Caller, p: &Pipeline) -> Result<Value, ApiError> {
+async fn view_one(app: &dyn Stores, caller: &Caller, p: &Pipeline) -> Result<Value, ApiError> {
     Ok(view(p, &refs_of(app, caller, p).await?))
 }
 
 /// The connector and schema a pipeline names. A write reads them beside itself, not after: its
 /// conditions already require both to exist, so the read waits for nothing (one round trip, not
 /// two), and its answer is dropped if the write fails.
-async fn refs_of(app: &impl Stores, caller: &Caller, p: &Pipeline) -> Result<Refs, StoreError> {
+async fn refs_of(app: &dyn Stores, caller: &Caller, p: &Pipeline) -> Result<Refs, StoreError> {
     app.store().refs(&caller.tenant, &[&p.connector_id], &[&p.schema_id]).await
 }
 
@@ -58,11 +58,11 @@ fn reference_error(conflict: PipelineConflict) -> Option<ApiError> {
     }
 }
 
-pub(super) async fn load(app: &impl Stores, caller: &Caller, id: &PipelineId) -> Result<Pipeline, ApiError> {
+pub(super) async fn load(app: &dyn Stores, caller: &Caller, id: &PipelineId) -> Result<Pipeline, ApiError> {
     app.store().get::<Pipeline>(&caller.tenant, id.as_str()).await?.ok_or_else(|| ApiError::not_found("pipeline", id.as_str()))
 }
 
-pub(super) async fn list(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn list(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let page_req = PageRequest::from_request(req, |s| PipelineId::parse(s).is_some())?;
     let page = app.store().list::<Pipeline>(&caller.tenant, page_req.limit, page_req.after.as_deref()).await?;
     let connectors: Vec<_> = page.items.iter().map(|p| &p.connector_id).collect();
@@ -72,13 +72,13 @@ pub(super) async fn list(app: &impl Stores, caller: &Caller, req: &Request) -> R
     Ok(json(200, &list_body(&page, page_req.limit, data, page.items.last().map(|p| p.id.as_str()))))
 }
 
-pub(super) async fn get(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn get(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = path_id(req, PipelineId::parse, "pipeline")?;
     let p = load(app, caller, &id).await?;
     Ok(json(200, &view_one(app, caller, &p).await?))
 }
 
-pub(super) async fn create(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn create(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let new = NewPipeline::parse(&json_body(req)?)?;
     let p = new.into_pipeline(PipelineId::generate(), chrono::Utc::now());
     p.check_size()?;
@@ -89,7 +89,7 @@ pub(super) async fn create(app: &impl Stores, caller: &Caller, req: &Request) ->
     Ok(json(201, &view(&p, &refs?)))
 }
 
-pub(super) async fn update(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn update(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let update = PipelineUpdate::parse(&json_body(req)?)?;
     for _ in 0..WRITE_ATTEMPTS {
         let current = load(app, caller, &update.id).await?;
@@ -108,7 +108,7 @@ pub(super) async fn update(app: &impl Stores, caller: &Caller, req: &Request) ->
     Err(ApiError::Conflict(format!("pipeline {} kept changing while being updated; retry", update.id)))
 }
 
-pub(super) async fn delete(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn delete(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = query_id(req, PipelineId::parse, "pipeline")?;
     for _ in 0..WRITE_ATTEMPTS {
         let current = load(app, caller, &id).await?;

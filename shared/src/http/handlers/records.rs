@@ -28,7 +28,7 @@ fn body(page: (Vec<(String, Value)>, bool), limit: usize) -> Value {
     body
 }
 
-pub(super) async fn rows(app: &impl Records, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn rows(app: &dyn Records, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = path_id(req, SchemaId::parse, "schema")?;
     let page = PageRequest::from_request(req, |k| k.starts_with("K#") || k.starts_with("A#"))?;
     let schema = app.store().get::<Schema>(&caller.tenant, id.as_str()).await?.ok_or_else(|| ApiError::not_found("schema", id.as_str()))?;
@@ -36,7 +36,7 @@ pub(super) async fn rows(app: &impl Records, caller: &Caller, req: &Request) -> 
     Ok(json(200, &body(rows, page.limit)))
 }
 
-pub(super) async fn dead_letters(app: &impl Records, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn dead_letters(app: &dyn Records, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let (pipeline, run) = run_path(req)?;
     let page = PageRequest::from_request(req, |k| k.starts_with("D#"))?;
     app.store().get_run(&caller.tenant, &pipeline, &run).await?.ok_or_else(|| ApiError::not_found("run", run.as_str()))?;

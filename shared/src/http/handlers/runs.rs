@@ -22,7 +22,7 @@ pub(super) fn run_path(req: &Request) -> Result<(PipelineId, RunId), ApiError> {
     Ok((pipeline, run))
 }
 
-pub(super) async fn trigger_run(app: &impl Queues, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn trigger_run(app: &dyn Queues, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = path_id(req, PipelineId::parse, "pipeline")?;
     let pipeline = load(app, caller, &id).await?;
     match trigger(app, &caller.tenant, &pipeline, Trigger::Manual, None).await {
@@ -41,7 +41,7 @@ pub(super) async fn trigger_run(app: &impl Queues, caller: &Caller, req: &Reques
 
 /// The newest runs first, as an array (the reference page's shape); `X-Next-Cursor` carries the
 /// cursor of the next page when there is one.
-pub(super) async fn list(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn list(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = path_id(req, PipelineId::parse, "pipeline")?;
     let page = PageRequest::from_request(req, |s| RunId::parse(s).is_some())?;
     let status = match query(req, "status") {
@@ -59,7 +59,7 @@ pub(super) async fn list(app: &impl Stores, caller: &Caller, req: &Request) -> R
 
 /// A partitioned run still going shows its partitions' counts as they stand (a finished one
 /// carries their sum).
-pub(super) async fn get(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn get(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let (pipeline, run) = run_path(req)?;
     let found = app.store().get_run(&caller.tenant, &pipeline, &run).await?.ok_or_else(|| ApiError::not_found("run", run.as_str()))?;
     let mut view = found.view();
@@ -79,7 +79,7 @@ pub(super) async fn get(app: &impl Stores, caller: &Caller, req: &Request) -> Re
 
 /// A pending run is cancelled at once; a running one is asked to stop at its next batch
 /// boundary (`cancelRequested`); a finished one cannot be cancelled (409).
-pub(super) async fn cancel(app: &impl Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn cancel(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let (pipeline, run) = run_path(req)?;
     match app.store().cancel_run(&caller.tenant, &pipeline, &run, &now()).await? {
         CancelRun::Cancelled(r) => Ok(json(200, &r.view())),
