@@ -2,20 +2,8 @@
 //!
 //! Body: `{"error":{"code","message","status","details"?}}` (spec/conventions.md).
 
-use serde::Serialize;
-
-/// A field at fault, named by its path in the request (`nodes[2].id`, `executionConfig.batchSize`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
-    }
-}
+pub use crate::domain::input::FieldError;
+use crate::domain::input::InputError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -116,6 +104,16 @@ impl ApiError {
 }
 
 /// Storage and queue failures are ours: they become 500s (or 503s where the caller may retry).
+impl From<InputError> for ApiError {
+    fn from(e: InputError) -> Self {
+        match e {
+            InputError::Malformed(message) => Self::bad_request(message),
+            InputError::Invalid(details) => Self::invalid(details),
+            InputError::Inconsistent(cause) => Self::Internal(cause.to_string()),
+        }
+    }
+}
+
 impl From<crate::store::records::RecordsError> for ApiError {
     fn from(e: crate::store::records::RecordsError) -> Self {
         Self::Internal(e.to_string())

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::ids::ApiKeyId;
 use super::input::{one_of, text, Check, Object};
 use super::tenant::{Role, TenantId};
-use crate::error::ApiError;
+use crate::domain::input::InputError;
 
 /// A key as stored: never the secret itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,7 +81,7 @@ pub struct NewApiKey {
 }
 
 impl NewApiKey {
-    pub fn parse(body: &Value) -> Result<Self, ApiError> {
+    pub fn parse(body: &Value) -> Result<Self, InputError> {
         let obj = Object::root(body)?;
         let mut check = Check::new();
         check.only_known(&obj, &["name", "role"]);
@@ -90,7 +90,7 @@ impl NewApiKey {
         check.finish()?;
         match (name, role) {
             (Some(name), Some(role)) => Ok(Self { name, role }),
-            _ => Err(ApiError::Internal("api key checks passed with a field missing".into())),
+            _ => Err(InputError::Inconsistent("api key checks passed with a field missing")),
         }
     }
 }

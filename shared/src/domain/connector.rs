@@ -7,7 +7,7 @@ use super::ids::ConnectorId;
 use super::input::{any_text, json_object, text, Check, Object, Patch};
 use super::source_access::{external_id, SourceBuckets};
 use super::tenant::TenantId;
-use crate::error::ApiError;
+use crate::domain::input::InputError;
 
 const MAX_NAME: usize = 200;
 const MAX_DESCRIPTION: usize = 2000;
@@ -38,7 +38,7 @@ pub struct Connector {
 impl Connector {
     /// Refuses an `s3` connector that would read outside what `tenant` may read, naming the
     /// config field (see [`super::source_access`]).
-    pub fn check_access(&self, tenant: &TenantId, buckets: &SourceBuckets) -> Result<(), ApiError> {
+    pub fn check_access(&self, tenant: &TenantId, buckets: &SourceBuckets) -> Result<(), InputError> {
         if self.kind != "s3" {
             return Ok(());
         }
@@ -69,7 +69,7 @@ pub struct NewConnector {
 }
 
 impl NewConnector {
-    pub fn parse(body: &Value) -> Result<Self, ApiError> {
+    pub fn parse(body: &Value) -> Result<Self, InputError> {
         let obj = Object::root(body)?;
         let mut check = Check::new();
         check.only_known(&obj, &["name", "type", "config", "description"]);
@@ -80,7 +80,7 @@ impl NewConnector {
         check.finish()?;
         match (name, kind) {
             (Some(name), Some(kind)) => Ok(Self { name, kind, description, config }),
-            _ => Err(ApiError::Internal("connector checks passed with a field missing".into())),
+            _ => Err(InputError::Inconsistent("connector checks passed with a field missing")),
         }
     }
 
@@ -107,7 +107,7 @@ pub struct ConnectorUpdate {
 }
 
 impl ConnectorUpdate {
-    pub fn parse(body: &Value) -> Result<Self, ApiError> {
+    pub fn parse(body: &Value) -> Result<Self, InputError> {
         let obj = Object::root(body)?;
         let mut check = Check::new();
         check.only_known(&obj, &["id", "name", "type", "config", "description"]);
@@ -121,7 +121,7 @@ impl ConnectorUpdate {
         check.finish()?;
         match (id, description) {
             (Some(id), Some(description)) => Ok(Self { id, name, kind, description, config }),
-            _ => Err(ApiError::Internal("connector update checks passed with a field missing".into())),
+            _ => Err(InputError::Inconsistent("connector update checks passed with a field missing")),
         }
     }
 
@@ -146,7 +146,7 @@ mod tests {
     #[test]
     fn a_connector_needs_a_name_and_a_well_formed_type() {
         assert!(NewConnector::parse(&json!({"name": "Orders", "type": "http", "config": {"url": "x"}})).is_ok());
-        let Err(ApiError::BadRequest { details, .. }) = NewConnector::parse(&json!({"type": "Not A Type", "config": 3})) else { panic!() };
+        let Err(InputError::Invalid(details)) = NewConnector::parse(&json!({"type": "Not A Type", "config": 3})) else { panic!() };
         let fields: Vec<_> = details.iter().map(|d| d.field.as_str()).collect();
         assert_eq!(fields, ["name", "type", "config"]);
     }

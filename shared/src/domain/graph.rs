@@ -366,7 +366,7 @@ impl GraphInput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ApiError;
+    use crate::domain::input::InputError;
     use serde_json::json;
 
     fn read(body: Value) -> Result<Option<GraphInput>, Vec<(String, String)>> {
@@ -375,7 +375,7 @@ mod tests {
         match GraphInput::read(&mut check, &obj) {
             Some(g) => Ok(g),
             None => match check.finish() {
-                Err(ApiError::BadRequest { details, .. }) => Err(details.into_iter().map(|d| (d.field, d.message)).collect()),
+                Err(InputError::Invalid(details)) => Err(details.into_iter().map(|d| (d.field, d.message)).collect()),
                 other => panic!("{other:?}"),
             },
         }

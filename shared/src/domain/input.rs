@@ -3,7 +3,40 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::{ApiError, FieldError};
+/// A field at fault, named by its path in the request (`nodes[2].id`, `executionConfig.batchSize`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// Why the domain refused a client's input. The domain knows nothing of HTTP: the API answers
+/// each of these in one place (`crate::error`), as a 400 (or a 500 for `Inconsistent`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// Not the right shape at all (a body that is not a JSON object).
+    #[error("{0}")]
+    Malformed(String),
+    /// Every field at fault, with why.
+    #[error("{} fields are invalid", .0.len())]
+    Invalid(Vec<FieldError>),
+    /// Our own checks disagree with each other: a bug, never the client's fault.
+    #[error("{0}")]
+    Inconsistent(&'static str),
+}
+
+impl InputError {
+    /// One field at fault.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError::new(field, message)])
+    }
+}
 
 /// A JSON object being read, and where it sits in the request (`""`, `nodes[1]`, ...).
 pub struct Object<'a> {
@@ -42,10 +75,10 @@ pub struct Check {
 
 impl<'a> Object<'a> {
     /// The request body: it must be a JSON object.
-    pub fn root(value: &'a Value) -> Result<Self, ApiError> {
+    pub fn root(value: &'a Value) -> Result<Self, InputError> {
         match value {
             Value::Object(map) => Ok(Self { map, path: String::new() }),
-            _ => Err(ApiError::bad_request("request body must be a JSON object")),
+            _ => Err(InputError::Malformed("request body must be a JSON object".into())),
         }
     }
 
@@ -85,11 +118,11 @@ impl Check {
     }
 
     /// Ok when nothing was at fault.
-    pub fn finish(self) -> Result<(), ApiError> {
+    pub fn finish(self) -> Result<(), InputError> {
         if self.errors.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::invalid(self.errors))
+            Err(InputError::Invalid(self.errors))
         }
     }
 
@@ -234,7 +267,7 @@ mod tests {
         assert_eq!(check.required(&obj, "missing", text(10)), None);
         let nested = check.object(&obj, "nested").unwrap();
         assert_eq!(check.required(&nested, "x", text(5)), None);
-        let ApiError::BadRequest { details, .. } = check.finish().unwrap_err() else { panic!() };
+        let InputError::Invalid(details) = check.finish().unwrap_err() else { panic!() };
         let fields: Vec<_> = details.iter().map(|d| d.field.as_str()).collect();
         assert_eq!(fields, ["extra", "name", "count", "missing", "nested.x"]);
     }

@@ -8,7 +8,7 @@ use super::graph::{Edge, Graph, GraphInput, Node};
 use super::ids::{ConnectorId, PipelineId, SchemaId};
 use super::input::{any_text, int_in, one_of, text, Check, Object, Patch};
 use super::schedule::{CronSchedule, Timezone};
-use crate::error::ApiError;
+use crate::domain::input::InputError;
 
 pub const MAX_NAME: usize = 200;
 pub const MAX_DESCRIPTION: usize = 2000;
@@ -235,10 +235,10 @@ impl Pipeline {
     }
 
     /// A pipeline too large to store in one item is the client's to shrink (usually node configs).
-    pub fn check_size(&self) -> Result<(), ApiError> {
+    pub fn check_size(&self) -> Result<(), InputError> {
         let size = serde_json::to_vec(self).map(|v| v.len()).unwrap_or(usize::MAX);
         if size > MAX_STORED_BYTES {
-            return Err(ApiError::field(
+            return Err(InputError::field(
                 "nodes",
                 format!("the pipeline takes {size} bytes; at most {MAX_STORED_BYTES} (shrink node configs)"),
             ));
@@ -281,7 +281,7 @@ pub struct NewPipeline {
 }
 
 impl NewPipeline {
-    pub fn parse(body: &Value) -> Result<Self, ApiError> {
+    pub fn parse(body: &Value) -> Result<Self, InputError> {
         let obj = Object::root(body)?;
         let mut check = Check::new();
         check.only_known(&obj, &CREATE_FIELDS[..10]);
@@ -299,7 +299,7 @@ impl NewPipeline {
             (Some(name), Some(connector_id), Some(schema_id), Some(graph)) => {
                 Ok(Self { name, description, status, schedule, timezone, execution_config, connector_id, schema_id, graph })
             }
-            _ => Err(ApiError::Internal("pipeline checks passed with a field missing".into())),
+            _ => Err(InputError::Inconsistent("pipeline checks passed with a field missing")),
         }
     }
 
@@ -347,7 +347,7 @@ pub struct PipelineUpdate {
 }
 
 impl PipelineUpdate {
-    pub fn parse(body: &Value) -> Result<Self, ApiError> {
+    pub fn parse(body: &Value) -> Result<Self, InputError> {
         let obj = Object::root(body)?;
         let mut check = Check::new();
         check.only_known(&obj, &CREATE_FIELDS);
@@ -380,12 +380,12 @@ impl PipelineUpdate {
                 schema_id,
                 graph,
             }),
-            _ => Err(ApiError::Internal("pipeline update checks passed with a field missing".into())),
+            _ => Err(InputError::Inconsistent("pipeline update checks passed with a field missing")),
         }
     }
 
     /// The pipeline after this update.
-    pub fn apply(&self, current: &Pipeline, now: DateTime<Utc>) -> Result<Pipeline, ApiError> {
+    pub fn apply(&self, current: &Pipeline, now: DateTime<Utc>) -> Result<Pipeline, InputError> {
         let mut next = current.clone();
         if let Some(name) = &self.name {
             next.name = name.clone();

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::ids::SchemaId;
 use super::input::{any_text, boolean, one_of, text, Check, Object, Patch};
-use crate::error::ApiError;
+use crate::domain::input::InputError;
 
 const MAX_NAME: usize = 200;
 const MAX_DESCRIPTION: usize = 2000;
@@ -103,7 +103,7 @@ pub struct NewSchema {
 }
 
 impl NewSchema {
-    pub fn parse(body: &Value) -> Result<Self, ApiError> {
+    pub fn parse(body: &Value) -> Result<Self, InputError> {
         let obj = Object::root(body)?;
         let mut check = Check::new();
         check.only_known(&obj, &["name", "displayName", "description", "fields"]);
@@ -117,7 +117,7 @@ impl NewSchema {
         check.finish()?;
         match (name, fields) {
             (Some(name), Some(fields)) => Ok(Self { name, display_name, description, fields }),
-            _ => Err(ApiError::Internal("schema checks passed with a field missing".into())),
+            _ => Err(InputError::Inconsistent("schema checks passed with a field missing")),
         }
     }
 
@@ -145,7 +145,7 @@ pub struct SchemaUpdate {
 }
 
 impl SchemaUpdate {
-    pub fn parse(body: &Value) -> Result<Self, ApiError> {
+    pub fn parse(body: &Value) -> Result<Self, InputError> {
         let obj = Object::root(body)?;
         let mut check = Check::new();
         check.only_known(&obj, &["id", "name", "displayName", "description", "fields"]);
@@ -158,7 +158,7 @@ impl SchemaUpdate {
         check.finish()?;
         match (id, description) {
             (Some(id), Some(description)) => Ok(Self { id, name, display_name, description, fields }),
-            _ => Err(ApiError::Internal("schema update checks passed with a field missing".into())),
+            _ => Err(InputError::Inconsistent("schema update checks passed with a field missing")),
         }
     }
 
@@ -183,7 +183,7 @@ mod tests {
 
     fn fields_at_fault(body: Value) -> Vec<String> {
         match NewSchema::parse(&body) {
-            Err(ApiError::BadRequest { details, .. }) => details.into_iter().map(|d| d.field).collect(),
+            Err(InputError::Invalid(details)) => details.into_iter().map(|d| d.field).collect(),
             other => panic!("{other:?}"),
         }
     }

@@ -46,7 +46,7 @@ impl Resource for Connector {
     }
     type Update = ConnectorUpdate;
     fn parse_update(body: &Value) -> Result<ConnectorUpdate, ApiError> {
-        ConnectorUpdate::parse(body)
+        Ok(ConnectorUpdate::parse(body)?)
     }
     fn update_id(update: &ConnectorUpdate) -> String {
         update.id.to_string()
@@ -55,7 +55,7 @@ impl Resource for Connector {
         update.apply(current, now)
     }
     fn admit(&self, buckets: &SourceBuckets, caller: &Caller) -> Result<(), ApiError> {
-        self.check_access(&caller.tenant, buckets)
+        Ok(self.check_access(&caller.tenant, buckets)?)
     }
     fn view(&self, caller: &Caller) -> Value {
         Connector::view(self, &caller.tenant)
@@ -72,7 +72,7 @@ impl Resource for Schema {
     }
     type Update = SchemaUpdate;
     fn parse_update(body: &Value) -> Result<SchemaUpdate, ApiError> {
-        SchemaUpdate::parse(body)
+        Ok(SchemaUpdate::parse(body)?)
     }
     fn update_id(update: &SchemaUpdate) -> String {
         update.id.to_string()
