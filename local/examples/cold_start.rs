@@ -7,9 +7,10 @@
 //! - warm invoke: the same event again in the same process;
 //! - peak RSS (`VmHWM`) after both.
 //!
-//! `cargo bench -p local --bench cold_start [-- <function> ...]` (default: every API function that
-//! `target/release`, or `COLD_START_DIR`, holds). Needs release builds and the local stack: `make
-//! bench` does both.
+//! `cargo run --release -p local --example cold_start [-- <function> ...]` (default: every
+//! function `target/release`, or `COLD_START_DIR`, holds). An example rather than a bench so that
+//! it reuses the release build of the functions (benches build without `panic = "abort"`). Needs
+//! release builds and the local stack: `make bench` does both.
 
 use std::path::PathBuf;
 use std::process::Stdio;
