@@ -72,23 +72,27 @@ fn api_sdk() -> aws_config::SdkConfig {
 /// Runs an API function: `function` over its context, built (and its connection to DynamoDB
 /// opened) at init.
 pub fn serve<C: Context>(function: Function<C>) -> Result<(), Error> {
-    runtime()?.block_on(async {
-        init_tracing();
-        let app: &'static C = Box::leak(Box::new(C::from_sdk(&api_sdk())?));
-        let function: &'static Function<C> = Box::leak(Box::new(function));
-        let respond = move |req: lambda_http::Request| -> BoxFuture<'static, Reply> { Box::pin(handle(app, function, req)) };
-        run_api(app, Box::leak(Box::new(respond))).await
-    })
+    let runtime = runtime()?;
+    let _entered = runtime.enter();
+    init_tracing();
+    let app: &'static C = Box::leak(Box::new(C::from_sdk(&api_sdk())?));
+    let function: &'static Function<C> = Box::leak(Box::new(function));
+    let respond = move |req: lambda_http::Request| -> BoxFuture<'static, Reply> { Box::pin(handle(app, function, req)) };
+    run_api(&runtime, app, Box::leak(Box::new(respond)))
 }
 
-/// An API function's request loop. Not generic: lambda_http's runtime is compiled once, here,
-/// instead of once in each of the 25 function binaries.
-async fn run_api(
+/// An API function's request loop. Not generic, and not `async` (whose body would be compiled
+/// where it is awaited): lambda_http's runtime is compiled once, here, instead of once in each
+/// of the 25 function binaries.
+fn run_api(
+    runtime: &tokio::runtime::Runtime,
     app: &'static dyn Stores,
     respond: &'static (dyn Fn(lambda_http::Request) -> BoxFuture<'static, Reply> + Send + Sync),
 ) -> Result<(), Error> {
-    app.store().warm_up().await;
-    lambda_http::run(service_fn(move |req| async move { Ok::<_, std::convert::Infallible>(respond(req).await) })).await
+    runtime.block_on(async move {
+        app.store().warm_up().await;
+        lambda_http::run(service_fn(move |req| async move { Ok::<_, std::convert::Infallible>(respond(req).await) })).await
+    })
 }
 
 /// The worker's answer to a batch of run messages: the ids of those to redeliver. Malformed

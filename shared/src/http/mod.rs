@@ -60,17 +60,13 @@ async fn serve<'x>(
     caller: Caller,
     req: &'x Request,
 ) -> Result<Reply, ApiError> {
-    let header = req.headers().get("idempotency-key").map(|v| v.to_str().unwrap_or("\u{0}"));
-    let key = match header {
-        Some(raw) if endpoint.idempotent() => IdempotencyKey::parse(raw)?,
+    let claim = match claim(endpoint, req)? {
+        Some(claim) if endpoint.idempotency() == Mode::Locked => claim,
         _ => return handler(caller, req).await,
     };
-    let fp = idempotency::fingerprint(req.method().as_str(), req.uri().path(), request::body_bytes(req));
-    if let Begin::Replay { status, body } = idempotency::begin(app.store(), &caller.tenant, &key, &fp).await? {
-        let mut reply =
-            Response::builder().status(status).header("content-type", "application/json").body(Body::Text(body)).unwrap_or_default();
-        reply.headers_mut().insert("idempotent-replayed", lambda_http::http::HeaderValue::from_static("true"));
-        return Ok(reply);
+    let (key, fp) = (&claim.key, &claim.fingerprint);
+    if let Begin::Replay { status, body } = idempotency::begin(app.store(), &caller.tenant, key, fp).await? {
+        return Ok(replayed(status, body));
     }
     let tenant = caller.tenant.clone();
     let result = handler(caller, req).await;

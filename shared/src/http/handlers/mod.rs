@@ -6,6 +6,7 @@ mod pipelines;
 mod records;
 mod runs;
 
+use futures::future::BoxFuture;
 use lambda_http::Request;
 
 use super::routes::{resolve, Endpoint, Resolved};
@@ -27,7 +28,13 @@ macro_rules! functions {
         $(
             #[doc = concat!("The `", stringify!($endpoint), "` endpoint, over any context with [`", stringify!($needs), "`].")]
             pub fn $name<C: $needs>() -> Function<C> {
-                Function { endpoint: Endpoint::$endpoint, handler: |app, caller, req| Box::pin($handler(app, caller, req)) }
+                // Not generic, so the handler and all it calls are compiled once, in this
+                // crate: each function binary then only compiles the few lines that bind it to
+                // its context (≈1 s instead of ≈10 s per binary in a release build).
+                fn boxed<'a>(app: &'a dyn $needs, caller: &'a Caller, req: &'a Request) -> BoxFuture<'a, Result<Reply, ApiError>> {
+                    Box::pin($handler(app, caller, req))
+                }
+                Function { endpoint: Endpoint::$endpoint, handler: |app, caller, req| boxed(app, caller, req) }
             }
         )*
 
@@ -72,7 +79,7 @@ functions! {
 
 /// The `$default` route's handler (never reached past authentication: [`super::handle`] answers
 /// it first, so that a wrong path is a 404 before it is a 401).
-async fn unrouted(_: &impl Stores, _: &Caller, req: &Request) -> Result<Reply, ApiError> {
+async fn unrouted(_: &dyn Stores, _: &Caller, req: &Request) -> Result<Reply, ApiError> {
     Err(not_found(req))
 }
 
