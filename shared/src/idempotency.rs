@@ -2,10 +2,15 @@
 //! response; the same key with a different request is a 422; while the first is still being
 //! served, a replay is a 409. Keys are per tenant and expire through DynamoDB TTL (`expiresAt`).
 //!
-//! A request first *begins* under its key (a conditional write that only one request can win),
-//! then either *completes* (its response is saved) or *abandons* the key (on an error, so that a
-//! retry may run again). A server that dies in between leaves a lock that lapses after
-//! [`LOCK`], after which the same request may take the key over.
+//! Two ways to keep a key, chosen per endpoint ([`crate::http::routes::Endpoint::idempotency`]):
+//! - *Locked*, around any handler: a request first *begins* under its key (a conditional write
+//!   that only one request can win), then either *completes* (its response is saved) or
+//!   *abandons* the key (on an error, so that a retry may run again). A server that dies in
+//!   between leaves a lock that lapses after [`LOCK`], after which the same request may take the
+//!   key over. Two more round trips.
+//! - *In the write*: the handler saves its reply ([`Claim::save`]) in the same transaction as the
+//!   write it makes (a trigger's run), so the two commit together or not at all, at no extra
+//!   round trip. A duplicate that loses the race replays the winner's reply instead of a 409.
 
 use chrono::{Duration, Utc};
 use sha2::{Digest, Sha256};
@@ -13,12 +18,23 @@ use sha2::{Digest, Sha256};
 use crate::domain::stamp;
 use crate::domain::tenant::TenantId;
 use crate::error::ApiError;
-use crate::store::{IdempotencyRecord, Store};
+use crate::store::{IdempotencyRecord, SavedReply, Store};
 
 /// How long a first response is replayed.
 pub const RETENTION: Duration = Duration::hours(24);
 /// How long a request that began under a key holds it before another may take it over.
 pub const LOCK: Duration = Duration::seconds(60);
+
+/// How an endpoint keeps `Idempotency-Key`s (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The header is ignored.
+    Ignored,
+    /// A lock around the handler.
+    Locked,
+    /// The handler saves its reply in its own write.
+    InWrite,
+}
 
 /// A key as a client sent it: 1 to 255 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +69,44 @@ pub enum Begin {
     Replay { status: u16, body: String },
 }
 
+/// A request's hold on its key, for an endpoint that saves its reply in its own write.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub key: IdempotencyKey,
+    pub fingerprint: String,
+}
+
+impl Claim {
+    /// The completed record of the reply `status`/`body`, to write beside the request's write.
+    pub fn save(&self, status: u16, body: String) -> SavedReply {
+        let now = Utc::now();
+        let record = IdempotencyRecord {
+            fingerprint: self.fingerprint.clone(),
+            status: Some(status),
+            body: Some(body),
+            locked_until: stamp(now),
+            expires_at: (now + RETENTION).timestamp(),
+        };
+        SavedReply { key: self.key.as_str().to_string(), record, now: stamp(now), now_epoch: now.timestamp() }
+    }
+
+    /// What to answer when a live record held the key: its reply, or why not.
+    pub fn replay(&self, existing: IdempotencyRecord) -> Result<(u16, String), ApiError> {
+        judge(existing, &self.fingerprint)
+    }
+}
+
+/// The answer to a request whose key a live record holds.
+fn judge(existing: IdempotencyRecord, fingerprint: &str) -> Result<(u16, String), ApiError> {
+    if existing.fingerprint != fingerprint {
+        return Err(ApiError::Unprocessable("this Idempotency-Key was already used with a different request".into()));
+    }
+    match (existing.status, existing.body) {
+        (Some(status), Some(body)) => Ok((status, body)),
+        _ => Err(ApiError::Conflict("a request with this Idempotency-Key is still in progress; retry shortly".into())),
+    }
+}
+
 pub async fn begin(store: &Store, tenant: &TenantId, key: &IdempotencyKey, fingerprint: &str) -> Result<Begin, ApiError> {
     let now = Utc::now();
     let record = IdempotencyRecord {
@@ -62,15 +116,9 @@ pub async fn begin(store: &Store, tenant: &TenantId, key: &IdempotencyKey, finge
         locked_until: stamp(now + LOCK),
         expires_at: (now + RETENTION).timestamp(),
     };
-    let Some(existing) = store.begin_idempotent(tenant, key.as_str(), &record, &stamp(now), now.timestamp()).await? else {
-        return Ok(Begin::Proceed);
-    };
-    if existing.fingerprint != fingerprint {
-        return Err(ApiError::Unprocessable("this Idempotency-Key was already used with a different request".into()));
-    }
-    match (existing.status, existing.body) {
-        (Some(status), Some(body)) => Ok(Begin::Replay { status, body }),
-        _ => Err(ApiError::Conflict("a request with this Idempotency-Key is still in progress; retry shortly".into())),
+    match store.begin_idempotent(tenant, key.as_str(), &record, &stamp(now), now.timestamp()).await? {
+        None => Ok(Begin::Proceed),
+        Some(existing) => judge(existing, fingerprint).map(|(status, body)| Begin::Replay { status, body }),
     }
 }
 
@@ -92,6 +140,32 @@ mod tests {
         assert!(IdempotencyKey::parse("").is_err());
         assert!(IdempotencyKey::parse("has space").is_err());
         assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
+    }
+
+    fn record(fingerprint: &str, reply: Option<(u16, &str)>) -> IdempotencyRecord {
+        IdempotencyRecord {
+            fingerprint: fingerprint.into(),
+            status: reply.map(|r| r.0),
+            body: reply.map(|r| r.1.to_string()),
+            locked_until: "2026-12-01T00:00:00Z".into(),
+            expires_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_held_key_replays_its_reply_only_for_the_same_request() {
+        assert_eq!(judge(record("fp", Some((201, "{}"))), "fp").unwrap(), (201, "{}".to_string()));
+        assert!(matches!(judge(record("fp", Some((201, "{}"))), "other"), Err(ApiError::Unprocessable(_))));
+        assert!(matches!(judge(record("fp", None), "fp"), Err(ApiError::Conflict(_))));
+    }
+
+    #[test]
+    fn a_saved_reply_is_complete_and_expires_in_a_day() {
+        let claim = Claim { key: IdempotencyKey::parse("k").unwrap(), fingerprint: "fp".into() };
+        let saved = claim.save(201, "{}".into());
+        assert_eq!((saved.key.as_str(), saved.record.status, saved.record.body.as_deref()), ("k", Some(201), Some("{}")));
+        assert_eq!(saved.record.expires_at - saved.now_epoch, RETENTION.num_seconds());
+        assert_eq!(claim.replay(saved.record).unwrap().0, 201);
     }
 
     #[test]

@@ -48,7 +48,7 @@ async fn fire_due(app: &impl Queues, shard: u32, now: DateTime<Utc>, report: &mu
         let Some((tenant, pipeline)) = decode::<Pipeline>(item) else { continue };
         let Some(slot) = pipeline.next_run_at.clone() else { continue };
         let next = pipeline.next_slot_after(now);
-        match trigger(app, &tenant, &pipeline, Trigger::Schedule, Some(Slot { slot: &slot, next })).await {
+        match trigger(app, &tenant, &pipeline, Trigger::Schedule, Some(Slot { slot: &slot, next }), None).await {
             Ok(_) => report.fired += 1,
             // Another tick fired it, or it was deleted or rescheduled meanwhile.
             Err(TriggerError::PipelineGone) => {}
@@ -63,6 +63,8 @@ async fn fire_due(app: &impl Queues, shard: u32, now: DateTime<Utc>, report: &mu
                 report.fired += 1;
             }
             Err(TriggerError::Store(e)) => return Err(e),
+            // Schedules trigger without an idempotency key.
+            Err(TriggerError::KeyTaken(_)) => {}
         }
     }
     Ok(())

@@ -3,6 +3,9 @@
 //! The write comes first: a run that exists but whose message was lost is found by the
 //! scheduler's sweep (pending too long) and sent again; a message without a run could not be.
 //! If the send fails outright the run is marked `failed` at once, never left `pending`.
+//!
+//! A trigger under an `Idempotency-Key` saves its reply in the run's own transaction
+//! ([`crate::idempotency`]): a retry finds it there, and no run is ever made twice.
 
 use crate::context::Queues;
 use crate::domain::pipeline::{Overlap, Pipeline};
@@ -10,7 +13,8 @@ use crate::domain::run::RunErrorCode;
 use crate::domain::run::{Run, RunError, RunMessage, Trigger};
 use crate::domain::tenant::TenantId;
 use crate::domain::{now, stamp};
-use crate::store::{CreateRun, StoreError};
+use crate::idempotency::Claim;
+use crate::store::{CreateRun, IdempotencyRecord, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TriggerError {
@@ -18,6 +22,9 @@ pub enum TriggerError {
     PipelineGone,
     #[error("the pipeline already has {0} active runs")]
     AtCapacity(u32),
+    /// A live record held the idempotency key: nothing was written; answer from it.
+    #[error("the idempotency key is taken")]
+    KeyTaken(Box<IdempotencyRecord>),
     #[error("the run could not be queued: {cause}")]
     NotQueued { run: Box<Run>, cause: String },
     #[error(transparent)]
@@ -30,29 +37,45 @@ pub struct Slot<'a> {
     pub next: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// What a manual trigger answers, and a replay of it: 201 and the run.
+pub fn created(run: &Run) -> (u16, serde_json::Value) {
+    (201, run.view())
+}
+
 /// Creates a pending run of `pipeline` and enqueues it. With `overlap: skip` and
-/// `maxConcurrentRuns` reached, nothing is created (`AtCapacity`).
+/// `maxConcurrentRuns` reached, nothing is created (`AtCapacity`). Under `claim`, the reply
+/// ([`created`]) is saved with the run.
 pub async fn trigger(
     app: &dyn Queues,
     tenant: &TenantId,
     pipeline: &Pipeline,
     how: Trigger,
     slot: Option<Slot<'_>>,
+    claim: Option<&Claim>,
 ) -> Result<Run, TriggerError> {
     let config = &pipeline.execution_config;
     let skip_at = config.max_concurrent_runs.filter(|_| config.overlap() == Overlap::Skip);
     let mut run = Run::new(pipeline.id.clone(), how, &now());
     let next = slot.as_ref().map(|s| (s.slot, s.next.map(stamp)));
     run.scheduled_for = next.as_ref().map(|(slot, _)| slot.to_string());
-    let claim = next.as_ref().map(|(slot, next)| (*slot, next.as_deref()));
-    match app.store().create_run(tenant, &run, skip_at, claim).await? {
+    let schedule = next.as_ref().map(|(slot, next)| (*slot, next.as_deref()));
+    let saved = claim.map(|c| {
+        let (status, body) = created(&run);
+        c.save(status, body.to_string())
+    });
+    match app.store().create_run(tenant, &run, skip_at, schedule, saved.as_ref()).await? {
         CreateRun::Created => {}
         CreateRun::PipelineGone => return Err(TriggerError::PipelineGone),
         CreateRun::AtCapacity => return Err(TriggerError::AtCapacity(skip_at.unwrap_or_default())),
+        CreateRun::KeyTaken(record) => return Err(TriggerError::KeyTaken(record)),
     }
     if let Err(e) = app.queue().send(&RunMessage::new(tenant, &run)).await {
         let error = RunError::new(RunErrorCode::EnqueueFailed, "the run could not be queued");
         app.store().fail_pending_run(tenant, &run, error, &now()).await?;
+        // The client is told to retry: its retry must trigger again, not replay this failure.
+        if let Some(saved) = &saved {
+            app.store().retract_idempotent(tenant, &saved.key, saved.record.body.as_deref().unwrap_or_default()).await?;
+        }
         return Err(TriggerError::NotQueued { run: Box::new(run), cause: e.to_string() });
     }
     tracing::info!(run_id = %run.id, pipeline_id = %pipeline.id, trigger = ?how, "run queued");

@@ -232,7 +232,7 @@ async fn a_lost_send_is_recovered_by_the_sweep() {
     let app = spawn_isolated_app().await;
     let pid = pipeline(&app, json!({})).await;
     let run = shared::domain::run::Run::new(PipelineId::parse(&pid).unwrap(), shared::domain::run::Trigger::Manual, &shared::domain::now());
-    app.app.store().create_run(&app.tenant_id(), &run, None, None).await.unwrap();
+    app.app.store().create_run(&app.tenant_id(), &run, None, None, None).await.unwrap();
     let s = settings(5_000, 3);
     assert_eq!(tick(&app.app, &s, Utc::now()).await.unwrap().resent, 0, "not pending long enough yet");
     let report = tick(&app.app, &s, Utc::now() + Duration::seconds(121)).await.unwrap();
@@ -410,6 +410,33 @@ async fn idempotency_keys_replay_the_first_response() {
     let expires: i64 = stored.item().unwrap()["expiresAt"].as_n().unwrap().parse().unwrap();
     let in_a_day = (Utc::now() + Duration::hours(24)).timestamp();
     assert!((in_a_day - 60..=in_a_day).contains(&expires), "{expires} vs {in_a_day}");
+}
+
+#[tokio::test]
+async fn a_trigger_saves_its_reply_with_its_run() {
+    let app = spawn_app().await;
+    let pid = pipeline(&app, json!({"maxConcurrentRuns": 1, "overlap": "skip"})).await;
+    let other = pipeline(&app, json!({})).await;
+    let trigger = |pid: String, key: &'static str| {
+        let req = app.req(reqwest::Method::POST, &format!("/pipelines/{pid}/run")).header("Idempotency-Key", key);
+        app.send(req)
+    };
+    // Duplicates sent at once: one run, and every answer is its 201 (none a 409).
+    let answers = futures::future::join_all((0..4).map(|_| trigger(pid.clone(), "burst"))).await;
+    assert!(answers.iter().all(|r| r.status == 201), "{:?}", answers.iter().map(|r| (r.status, &r.body)).collect::<Vec<_>>());
+    assert!(answers.iter().all(|r| r.body["id"] == answers[0].body["id"]));
+    assert_eq!(answers.iter().filter(|r| r.headers.get("idempotent-replayed").is_some()).count(), 3);
+    assert_eq!(app.get(&format!("/pipelines/{pid}/runs")).await.body.as_array().unwrap().len(), 1);
+    // The same key on another pipeline is another request.
+    assert_error(&trigger(other.clone(), "burst").await, 422, "UNPROCESSABLE_ENTITY");
+    // A refused trigger (at capacity) saves nothing: the key is free for a retry that can run.
+    assert_eq!(trigger(pid.clone(), "later").await.status, 409);
+    let rid = answers[0].body["id"].as_str().unwrap();
+    app.post(&format!("/pipelines/{pid}/runs/{rid}/cancel"), &json!({})).await;
+    let retried = trigger(pid.clone(), "later").await;
+    assert_eq!(retried.status, 201);
+    assert!(retried.headers.get("idempotent-replayed").is_none());
+    assert_ne!(retried.body["id"], answers[0].body["id"]);
 }
 
 #[tokio::test]

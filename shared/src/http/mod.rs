@@ -21,7 +21,7 @@ use crate::auth::authorize;
 use crate::context::Stores;
 use crate::domain::tenant::{Caller, Role, TenantId};
 use crate::error::ApiError;
-use crate::idempotency::{self, Begin, IdempotencyKey};
+use crate::idempotency::{self, Begin, Claim, IdempotencyKey, Mode};
 
 pub type Reply = Response<Body>;
 
@@ -52,7 +52,27 @@ fn error_reply(e: &ApiError) -> Reply {
 /// this, so it is compiled once, in this crate, not once per function binary.
 pub type Bound<'x> = dyn Fn(Caller, &'x Request) -> BoxFuture<'x, Result<Reply, ApiError>> + Send + Sync + 'x;
 
-/// Runs the handler, under the request's `Idempotency-Key` where the endpoint honours one.
+/// The request's `Idempotency-Key` with its fingerprint, where `endpoint` honours one.
+pub fn claim(endpoint: Endpoint, req: &Request) -> Result<Option<Claim>, ApiError> {
+    let Some(header) = req.headers().get("idempotency-key") else { return Ok(None) };
+    if endpoint.idempotency() == Mode::Ignored {
+        return Ok(None);
+    }
+    let key = IdempotencyKey::parse(header.to_str().unwrap_or("\u{0}"))?;
+    let fingerprint = idempotency::fingerprint(req.method().as_str(), req.uri().path(), request::body_bytes(req));
+    Ok(Some(Claim { key, fingerprint }))
+}
+
+/// The first response under a key, answered again.
+pub fn replayed(status: u16, body: String) -> Reply {
+    let mut reply =
+        Response::builder().status(status).header("content-type", "application/json").body(Body::Text(body)).unwrap_or_default();
+    reply.headers_mut().insert("idempotent-replayed", lambda_http::http::HeaderValue::from_static("true"));
+    reply
+}
+
+/// Runs the handler, under a lock on the request's `Idempotency-Key` where the endpoint keeps
+/// one that way (an endpoint that keeps it in its write reads [`claim`] itself).
 async fn serve<'x>(
     app: &'x dyn Stores,
     endpoint: Endpoint,
@@ -77,10 +97,10 @@ async fn serve<'x>(
                 Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
                 _ => String::new(),
             };
-            idempotency::complete(app.store(), &tenant, &key, reply.status().as_u16(), &body).await?;
+            idempotency::complete(app.store(), &tenant, key, reply.status().as_u16(), &body).await?;
         }
         // A failed request leaves nothing to replay: a retry under the same key runs again.
-        _ => idempotency::abandon(app.store(), &tenant, &key).await?,
+        _ => idempotency::abandon(app.store(), &tenant, key).await?,
     }
     result
 }
@@ -134,7 +154,14 @@ pub async fn handle<C: Stores>(app: &C, function: &Function<C>, req: Request) ->
 
 /// Answers one request: authenticates it, enforces the route's role, runs the handler, and
 /// answers errors in the product's format. Never panics on client input.
-pub async fn respond<'x>(app: &'x dyn Stores, endpoint: Endpoint, handler: &'x Bound<'x>, req: &'x Request) -> Reply {
+///
+/// A plain function returning a boxed future, not an `async fn`: the body of an `async fn` is
+/// compiled where it is first awaited, which would be once in each function binary.
+pub fn respond<'x>(app: &'x dyn Stores, endpoint: Endpoint, handler: &'x Bound<'x>, req: &'x Request) -> BoxFuture<'x, Reply> {
+    Box::pin(respond_now(app, endpoint, handler, req))
+}
+
+async fn respond_now<'x>(app: &'x dyn Stores, endpoint: Endpoint, handler: &'x Bound<'x>, req: &'x Request) -> Reply {
     let tenant = header(req, "x-tenant-id").unwrap_or_default().to_string();
     let span = tracing::info_span!("request", request_id = %request_id(req), tenant = %tenant, route = %endpoint.route_key());
     async move {

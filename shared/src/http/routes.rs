@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use crate::domain::tenant::Role;
+use crate::idempotency::Mode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
@@ -92,9 +93,13 @@ impl Endpoint {
         ROUTES.iter().find(|r| r.endpoint == self)
     }
 
-    /// Whether `Idempotency-Key` is honoured (creating pipelines, triggering runs).
-    pub fn idempotent(self) -> bool {
-        matches!(self, Self::CreatePipeline | Self::TriggerRun)
+    /// How `Idempotency-Key` is honoured: around creating a pipeline, inside a trigger's write.
+    pub fn idempotency(self) -> Mode {
+        match self {
+            Self::CreatePipeline => Mode::Locked,
+            Self::TriggerRun => Mode::InWrite,
+            _ => Mode::Ignored,
+        }
     }
 
     /// API Gateway's route key: `GET /api/v1/pipelines/{id}`, or `$default`.

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use super::{s, StoreError};
+use super::{s, Pager, StoreError};
 
 /// Requests in flight at once.
 const IN_FLIGHT: usize = 4;
@@ -51,19 +51,14 @@ async fn write_25(client: &Client, table: &str, mut requests: Vec<WriteRequest>)
 /// Deletes every item of a partition; returns how many.
 pub async fn clear_partition(client: &Client, table: &str, pk: &str) -> Result<u64, StoreError> {
     let mut deleted = 0;
-    let mut start = None;
-    loop {
-        let page = client
-            .query()
-            .table_name(table)
-            .key_condition_expression("PK = :pk")
-            .expression_attribute_values(":pk", s(pk))
-            .projection_expression("PK, SK")
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| StoreError::dynamo("Query", e))?;
-        let keys = page.items.unwrap_or_default();
+    let query = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(":pk", s(pk))
+        .projection_expression("PK, SK");
+    let mut pages = Pager::new(query, None);
+    while let Some(keys) = pages.next(None).await.map_err(|e| StoreError::dynamo("Query", e))? {
         deleted += keys.len() as u64;
         let requests = keys
             .into_iter()
@@ -73,9 +68,6 @@ pub async fn clear_partition(client: &Client, table: &str, pk: &str) -> Result<u
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         write_all(client, table, requests).await?;
-        start = page.last_evaluated_key;
-        if start.is_none() {
-            return Ok(deleted);
-        }
     }
+    Ok(deleted)
 }

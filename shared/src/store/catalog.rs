@@ -124,7 +124,7 @@ impl Store {
             .await;
         match written("UpdateItem", out)? {
             Some(out) => Ok(out.attributes.and_then(|a| a.get("generation").and_then(|v| v.as_s().ok()).cloned())),
-            None => Err(StoreError::ConditionFailed { reasons: vec![] }),
+            None => Err(StoreError::condition_failed()),
         }
     }
 }

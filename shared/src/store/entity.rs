@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{n, s, tenant_pk, Item, Store, StoreError};
+use super::{n, s, tenant_pk, Item, Pager, Store, StoreError};
 use crate::domain::tenant::TenantId;
 
 pub trait Entity: Serialize + DeserializeOwned + Send + Sync {
@@ -72,30 +72,23 @@ impl Store {
     /// Up to `want` items of a kind. Usually one Query; more only when items are so large that
     /// DynamoDB's 1 MB page holds fewer than `want`.
     async fn query_kind<E: Entity>(&self, tenant: &TenantId, want: usize, after: Option<&str>) -> Result<Vec<E>, StoreError> {
-        let mut start = after.map(|id| Self::key(tenant_pk(tenant), sk::<E>(id)));
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :kind)")
+            .expression_attribute_values(":pk", s(tenant_pk(tenant)))
+            .expression_attribute_values(":kind", s(format!("{}#", E::KIND)))
+            .consistent_read(true);
+        let mut pages = Pager::new(query, after.map(|id| Self::key(tenant_pk(tenant), sk::<E>(id))));
         let mut out = Vec::with_capacity(want);
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :kind)")
-                .expression_attribute_values(":pk", s(tenant_pk(tenant)))
-                .expression_attribute_values(":kind", s(format!("{}#", E::KIND)))
-                .set_exclusive_start_key(start)
-                .limit((want - out.len()) as i32)
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| StoreError::dynamo("Query", e))?;
-            for item in page.items.unwrap_or_default() {
+        while out.len() < want {
+            let Some(items) = pages.next(Some(want - out.len())).await.map_err(|e| StoreError::dynamo("Query", e))? else { break };
+            for item in items {
                 out.push(from_item(item)?);
             }
-            start = page.last_evaluated_key;
-            if start.is_none() || out.len() >= want {
-                return Ok(out);
-            }
         }
+        Ok(out)
     }
 
     /// The exact number of items of a kind in the tenant.
@@ -173,7 +166,7 @@ impl Store {
             update = update.expression_attribute_names(format!("#a{i}"), name).expression_attribute_values(format!(":v{i}"), value);
         }
         update.update_expression(format!("SET {}", sets.join(", "))).send().await.map(|_| ()).map_err(|err| match err.as_service_error() {
-            Some(se) if se.is_conditional_check_failed_exception() => StoreError::ConditionFailed { reasons: vec![] },
+            Some(se) if se.is_conditional_check_failed_exception() => StoreError::condition_failed(),
             _ => StoreError::dynamo("UpdateItem", err),
         })
     }

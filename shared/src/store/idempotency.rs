@@ -1,13 +1,13 @@
 //! Idempotency records: `T#<t>` / `IDEM#<key>`, expiring through TTL on `expiresAt`.
 
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
 use super::entity::from_item;
 use super::{n, s, tenant_pk, written, Item, Store, StoreError};
 use crate::domain::tenant::TenantId;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdempotencyRecord {
     pub fingerprint: String,
@@ -25,10 +25,24 @@ fn key(tenant: &TenantId, key: &str) -> Item {
     Store::key(tenant_pk(tenant), format!("IDEM#{key}"))
 }
 
+/// When a new record may replace the one under its key: none there, expired (TTL deletes
+/// lazily), or an unfinished request's lapsed lock for the same request.
+const TAKEABLE: &str =
+    "attribute_not_exists(PK) OR expiresAt < :epoch OR (attribute_not_exists(body) AND lockedUntil < :now AND fingerprint = :fp)";
+
+/// A completed record to write in the same transaction as the write it guards, so that the two
+/// commit together or not at all (see [`crate::idempotency`]).
+#[derive(Debug, Clone)]
+pub struct SavedReply {
+    pub key: String,
+    pub record: IdempotencyRecord,
+    pub now: String,
+    pub now_epoch: i64,
+}
+
 impl Store {
-    /// Writes `record` under the key unless a live one is there; returns the live one if so.
-    /// A record is dead when expired (TTL deletes lazily) or when it is an unfinished request's
-    /// lapsed lock for the same request.
+    /// Writes `record` under the key unless a live one is there ([`TAKEABLE`]); returns the live
+    /// one if so.
     pub async fn begin_idempotent(
         &self,
         tenant: &TenantId,
@@ -44,9 +58,7 @@ impl Store {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression(
-                "attribute_not_exists(PK) OR expiresAt < :epoch OR (attribute_not_exists(body) AND lockedUntil < :now AND fingerprint = :fp)",
-            )
+            .condition_expression(TAKEABLE)
             .expression_attribute_values(":epoch", n(now_epoch))
             .expression_attribute_values(":now", s(now))
             .expression_attribute_values(":fp", s(&record.fingerprint))
@@ -62,6 +74,39 @@ impl Store {
                 other => Err(StoreError::Dynamo { op: "PutItem", detail: other.to_string() }),
             },
         }
+    }
+
+    /// The transaction item that writes `saved` unless a live record is there; the cancelled
+    /// transaction then carries the live one ([`super::StoreError::old_item`]).
+    pub(super) fn save_reply(&self, tenant: &TenantId, saved: &SavedReply) -> Result<TransactWriteItem, StoreError> {
+        let mut item: Item = serde_dynamo::to_item(&saved.record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        item.extend(key(tenant, &saved.key));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(TAKEABLE)
+            .expression_attribute_values(":epoch", n(saved.now_epoch))
+            .expression_attribute_values(":now", s(&saved.now))
+            .expression_attribute_values(":fp", s(&saved.record.fingerprint))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Removes a saved reply whose request failed after all (its body is still `body`), so that a
+    /// retry under the key runs again instead of replaying it.
+    pub async fn retract_idempotent(&self, tenant: &TenantId, idem: &str, body: &str) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant, idem)))
+            .condition_expression("body = :body")
+            .expression_attribute_values(":body", s(body))
+            .send()
+            .await;
+        written("DeleteItem", out).map(|_| ())
     }
 
     pub async fn complete_idempotent(&self, tenant: &TenantId, idem: &str, status: u16, body: &str) -> Result<(), StoreError> {

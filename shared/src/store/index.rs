@@ -2,7 +2,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::{s, Item, Store, StoreError};
+use super::{s, Item, Pager, Store, StoreError};
 use crate::domain::tenant::TenantId;
 
 pub const NAME: &str = "GSI1";
@@ -38,28 +38,23 @@ pub fn tenant_of(item: &Item) -> Option<TenantId> {
 impl Store {
     /// Every entry of `kind` in one shard with a sort key up to `upto`, oldest first, at most `max`.
     pub async fn index_upto(&self, kind: &str, shard: u32, upto: &str, max: usize) -> Result<Vec<Item>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(NAME)
+            .key_condition_expression("GSI1PK = :pk AND GSI1SK <= :upto")
+            .expression_attribute_values(":pk", s(format!("{kind}#{shard}")))
+            .expression_attribute_values(":upto", AttributeValue::S(upto.to_string()));
+        let mut pages = Pager::new(query, None);
         let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(NAME)
-                .key_condition_expression("GSI1PK = :pk AND GSI1SK <= :upto")
-                .expression_attribute_values(":pk", s(format!("{kind}#{shard}")))
-                .expression_attribute_values(":upto", AttributeValue::S(upto.to_string()))
-                .set_exclusive_start_key(start)
-                .limit((max - out.len()).min(100) as i32)
-                .send()
-                .await
-                .map_err(|e| StoreError::dynamo("Query", e))?;
-            out.extend(page.items.unwrap_or_default());
-            start = page.last_evaluated_key;
-            if start.is_none() || out.len() >= max {
-                return Ok(out);
-            }
+        while out.len() < max {
+            let Some(items) = pages.next(Some((max - out.len()).min(100))).await.map_err(|e| StoreError::dynamo("Query", e))? else {
+                break;
+            };
+            out.extend(items);
         }
+        Ok(out)
     }
 }
 

@@ -58,6 +58,7 @@ pub(crate) mod entity;
 mod idempotency;
 pub mod index;
 pub mod limits;
+mod pager;
 mod partitions;
 mod pipelines;
 pub mod records;
@@ -73,21 +74,24 @@ use aws_sdk_dynamodb::Client;
 
 pub use catalog::Refs;
 pub use entity::{Entity, Page};
-pub use idempotency::IdempotencyRecord;
+pub use idempotency::{IdempotencyRecord, SavedReply};
 pub use partitions::{From as PartFrom, PartBeat, PartClaim, PartEnd};
 pub use pipelines::PipelineConflict;
 pub use runs::{CancelRun, Claim, ClaimTerms, CreateRun, Finish};
 
 use crate::domain::tenant::TenantId;
+use pager::Pager;
 
 pub type Item = HashMap<String, AttributeValue>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A write's condition did not hold (or a transaction was cancelled by one): the item was
-    /// missing, changed, or in use. `reasons` holds each transaction item's cancellation code.
+    /// missing, changed, or in use. `reasons` holds each transaction item's cancellation code,
+    /// and `old` the item as it stood where the write asked for it
+    /// (`ReturnValuesOnConditionCheckFailure`).
     #[error("condition failed")]
-    ConditionFailed { reasons: Vec<Option<String>> },
+    ConditionFailed { reasons: Vec<Option<String>>, old: Vec<Option<Item>> },
     /// DynamoDB refused or failed; the code and request id, never the body (it can hold data).
     #[error("dynamodb {op} failed: {detail}")]
     Dynamo { op: &'static str, detail: String },
@@ -120,9 +124,22 @@ impl StoreError {
     /// The cancellation code of a transaction's item `i`.
     pub fn reason(&self, i: usize) -> Option<&str> {
         match self {
-            Self::ConditionFailed { reasons } => reasons.get(i).and_then(|r| r.as_deref()),
+            Self::ConditionFailed { reasons, .. } => reasons.get(i).and_then(|r| r.as_deref()),
             _ => None,
         }
+    }
+
+    /// The item `i` of a cancelled transaction as it stood, where that write asked for it.
+    pub fn old_item(self, i: usize) -> Option<Item> {
+        match self {
+            Self::ConditionFailed { mut old, .. } if i < old.len() => old.swap_remove(i),
+            _ => None,
+        }
+    }
+
+    /// A failed condition with nothing more to say (a single write's).
+    pub(crate) fn condition_failed() -> Self {
+        Self::ConditionFailed { reasons: vec![], old: vec![] }
     }
 }
 
@@ -207,19 +224,19 @@ impl Store {
                 Ok(_) => return Ok(()),
                 Err(e) => e,
             };
-            let reasons = match &err {
+            let cancelled = match &err {
                 SdkError::ServiceError(se) => match se.err() {
-                    TransactWriteItemsError::TransactionCanceledException(c) => Some(
-                        c.cancellation_reasons().iter().map(|r| r.code().filter(|c| *c != "None").map(str::to_string)).collect::<Vec<_>>(),
-                    ),
+                    TransactWriteItemsError::TransactionCanceledException(c) => Some(c.cancellation_reasons()),
                     _ => None,
                 },
                 _ => None,
             };
-            let Some(reasons) = reasons else { return Err(StoreError::dynamo(op, err)) };
+            let Some(cancelled) = cancelled else { return Err(StoreError::dynamo(op, err)) };
+            let reasons: Vec<_> = cancelled.iter().map(|r| r.code().filter(|c| *c != "None").map(str::to_string)).collect();
             let only_conflicts = reasons.iter().flatten().all(|r| r == "TransactionConflict");
             if !only_conflicts {
-                return Err(StoreError::ConditionFailed { reasons });
+                let old = cancelled.iter().map(|r| r.item().cloned()).collect();
+                return Err(StoreError::ConditionFailed { reasons, old });
             }
             if attempt >= 8 {
                 return Err(StoreError::Dynamo { op, detail: "transaction conflicts persisted".into() });

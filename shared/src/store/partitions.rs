@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, Update, W
 
 use super::entity::from_item;
 use super::runs::{run_key, runs_pk, tx_update, value};
-use super::{n, s, written, Item, Store, StoreError};
+use super::{n, s, written, Item, Pager, Store, StoreError};
 use crate::domain::ids::{PipelineId, RunId};
 use crate::domain::run::{attempts_exhausted, claimable, Claimable, Partition, PartitionCounts, Run, RunError, RunStatus};
 use crate::domain::tenant::TenantId;
@@ -169,29 +169,22 @@ impl Store {
 
     /// Every partition of a run, by index.
     pub async fn list_partitions(&self, tenant: &TenantId, pipeline: &PipelineId, run: &RunId) -> Result<Vec<Partition>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :part)")
+            .expression_attribute_values(":pk", s(runs_pk(tenant, pipeline)))
+            .expression_attribute_values(":part", s(format!("PART#{run}#")))
+            .consistent_read(true);
+        let mut pages = Pager::new(query, None);
         let mut parts = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :part)")
-                .expression_attribute_values(":pk", s(runs_pk(tenant, pipeline)))
-                .expression_attribute_values(":part", s(format!("PART#{run}#")))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| StoreError::dynamo("Query", e))?;
-            for item in page.items.unwrap_or_default() {
+        while let Some(items) = pages.next(None).await.map_err(|e| StoreError::dynamo("Query", e))? {
+            for item in items {
                 parts.push(from_item(item)?);
             }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(parts);
-            }
         }
+        Ok(parts)
     }
 
     /// Takes a pending partition, one whose lease ran out, or its own continuation.

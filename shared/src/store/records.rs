@@ -21,6 +21,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use serde_json::Value;
 
+use super::Pager;
 use crate::domain::ids::{RunId, SchemaId};
 use crate::domain::schema::Schema;
 use crate::domain::tenant::TenantId;
@@ -71,23 +72,17 @@ impl RecordsTable {
 
     /// A page of a partition's items' `data`, in key order, after the key `after`.
     async fn page(&self, pk: &str, limit: usize, after: Option<&str>) -> Result<(Vec<(String, Value)>, bool), RecordsError> {
+        let query =
+            self.client.query().table_name(&self.table).key_condition_expression("PK = :pk").expression_attribute_values(":pk", s(pk));
+        let start = after.map(|sk| HashMap::from([("PK".to_string(), s(pk)), ("SK".to_string(), s(sk))]));
+        let mut pages = Pager::new(query, start);
         let mut out = Vec::with_capacity(limit + 1);
-        let mut start = after.map(|sk| HashMap::from([("PK".to_string(), s(pk)), ("SK".to_string(), s(sk))]));
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk")
-                .expression_attribute_values(":pk", s(pk))
-                .set_exclusive_start_key(start)
-                .limit((limit + 1 - out.len()) as i32)
-                .send()
-                .await
-                .map_err(|e| {
-                    RecordsError::Unavailable(aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e).unwrap_or("unreachable").into())
-                })?;
-            for item in page.items.unwrap_or_default() {
+        while out.len() <= limit {
+            let page = pages.next(Some(limit + 1 - out.len())).await.map_err(|e| {
+                RecordsError::Unavailable(aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e).unwrap_or("unreachable").into())
+            })?;
+            let Some(items) = page else { break };
+            for item in items {
                 let key = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
                 let data: Value = item
                     .get("data")
@@ -98,13 +93,10 @@ impl RecordsTable {
                     .unwrap_or_default();
                 out.push((key, data));
             }
-            start = page.last_evaluated_key;
-            if start.is_none() || out.len() > limit {
-                let more = out.len() > limit;
-                out.truncate(limit);
-                return Ok((out, more));
-            }
         }
+        let more = out.len() > limit;
+        out.truncate(limit);
+        Ok((out, more))
     }
 
     /// A page of a schema's rows, of the generation readers see.

@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 
 use super::entity::{from_item, sk};
-use super::{index, n, s, tenant_pk, written, Item, Store, StoreError};
+use super::{index, n, s, tenant_pk, written, IdempotencyRecord, Item, Pager, SavedReply, Store, StoreError};
 use crate::domain::ids::{PipelineId, RunId};
 use crate::domain::pipeline::Pipeline;
 use crate::domain::run::{attempts_exhausted, claimable, Claimable, LogEntry, Run, RunError, RunStatus};
@@ -46,6 +46,8 @@ pub enum CreateRun {
     PipelineGone,
     /// `maxConcurrentRuns` runs are active and the pipeline's overlap policy is `skip`.
     AtCapacity,
+    /// A live record holds the idempotency key (this one): nothing was written.
+    KeyTaken(Box<IdempotencyRecord>),
 }
 
 /// The outcome of a worker's attempt to take a run.
@@ -138,13 +140,15 @@ impl Store {
     /// Writes a new pending run and marks it as its pipeline's latest, in one transaction
     /// conditioned on the pipeline existing (no run outlives a concurrent delete). With `skip_at`,
     /// refused when that many runs are active. With `slot`, also claims the schedule slot `slot.0`
-    /// (the pipeline's `nextRunAt` must still be it) and moves the schedule to `slot.1`.
+    /// (the pipeline's `nextRunAt` must still be it) and moves the schedule to `slot.1`. With
+    /// `saved`, also saves the reply under its idempotency key, in the same transaction.
     pub async fn create_run(
         &self,
         tenant: &TenantId,
         run: &Run,
         skip_at: Option<u32>,
         slot: Option<(&str, Option<&str>)>,
+        saved: Option<&SavedReply>,
     ) -> Result<CreateRun, StoreError> {
         let mut item: Item = serde_dynamo::to_item(run).map_err(corrupt)?;
         item.extend(run_key(tenant, &run.pipeline_id, &run.id));
@@ -174,8 +178,18 @@ impl Store {
             }
         };
         let slots = self.take_slot(tenant, &run.pipeline_id, "active", skip_at)?;
-        match self.transact("TransactWriteItems", vec![put, tx_update(latest)?, slots]).await {
+        let mut items = vec![put, tx_update(latest)?, slots];
+        if let Some(saved) = saved {
+            items.push(self.save_reply(tenant, saved)?);
+        }
+        match self.transact("TransactWriteItems", items).await {
             Ok(()) => Ok(CreateRun::Created),
+            // The key first: a retry of a trigger that went through must replay it, whatever
+            // the pipeline's state since.
+            Err(e) if e.reason(3).is_some() => match e.old_item(3) {
+                Some(old) => Ok(CreateRun::KeyTaken(Box::new(from_item(old)?))),
+                None => Err(StoreError::Corrupt("a taken idempotency key came back without its record".into())),
+            },
             Err(e) if e.reason(1).is_some() => Ok(CreateRun::PipelineGone),
             Err(e) if e.reason(2).is_some() => Ok(CreateRun::AtCapacity),
             Err(e) => Err(e),
@@ -587,43 +601,40 @@ impl Store {
         after: Option<&str>,
         status: Option<RunStatus>,
     ) -> Result<(Vec<Run>, Option<String>), StoreError> {
-        let mut start = after.map(|id| Self::key(runs_pk(tenant, pipeline), format!("RUN#{id}")));
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :run)")
+            .expression_attribute_values(":pk", s(runs_pk(tenant, pipeline)))
+            .expression_attribute_values(":run", s("RUN#"))
+            .scan_index_forward(false)
+            .consistent_read(true);
+        if let Some(status) = status {
+            query = query
+                .filter_expression("#st = :st")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":st", s(status.as_str()));
+        }
+        let mut pages = Pager::new(query, after.map(|id| Self::key(runs_pk(tenant, pipeline), format!("RUN#{id}"))));
         let mut runs: Vec<Run> = Vec::new();
         // A status filter may discard most of a page: read on, but a bounded number of pages.
         for _ in 0..8 {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :run)")
-                .expression_attribute_values(":pk", s(runs_pk(tenant, pipeline)))
-                .expression_attribute_values(":run", s("RUN#"))
-                .scan_index_forward(false)
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .limit((limit + 1 - runs.len()).max(if status.is_some() { 100 } else { 1 }) as i32);
-            if let Some(status) = status {
-                query = query
-                    .filter_expression("#st = :st")
-                    .expression_attribute_names("#st", "status")
-                    .expression_attribute_values(":st", s(status.as_str()));
-            }
-            let page = query.send().await.map_err(|e| StoreError::dynamo("Query", e))?;
-            for item in page.items.unwrap_or_default() {
+            let want = (limit + 1 - runs.len()).max(if status.is_some() { 100 } else { 1 });
+            let Some(items) = pages.next(Some(want)).await.map_err(|e| StoreError::dynamo("Query", e))? else {
+                return Ok((runs, None));
+            };
+            for item in items {
                 runs.push(from_item(item)?);
             }
-            start = page.last_evaluated_key;
             if runs.len() > limit {
                 runs.truncate(limit);
                 let next = runs.last().map(|r| r.id.to_string());
                 return Ok((runs, next));
             }
-            if start.is_none() {
-                return Ok((runs, None));
-            }
         }
         // Stopped reading with more to read: continue after the last run examined.
-        let next = start.and_then(|k| k.get("SK").and_then(|v| v.as_s().ok()).and_then(|s| s.strip_prefix("RUN#")).map(str::to_string));
+        let next = pages.resume_key().and_then(|k| k.get("SK")?.as_s().ok()?.strip_prefix("RUN#").map(str::to_string));
         Ok((runs, next))
     }
 
@@ -634,30 +645,22 @@ impl Store {
 
     /// The oldest pending run of a pipeline, if any (the next to take a freed slot).
     pub async fn oldest_pending(&self, tenant: &TenantId, pipeline: &PipelineId) -> Result<Option<Run>, StoreError> {
-        let mut start = None;
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :run)")
+            .filter_expression("#st = :pending")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":pk", s(runs_pk(tenant, pipeline)))
+            .expression_attribute_values(":run", s("RUN#"))
+            .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
+            .consistent_read(true);
+        let mut pages = Pager::new(query, None);
         for _ in 0..5 {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :run)")
-                .filter_expression("#st = :pending")
-                .expression_attribute_names("#st", "status")
-                .expression_attribute_values(":pk", s(runs_pk(tenant, pipeline)))
-                .expression_attribute_values(":run", s("RUN#"))
-                .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .limit(100)
-                .send()
-                .await
-                .map_err(|e| StoreError::dynamo("Query", e))?;
-            if let Some(item) = page.items.unwrap_or_default().into_iter().next() {
+            let Some(items) = pages.next(Some(100)).await.map_err(|e| StoreError::dynamo("Query", e))? else { break };
+            if let Some(item) = items.into_iter().next() {
                 return Ok(Some(from_item(item)?));
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                break;
             }
         }
         Ok(None)

@@ -11,9 +11,9 @@ use crate::domain::tenant::Caller;
 use crate::error::ApiError;
 use crate::http::page::{encode_cursor, PageRequest};
 use crate::http::request::{path_id, query};
-use crate::http::{json, Reply};
+use crate::http::{claim, json, replayed, Endpoint, Reply};
 use crate::store::CancelRun;
-use crate::trigger::{trigger, TriggerError};
+use crate::trigger::{created, trigger, TriggerError};
 
 pub(super) fn run_path(req: &Request) -> Result<(PipelineId, RunId), ApiError> {
     let pipeline = path_id(req, PipelineId::parse, "pipeline")?;
@@ -24,9 +24,18 @@ pub(super) fn run_path(req: &Request) -> Result<(PipelineId, RunId), ApiError> {
 
 pub(super) async fn trigger_run(app: &dyn Queues, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = path_id(req, PipelineId::parse, "pipeline")?;
+    let claim = claim(Endpoint::TriggerRun, req)?;
     let pipeline = load(app, caller, &id).await?;
-    match trigger(app, &caller.tenant, &pipeline, Trigger::Manual, None).await {
-        Ok(run) => Ok(json(201, &run.view())),
+    match trigger(app, &caller.tenant, &pipeline, Trigger::Manual, None, claim.as_ref()).await {
+        Ok(run) => {
+            let (status, body) = created(&run);
+            Ok(json(status, &body))
+        }
+        Err(TriggerError::KeyTaken(record)) => {
+            let claim = claim.ok_or_else(|| ApiError::Internal("a key was taken without one".into()))?;
+            let (status, body) = claim.replay(*record)?;
+            Ok(replayed(status, body))
+        }
         Err(TriggerError::PipelineGone) => Err(ApiError::not_found("pipeline", id.as_str())),
         Err(TriggerError::AtCapacity(max)) => Err(ApiError::Conflict(format!(
             "pipeline {id} already has {max} active runs (maxConcurrentRuns) and its overlap policy is skip"
