@@ -39,7 +39,7 @@ pub async fn clients() -> Clients {
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region))
         .credentials_provider(credentials)
-        .http_client(shared::context::https_client())
+        .http_client(shared::context::https_client(std::time::Duration::from_secs(3)))
         .load()
         .await;
     let dynamodb =

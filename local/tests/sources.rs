@@ -66,7 +66,7 @@ async fn s3() -> (SourceContext, String) {
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "local-stack"))
         .endpoint_url(endpoint.as_str())
-        .http_client(shared::context::https_client())
+        .http_client(shared::context::https_client(std::time::Duration::from_secs(3)))
         .load()
         .await;
     let mut ctx = SourceContext::new(&sdk, true);

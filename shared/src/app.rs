@@ -65,12 +65,11 @@ fn api_sdk() -> aws_config::SdkConfig {
         .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(credentials))
         .timeout_config(timeouts)
         .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .http_client(crate::context::https_client())
+        .http_client(crate::context::https_client(Duration::from_secs(1)))
         .build()
 }
 
-/// Runs an API function: `function` over its context, built (and its connection to DynamoDB
-/// opened) at init.
+/// Runs an API function: `function` over its context, built at init.
 pub fn serve<C: Context>(function: Function<C>) -> Result<(), Error> {
     let runtime = runtime()?;
     let _entered = runtime.enter();
@@ -90,7 +89,9 @@ fn run_api(
     respond: &'static (dyn Fn(lambda_http::Request) -> BoxFuture<'static, Reply> + Send + Sync),
 ) -> Result<(), Error> {
     runtime.block_on(async move {
-        app.store().warm_up().await;
+        // The first read opens the connection to DynamoDB while the runtime asks for the first
+        // event, so the first request finds it open (or being opened) without init waiting on it.
+        tokio::spawn(app.store().warm_up());
         lambda_http::run(service_fn(move |req| async move { Ok::<_, std::convert::Infallible>(respond(req).await) })).await
     })
 }
