@@ -89,9 +89,11 @@ fn run_api(
     respond: &'static (dyn Fn(lambda_http::Request) -> BoxFuture<'static, Reply> + Send + Sync),
 ) -> Result<(), Error> {
     runtime.block_on(async move {
-        // The first read opens the connection to DynamoDB while the runtime asks for the first
-        // event, so the first request finds it open (or being opened) without init waiting on it.
-        tokio::spawn(app.store().warm_up());
+        // The first read opens the connection to DynamoDB (TCP, TLS, the SDK's first-use work)
+        // during init, which runs with boosted CPU: a request would pay it at the function's
+        // share of a core. Beside the first `/next` instead, it would race the first request
+        // and save it nothing (measured: docs/benchmarks.md).
+        app.store().warm_up().await;
         lambda_http::run(service_fn(move |req| async move { Ok::<_, std::convert::Infallible>(respond(req).await) })).await
     })
 }

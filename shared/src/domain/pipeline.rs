@@ -227,7 +227,7 @@ impl Pipeline {
         }
         let cron = CronSchedule::parse(self.schedule.as_deref()?).ok()?;
         let tz = self.timezone.as_deref().and_then(|t| Timezone::parse(t).ok()).unwrap_or(Timezone::UTC);
-        cron.next_after(now, tz)
+        cron.next_after(now, &tz)
     }
 
     pub fn graph(&self) -> Graph {
@@ -312,7 +312,7 @@ impl NewPipeline {
             description: self.description,
             status: self.status,
             schedule: self.schedule.map(|s| s.as_str().to_string()),
-            timezone: self.timezone.map(|t| t.name().to_string()),
+            timezone: self.timezone.as_ref().map(|t| t.name().to_string()),
             execution_config: self.execution_config,
             connector_id: self.connector_id,
             schema_id: self.schema_id,
@@ -399,7 +399,7 @@ impl PipelineUpdate {
             Patch::Clear => None,
             Patch::Set(cron) => Some(cron.as_str().to_string()),
         };
-        next.timezone = match self.timezone {
+        next.timezone = match &self.timezone {
             Patch::Absent => current.timezone.clone(),
             Patch::Clear => None,
             Patch::Set(tz) => Some(tz.name().to_string()),

@@ -1,11 +1,12 @@
 //! Cron schedules and their time zones.
-
-use std::str::FromStr;
+//!
+//! Time zones come from jiff's bundled copy of the IANA database (about half a megabyte in a
+//! binary; chrono-tz's generated tables were two).
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
+use jiff::tz::TimeZone;
 
 /// A standard 5-field cron expression (minute hour day-of-month month day-of-week), as
 /// `0 2 * * *`. Exists only when valid.
@@ -32,9 +33,10 @@ impl CronSchedule {
     }
 
     /// The first slot strictly after `after`, in `tz` (daylight-saving changes included).
-    pub fn next_after(&self, after: DateTime<Utc>, tz: Timezone) -> Option<DateTime<Utc>> {
-        let local = after.with_timezone(&tz.0);
-        self.cron.find_next_occurrence(&local, false).ok().map(|t| t.with_timezone(&Utc))
+    pub fn next_after(&self, after: DateTime<Utc>, tz: &Timezone) -> Option<DateTime<Utc>> {
+        let start = jiff::Timestamp::new(after.timestamp(), after.timestamp_subsec_nanos() as i32).ok()?.to_zoned(tz.0.clone());
+        let next = self.cron.find_next_occurrence(&start, false).ok()?.timestamp();
+        DateTime::from_timestamp(next.as_second(), next.subsec_nanosecond() as u32)
     }
 }
 
@@ -45,18 +47,31 @@ impl PartialEq for CronSchedule {
 }
 
 /// An IANA time zone name (`Europe/Paris`); UTC when a pipeline names none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timezone(Tz);
+#[derive(Debug, Clone)]
+pub struct Timezone(TimeZone);
 
 impl Timezone {
-    pub const UTC: Timezone = Timezone(Tz::UTC);
+    pub const UTC: Timezone = Timezone(TimeZone::UTC);
 
     pub fn parse(s: &str) -> Result<Self, String> {
-        Tz::from_str(s).map(Self).map_err(|_| format!("'{s}' is not an IANA time zone (such as Europe/Paris)"))
+        let invalid = || format!("'{s}' is not an IANA time zone (such as Europe/Paris)");
+        // jiff also reads POSIX TZ strings and fixed offsets; a pipeline names a zone.
+        if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c)) {
+            return Err(invalid());
+        }
+        let tz = jiff::tz::db().get(s).map_err(|_| invalid())?;
+        Ok(Self(tz))
     }
 
-    pub fn name(&self) -> &'static str {
-        self.0.name()
+    /// The zone's name as the database spells it.
+    pub fn name(&self) -> &str {
+        self.0.iana_name().unwrap_or("UTC")
+    }
+}
+
+impl PartialEq for Timezone {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
     }
 }
 
@@ -86,11 +101,11 @@ mod tests {
     #[test]
     fn next_slot_follows_the_time_zone_across_dst() {
         let cron = CronSchedule::parse("0 2 * * *").unwrap();
-        assert_eq!(cron.next_after(at("2026-03-16T01:00:00Z"), Timezone::UTC), Some(at("2026-03-16T02:00:00Z")));
+        assert_eq!(cron.next_after(at("2026-03-16T01:00:00Z"), &Timezone::UTC), Some(at("2026-03-16T02:00:00Z")));
         let paris = Timezone::parse("Europe/Paris").unwrap();
         // Winter: 02:00 Paris is 01:00 UTC; summer: 00:00 UTC.
-        assert_eq!(cron.next_after(at("2026-01-10T12:00:00Z"), paris), Some(at("2026-01-11T01:00:00Z")));
-        assert_eq!(cron.next_after(at("2026-07-10T12:00:00Z"), paris), Some(at("2026-07-11T00:00:00Z")));
+        assert_eq!(cron.next_after(at("2026-01-10T12:00:00Z"), &paris), Some(at("2026-01-11T01:00:00Z")));
+        assert_eq!(cron.next_after(at("2026-07-10T12:00:00Z"), &paris), Some(at("2026-07-11T00:00:00Z")));
     }
 
     /// As vixie cron: a slot in the spring-forward gap runs at the first instant after it; a
@@ -100,16 +115,16 @@ mod tests {
         let cron = CronSchedule::parse("30 2 * * *").unwrap();
         let paris = Timezone::parse("Europe/Paris").unwrap();
         // 2027-03-28: 02:00 CET jumps to 03:00 CEST; 02:30 does not exist.
-        assert_eq!(cron.next_after(at("2027-03-27T12:00:00Z"), paris), Some(at("2027-03-28T01:00:00Z")));
-        assert_eq!(cron.next_after(at("2027-03-28T01:00:00Z"), paris), Some(at("2027-03-29T00:30:00Z")));
+        assert_eq!(cron.next_after(at("2027-03-27T12:00:00Z"), &paris), Some(at("2027-03-28T01:00:00Z")));
+        assert_eq!(cron.next_after(at("2027-03-28T01:00:00Z"), &paris), Some(at("2027-03-29T00:30:00Z")));
         // 2027-10-31: 03:00 CEST falls back to 02:00 CET; 02:30 happens twice, fires once.
-        let first = cron.next_after(at("2027-10-30T12:00:00Z"), paris).unwrap();
+        let first = cron.next_after(at("2027-10-30T12:00:00Z"), &paris).unwrap();
         assert_eq!(first, at("2027-10-31T00:30:00Z"));
-        assert_eq!(cron.next_after(first, paris), Some(at("2027-11-01T01:30:00Z")));
+        assert_eq!(cron.next_after(first, &paris), Some(at("2027-11-01T01:30:00Z")));
         // An hourly schedule keeps firing every real hour through the overlap.
         let hourly = CronSchedule::parse("0 * * * *").unwrap();
         let slots: Vec<_> =
-            std::iter::successors(Some(at("2027-10-30T23:30:00Z")), |t| hourly.next_after(*t, paris)).skip(1).take(4).collect();
+            std::iter::successors(Some(at("2027-10-30T23:30:00Z")), |t| hourly.next_after(*t, &paris)).skip(1).take(4).collect();
         assert_eq!(slots, [at("2027-10-31T00:00:00Z"), at("2027-10-31T01:00:00Z"), at("2027-10-31T02:00:00Z"), at("2027-10-31T03:00:00Z")]);
     }
 
@@ -118,5 +133,12 @@ mod tests {
         assert_eq!(Timezone::parse("America/New_York").unwrap().name(), "America/New_York");
         assert!(Timezone::parse("Mars/Olympus").is_err());
         assert!(Timezone::parse("").is_err());
+        // Names are matched as the database spells them, whatever the case.
+        assert_eq!(Timezone::parse("europe/paris").unwrap().name(), "Europe/Paris");
+        assert_eq!(Timezone::parse("UTC").unwrap(), Timezone::UTC);
+        // Not POSIX TZ strings, offsets or paths, which a zone lookup might otherwise accept.
+        for bad in ["EST5EDT,M3.2.0,M11.1.0", "+02:00", "<+03>-3", "../../etc/passwd", "/usr/share/zoneinfo/UTC"] {
+            assert!(Timezone::parse(bad).is_err(), "{bad}");
+        }
     }
 }
