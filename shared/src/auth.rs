@@ -19,6 +19,7 @@ pub async fn authorize(store: &Store, authorization: Option<&str>, tenant_header
     let stored = match store.get::<ApiKey>(&presented.tenant, presented.id.as_str()).await {
         Ok(Some(stored)) if presented.matches(&stored) => stored,
         Ok(_) => return Err(unknown()),
+        Err(e) if e.is_passing() => return Err(e.into()),
         Err(e) => return Err(ApiError::Internal(format!("resolving an API key: {e}"))),
     };
     let Some(header) = tenant_header.map(str::trim).filter(|h| !h.is_empty()) else {

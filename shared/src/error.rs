@@ -114,14 +114,24 @@ impl From<InputError> for ApiError {
     }
 }
 
+/// What a client is told when storage is passing unavailable (the cause is logged, not sent).
+const STORAGE_UNAVAILABLE: &str = "storage is unavailable at the moment; retry after the time in Retry-After";
+
 impl From<crate::store::records::RecordsError> for ApiError {
     fn from(e: crate::store::records::RecordsError) -> Self {
-        Self::Internal(e.to_string())
+        match e {
+            crate::store::records::RecordsError::Store(e) => e.into(),
+            other => Self::Internal(other.to_string()),
+        }
     }
 }
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
+        if e.is_passing() {
+            tracing::warn!(cause = %e, "storage unavailable");
+            return Self::Unavailable(STORAGE_UNAVAILABLE.into());
+        }
         Self::Internal(e.to_string())
     }
 }

@@ -5,6 +5,7 @@ mod calls;
 mod catalog;
 mod contract;
 mod engine;
+mod faults;
 mod lifecycle;
 mod partitions;
 mod pipelines;

@@ -327,5 +327,15 @@ async fn delete_removes_the_pipeline_and_its_runs() {
     assert_eq!(app.delete(&format!("/schemas?id={}", created["schema"]["id"].as_str().unwrap())).await.status, 204);
 
     assert_eq!(detail_fields(&app.delete("/pipelines").await.body), ["id"]);
-    assert_eq!(detail_fields(&app.delete("/pipelines?id=junk").await.body), ["id"]);
+    // An id that cannot be a pipeline's names nothing: 404, as for one that is not there
+    // (issue "hostile input"), and so does an update that names one.
+    assert_error(&app.delete("/pipelines?id=junk").await, 404, "NOT_FOUND");
+    for (path, kind) in [("/pipelines", "pipeline"), ("/connectors", "connector"), ("/schemas", "schema")] {
+        let r = app.put(path, &json!({"id": "nope", "name": "x"})).await;
+        assert_error(&r, 404, "NOT_FOUND");
+        assert!(r.body["error"]["message"].as_str().unwrap().starts_with(kind), "{}", r.body);
+        assert_error(&app.delete(&format!("{path}?id={}", "x".repeat(5000))).await, 404, "NOT_FOUND");
+        // An id that is not a string is still the body's fault.
+        assert_eq!(detail_fields(&app.put(path, &json!({"id": 7, "name": "x"})).await.body), ["id"]);
+    }
 }

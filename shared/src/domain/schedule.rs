@@ -23,7 +23,11 @@ impl CronSchedule {
         if fields != 5 {
             return Err(format!("must be a 5-field cron expression (minute hour day-of-month month day-of-week), got {fields} field(s)"));
         }
-        let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
+        // As vixie cron: when day-of-month and day-of-week are both restricted, a day matching
+        // either runs; when either field starts with `*` (`*`, `*/15`), a day must match both.
+        let days: Vec<&str> = text.split(' ').skip(2).step_by(2).collect();
+        let both = days.iter().any(|field| field.starts_with('*'));
+        let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).dom_and_dow(both).build();
         let cron = parser.parse(&text).map_err(|e| format!("is not a valid cron expression: {e}"))?;
         Ok(Self { text, cron })
     }
@@ -126,6 +130,26 @@ mod tests {
         let slots: Vec<_> =
             std::iter::successors(Some(at("2027-10-30T23:30:00Z")), |t| hourly.next_after(*t, &paris)).skip(1).take(4).collect();
         assert_eq!(slots, [at("2027-10-31T00:00:00Z"), at("2027-10-31T01:00:00Z"), at("2027-10-31T02:00:00Z"), at("2027-10-31T03:00:00Z")]);
+    }
+
+    /// Vixie cron's rule for the two day fields, from `0 0 */15 * 1` (issue "hostile input").
+    #[test]
+    fn day_fields_follow_vixie_cron() {
+        let days = |expr: &str, from: &str, n: usize| {
+            let cron = CronSchedule::parse(expr).unwrap();
+            std::iter::successors(Some(at(from)), |t| cron.next_after(*t, &Timezone::UTC))
+                .skip(1)
+                .take(n)
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .collect::<Vec<_>>()
+        };
+        // `*/15` starts with `*`: days 1, 16 and 31 that are also Mondays.
+        assert_eq!(days("0 0 */15 * 1", "2026-05-01T00:00:00Z", 2), ["2026-06-01", "2026-08-31"]);
+        // Both restricted: the 1st and 15th of the month, and every Monday.
+        assert_eq!(days("0 0 1,15 * 1", "2026-06-01T00:00:00Z", 4), ["2026-06-08", "2026-06-15", "2026-06-22", "2026-06-29"]);
+        // One of them `*`: the other alone decides.
+        assert_eq!(days("0 0 * * 1", "2026-06-01T00:00:00Z", 2), ["2026-06-08", "2026-06-15"]);
+        assert_eq!(days("0 0 13 * *", "2026-06-01T00:00:00Z", 2), ["2026-06-13", "2026-07-13"]);
     }
 
     #[test]

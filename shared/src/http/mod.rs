@@ -38,12 +38,22 @@ pub fn no_content() -> Reply {
     Response::builder().status(204).body(Body::Empty).unwrap_or_default()
 }
 
+/// How long a client should wait before retrying a 503, in seconds: DynamoDB throttling and
+/// brief outages clear within a second or two, and the SDK has already retried three times.
+const RETRY_AFTER: &str = "2";
+
 fn error_reply(e: &ApiError) -> Reply {
     let mut reply = json(e.status(), &e.body());
-    if let ApiError::MethodNotAllowed { allow, .. } = e {
-        if let Ok(v) = allow.join(", ").parse() {
-            reply.headers_mut().insert("allow", v);
+    match e {
+        ApiError::MethodNotAllowed { allow, .. } => {
+            if let Ok(v) = allow.join(", ").parse() {
+                reply.headers_mut().insert("allow", v);
+            }
         }
+        ApiError::Unavailable(_) => {
+            reply.headers_mut().insert("retry-after", lambda_http::http::HeaderValue::from_static(RETRY_AFTER));
+        }
+        _ => {}
     }
     reply
 }

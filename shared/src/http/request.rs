@@ -33,14 +33,30 @@ pub fn query(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref().and_then(|q| q.first(name)).filter(|v| !v.is_empty()).map(str::to_string)
 }
 
-/// The required `?id=` of a DELETE, as an id of the right kind.
-pub fn query_id<T>(req: &Request, parse: fn(&str) -> Option<T>, kind: &str) -> Result<T, ApiError> {
+/// The required `?id=` of a DELETE, as an id of the right kind. One that cannot be an id of
+/// that kind names nothing: 404, as for an id that is not there.
+pub fn query_id<T>(req: &Request, parse: fn(&str) -> Option<T>, what: &str) -> Result<T, ApiError> {
     let raw = query(req, "id").ok_or_else(|| ApiError::field("id", "query parameter is required"))?;
-    parse(&raw).ok_or_else(|| ApiError::field("id", format!("must be a {kind} id")))
+    parse(&raw).ok_or_else(|| ApiError::not_found(what, shown(&raw)))
+}
+
+/// Refuses an update whose body's `id` is a string that cannot be an id of the kind: it names
+/// nothing, so 404, before the body's other checks (as for a well-formed id that is not there).
+/// An `id` that is not a string is left to the body's checks (a 400).
+pub fn body_names_something(body: &Value, valid: fn(&str) -> bool, what: &str) -> Result<(), ApiError> {
+    match body.get("id").and_then(Value::as_str) {
+        Some(raw) if !valid(raw) => Err(ApiError::not_found(what, shown(raw))),
+        _ => Ok(()),
+    }
+}
+
+/// An id as an error message quotes it: at most 80 characters of what the client sent.
+fn shown(raw: &str) -> &str {
+    raw.char_indices().nth(80).map_or(raw, |(end, _)| &raw[..end])
 }
 
 /// The `{id}` of the path; one that cannot be an id of that kind names nothing: 404.
 pub fn path_id<T>(req: &Request, parse: fn(&str) -> Option<T>, what: &str) -> Result<T, ApiError> {
     let raw = req.path_parameters_ref().and_then(|p| p.first("id")).unwrap_or_default();
-    parse(raw).ok_or_else(|| ApiError::not_found(what, raw))
+    parse(raw).ok_or_else(|| ApiError::not_found(what, shown(raw)))
 }

@@ -44,7 +44,7 @@ async fn write_25(client: &Client, table: &str, mut requests: Vec<WriteRequest>)
     if requests.is_empty() {
         Ok(())
     } else {
-        Err(StoreError::Dynamo { op: "BatchWriteItem", detail: format!("{} items stayed unprocessed (throttled)", requests.len()) })
+        Err(StoreError::Unavailable { op: "BatchWriteItem", detail: format!("{} items stayed unprocessed (throttled)", requests.len()) })
     }
 }
 

@@ -98,7 +98,7 @@ impl Store {
             }
             if let Some(left) = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
                 if rounds > 10 {
-                    return Err(StoreError::Dynamo { op: "BatchGetItem", detail: "keys left unprocessed".into() });
+                    return Err(StoreError::Unavailable { op: "BatchGetItem", detail: "keys left unprocessed (throttled)".into() });
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(20 * rounds)).await;
                 pending.extend(left.keys);

@@ -67,12 +67,13 @@ impl Store {
             .await;
         match out {
             Ok(_) => Ok(None),
-            Err(e) => match e.into_service_error() {
-                aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
-                    Ok(Some(from_item(c.item.unwrap_or_default())?))
-                }
-                other => Err(StoreError::Dynamo { op: "PutItem", detail: other.to_string() }),
-            },
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                let aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) = e.into_err() else {
+                    return Err(StoreError::Corrupt("a failed condition came back as another error".into()));
+                };
+                Ok(Some(from_item(c.item.unwrap_or_default())?))
+            }
+            Err(e) => Err(StoreError::dynamo("PutItem", e)),
         }
     }
 

@@ -71,6 +71,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 pub use catalog::Refs;
 pub use entity::{Entity, Page};
@@ -95,30 +96,52 @@ pub enum StoreError {
     /// DynamoDB refused or failed; the code and request id, never the body (it can hold data).
     #[error("dynamodb {op} failed: {detail}")]
     Dynamo { op: &'static str, detail: String },
+    /// DynamoDB could not be reached, timed out, throttled or failed on its side, after the
+    /// SDK's retries: passing, so the caller may retry (an API answers 503 with `Retry-After`).
+    #[error("dynamodb {op} unavailable: {detail}")]
+    Unavailable { op: &'static str, detail: String },
     #[error("item does not decode: {0}")]
     Corrupt(String),
 }
 
+/// DynamoDB's error codes that mean "not now" rather than "not this request".
+const PASSING: [&str; 6] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionInProgressException",
+];
+
 impl StoreError {
-    fn dynamo<E, R>(op: &'static str, e: SdkError<E, R>) -> Self
+    fn dynamo<E>(op: &'static str, e: SdkError<E, HttpResponse>) -> Self
     where
         E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
-        let detail = match &e {
+        match &e {
             SdkError::ServiceError(s) => {
                 let meta = s.err().meta();
                 let code = meta.code().unwrap_or("unknown");
                 // A validation message names the expression or index at fault, never item data.
                 let message = meta.message().filter(|_| code == "ValidationException").unwrap_or_default();
                 let request_id = aws_sdk_dynamodb::operation::RequestId::request_id(meta).unwrap_or("-");
-                format!("{code} {message} (request id {request_id})")
+                let detail = format!("{code} {message} (request id {request_id})");
+                match PASSING.contains(&code) || s.raw().status().is_server_error() {
+                    true => Self::Unavailable { op, detail },
+                    false => Self::Dynamo { op, detail },
+                }
             }
-            SdkError::TimeoutError(_) => "timeout".into(),
-            SdkError::DispatchFailure(_) => "could not reach DynamoDB".into(),
-            other => format!("{other}"),
-        };
-        Self::Dynamo { op, detail }
+            SdkError::TimeoutError(_) => Self::Unavailable { op, detail: "timeout".into() },
+            SdkError::DispatchFailure(_) => Self::Unavailable { op, detail: "could not reach DynamoDB".into() },
+            SdkError::ResponseError(_) => Self::Unavailable { op, detail: "the response was cut short".into() },
+            other => Self::Dynamo { op, detail: format!("{other}") },
+        }
+    }
+
+    /// Whether waiting and retrying may succeed (an API answers 503 with `Retry-After`).
+    pub fn is_passing(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
     }
 
     /// The cancellation code of a transaction's item `i`.
@@ -166,10 +189,9 @@ pub(crate) fn tenant_pk(tenant: &TenantId) -> String {
 /// A conditional write's outcome: its output when it was written, `None` when its condition did
 /// not hold (nothing written), and any other failure as a [`StoreError`]. Every conditional
 /// PutItem, UpdateItem and DeleteItem of the store reads its answer through this.
-pub(crate) fn written<T, E, R>(op: &'static str, result: Result<T, SdkError<E, R>>) -> Result<Option<T>, StoreError>
+pub(crate) fn written<T, E>(op: &'static str, result: Result<T, SdkError<E, HttpResponse>>) -> Result<Option<T>, StoreError>
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     match result {
         Ok(out) => Ok(Some(out)),
@@ -239,7 +261,7 @@ impl Store {
                 return Err(StoreError::ConditionFailed { reasons, old });
             }
             if attempt >= 8 {
-                return Err(StoreError::Dynamo { op, detail: "transaction conflicts persisted".into() });
+                return Err(StoreError::Unavailable { op, detail: "transaction conflicts persisted".into() });
             }
             tokio::time::sleep(delay + Duration::from_millis(rand_jitter(delay.as_millis() as u64))).await;
             delay = (delay * 2).min(Duration::from_millis(500));

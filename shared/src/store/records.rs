@@ -35,8 +35,8 @@ pub struct RecordsTable {
 /// Why a page of rows could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordsError {
-    #[error("the records table answered {0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] super::StoreError),
     #[error("a stored row could not be read: {0}")]
     Corrupt(String),
 }
@@ -78,9 +78,7 @@ impl RecordsTable {
         let mut pages = Pager::new(query, start);
         let mut out = Vec::with_capacity(limit + 1);
         while out.len() <= limit {
-            let page = pages.next(Some(limit + 1 - out.len())).await.map_err(|e| {
-                RecordsError::Unavailable(aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e).unwrap_or("unreachable").into())
-            })?;
+            let page = pages.next(Some(limit + 1 - out.len())).await.map_err(|e| super::StoreError::dynamo("Query", e))?;
             let Some(items) = page else { break };
             for item in items {
                 let key = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();

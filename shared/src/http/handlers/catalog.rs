@@ -12,7 +12,7 @@ use crate::domain::source_access::SourceBuckets;
 use crate::domain::tenant::Caller;
 use crate::error::ApiError;
 use crate::http::page::{list_body, PageRequest};
-use crate::http::request::{json_body, path_id, query_id};
+use crate::http::request::{body_names_something, json_body, path_id, query_id};
 use crate::http::{json, no_content, Reply};
 use crate::store::{Entity, StoreError};
 
@@ -107,7 +107,9 @@ pub(super) async fn create<R: Resource>(app: &dyn Stores, caller: &Caller, req: 
 }
 
 pub(super) async fn update<R: Resource>(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
-    let update = R::parse_update(&json_body(req)?)?;
+    let body = json_body(req)?;
+    body_names_something(&body, R::valid_id, R::NAME)?;
+    let update = R::parse_update(&body)?;
     let id = R::update_id(&update);
     let current = app.store().get::<R>(&caller.tenant, &id).await?.ok_or_else(|| ApiError::not_found(R::NAME, &id))?;
     let next = R::apply(&update, &current, &now());

@@ -9,7 +9,7 @@ use crate::domain::pipeline::{NewPipeline, Pipeline, PipelineUpdate};
 use crate::domain::tenant::Caller;
 use crate::error::ApiError;
 use crate::http::page::{list_body, PageRequest};
-use crate::http::request::{json_body, path_id, query_id};
+use crate::http::request::{body_names_something, json_body, path_id, query_id};
 use crate::http::{json, no_content, Reply};
 use crate::store::{PipelineConflict, Refs, StoreError};
 
@@ -90,7 +90,9 @@ pub(super) async fn create(app: &dyn Stores, caller: &Caller, req: &Request) -> 
 }
 
 pub(super) async fn update(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
-    let update = PipelineUpdate::parse(&json_body(req)?)?;
+    let body = json_body(req)?;
+    body_names_something(&body, |s| PipelineId::parse(s).is_some(), "pipeline")?;
+    let update = PipelineUpdate::parse(&body)?;
     for _ in 0..WRITE_ATTEMPTS {
         let current = load(app, caller, &update.id).await?;
         let next = update.apply(&current, chrono::Utc::now())?;
