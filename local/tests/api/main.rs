@@ -10,4 +10,5 @@ mod lifecycle;
 mod partitions;
 mod pipelines;
 mod runs;
+mod secrets;
 mod support;

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::ids::ConnectorId;
 use super::input::{any_text, json_object, text, Check, Object, Patch};
+use super::secrets;
 use super::source_access::{external_id, SourceBuckets};
 use super::tenant::TenantId;
 use crate::domain::input::InputError;
@@ -49,12 +50,16 @@ impl Connector {
         check.finish()
     }
 
-    /// The connector as its tenant sees it: an `s3` connector shows the external id its role's
+    /// The connector as its tenant sees it: credentials in its config masked (they are
+    /// write-only, see [`super::secrets`]); an `s3` connector shows the external id its role's
     /// trust policy must name.
     pub fn view(&self, tenant: &TenantId) -> Value {
         let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let (Some(obj), "s3") = (v.as_object_mut(), self.kind.as_str()) {
-            obj.insert("externalId".into(), Value::String(external_id(tenant)));
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("config".into(), Value::Object(secrets::masked(&self.config)));
+            if self.kind == "s3" {
+                obj.insert("externalId".into(), Value::String(external_id(tenant)));
+            }
         }
         v
     }
@@ -131,7 +136,15 @@ impl ConnectorUpdate {
             name: self.name.clone().unwrap_or_else(|| current.name.clone()),
             kind: self.kind.clone().unwrap_or_else(|| current.kind.clone()),
             description: self.description.clone().apply(current.description.clone()),
-            config: self.config.clone().unwrap_or_else(|| current.config.clone()),
+            config: match &self.config {
+                // A credential sent back as the mask a response showed keeps its stored value.
+                Some(config) => {
+                    let mut config = config.clone();
+                    secrets::restore(&mut config, &current.config);
+                    config
+                }
+                None => current.config.clone(),
+            },
             created_at: current.created_at.clone(),
             updated_at: now.into(),
         }

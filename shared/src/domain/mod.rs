@@ -11,6 +11,7 @@ pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod schema;
+pub mod secrets;
 pub mod source_access;
 pub mod tenant;
 

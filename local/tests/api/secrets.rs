@@ -1,0 +1,87 @@
+//! A connector's credentials are write-only: no response shows them, to any role, and a config
+//! read and sent back keeps them (issue "hostile input"). A run through the connector proves
+//! the stored values are intact: the source answers only with all three credentials.
+
+use axum::extract::Query;
+use axum::http::{HeaderMap, StatusCode};
+use reqwest::Method;
+use serde_json::json;
+use shared::domain::tenant::Role;
+
+use crate::engine::{chain, run_to_end, schema, settings};
+use crate::support::*;
+
+const SECRETS: [&str; 3] = ["pw-user-3", "tok-query-2", "key-header-1"];
+
+fn assert_no_secret(what: &str, text: &str) {
+    for secret in SECRETS {
+        assert!(!text.contains(secret), "{what} shows {secret}: {text}");
+    }
+}
+
+async fn source() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let orders = |headers: HeaderMap, Query(query): Query<std::collections::HashMap<String, String>>| async move {
+        // `alice:pw-user-3`, as reqwest sends a URL's user info.
+        let basic = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some("Basic YWxpY2U6cHctdXNlci0z");
+        let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()) == Some("key-header-1");
+        let token = query.get("access_token").map(String::as_str) == Some("tok-query-2");
+        match basic && key && token {
+            true => (StatusCode::OK, "{\"id\": 1, \"name\": \"a\"}\n{\"id\": 2, \"name\": \"b\"}\n"),
+            false => (StatusCode::UNAUTHORIZED, ""),
+        }
+    };
+    let server = axum::Router::new().route("/orders", axum::routing::get(orders));
+    tokio::spawn(async move { axum::serve(listener, server).await });
+    format!("http://alice:pw-user-3@127.0.0.1:{port}/orders?access_token=tok-query-2")
+}
+
+#[tokio::test]
+async fn connector_credentials_are_write_only() {
+    let app = spawn_app().await;
+    let config =
+        json!({"url": source().await, "format": "jsonl", "headers": {"X-Api-Key": "key-header-1", "Accept": "application/x-ndjson"}});
+    let created = app.post("/connectors", &json!({"name": "Orders API", "type": "http", "config": config})).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_no_secret("create", &created.body.to_string());
+    let id = created.body["id"].as_str().unwrap().to_string();
+    assert_eq!(created.body["config"]["headers"]["X-Api-Key"], "********");
+    assert_eq!(created.body["config"]["headers"]["Accept"], "application/x-ndjson");
+
+    // Every role reads the mask, never the value.
+    let viewer = app.key_for(&app.tenant, Role::Viewer).await;
+    for (who, key) in [("admin", app.key.clone()), ("viewer", viewer)] {
+        for path in [format!("/connectors/{id}"), "/connectors".to_string()] {
+            let r = app.send(app.req_as(&key, &app.tenant, Method::GET, &path)).await;
+            assert_eq!(r.status, 200, "{who} {path}: {}", r.body);
+            assert_no_secret(&format!("{who} GET {path}"), &r.body.to_string());
+        }
+    }
+
+    // Read, change the name, send it all back: the credentials stay as stored.
+    let mut read = app.get(&format!("/connectors/{id}")).await.body;
+    read["name"] = json!("Orders API v2");
+    let body = json!({"id": id, "name": read["name"], "config": read["config"]});
+    let updated = app.put("/connectors", &body).await;
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_no_secret("update", &updated.body.to_string());
+
+    // The run can only succeed with all three credentials intact.
+    let schema_id = schema(&app, json!([{"name": "id", "type": "integer", "primaryKey": true}, {"name": "name", "type": "text"}])).await;
+    let pid = chain(&app, &id, &schema_id, vec![], json!({})).await;
+    let run = run_to_end(&app, &pid, &settings()).await;
+    assert_eq!((run["status"].as_str(), run["rowsOut"].as_u64()), (Some("completed"), Some(2)), "{run}");
+    let rid = run["id"].as_str().unwrap();
+    for path in [format!("/pipelines/{pid}"), format!("/pipelines/{pid}/runs"), format!("/pipelines/{pid}/runs/{rid}")] {
+        assert_no_secret(&path, &app.get(&path).await.body.to_string());
+    }
+
+    // A failing run names the source without its credentials: its log and error included.
+    let mut broken = read["config"].clone();
+    broken["url"] = json!(source().await.replace("/orders", "/missing"));
+    assert_eq!(app.put("/connectors", &json!({"id": id, "config": broken})).await.status, 200);
+    let run = run_to_end(&app, &pid, &settings()).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_no_secret("failed run", &run.to_string());
+}
