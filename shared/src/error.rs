@@ -128,6 +128,9 @@ impl From<crate::store::records::RecordsError> for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
+        if let crate::store::StoreError::Limit(limit) = &e {
+            return Self::field(limit.field.clone(), limit.to_string());
+        }
         if e.is_passing() {
             tracing::warn!(cause = %e, "storage unavailable");
             return Self::Unavailable(STORAGE_UNAVAILABLE.into());

@@ -339,3 +339,78 @@ async fn delete_removes_the_pipeline_and_its_runs() {
         assert_eq!(detail_fields(&app.put(path, &json!({"id": 7, "name": "x"})).await.body), ["id"]);
     }
 }
+
+/// What DynamoDB would refuse is the client's data: a 400 naming the field, never a 500
+/// (issue "hostile input": node configs, partitioning and connector configs nested past 32
+/// levels; items past 400 KB).
+#[tokio::test]
+async fn what_dynamodb_would_refuse_is_a_400_naming_the_field() {
+    let app = spawn_app().await;
+    let nested = |levels: usize| (0..levels).fold(json!(1), |inner, _| json!({ "a": inner }));
+    let mut body = app.example_body().await;
+    body["nodes"][0]["config"] = nested(40);
+    let r = app.post("/pipelines", &body).await;
+    assert_error(&r, 400, "BAD_REQUEST");
+    assert!(detail_fields(&r.body)[0].starts_with("nodes[0].config.a.a"), "{}", r.body);
+
+    let mut body = app.example_body().await;
+    body["executionConfig"] = json!({ "partitioning": nested(40) });
+    assert_error(&app.post("/pipelines", &body).await, 400, "BAD_REQUEST");
+
+    let deep =
+        app.post("/connectors", &json!({"name": "deep", "type": "http", "config": {"url": "https://x.io", "extra": nested(40)}})).await;
+    assert_error(&deep, 400, "BAD_REQUEST");
+    assert!(detail_fields(&deep.body)[0].starts_with("config.extra.a"), "{}", deep.body);
+    // Under the 1 MB body limit, over DynamoDB's 400 KB item: the largest field is named.
+    let big = app.post("/connectors", &json!({"name": "big", "type": "http", "config": {"blob": "x".repeat(500_000)}})).await;
+    assert_error(&big, 400, "BAD_REQUEST");
+    assert_eq!(detail_fields(&big.body), ["config"], "{}", big.body);
+    // And an update the same way; nothing was written.
+    let id = app.create_connector().await;
+    let r = app.put("/connectors", &json!({"id": id, "config": {"blob": "x".repeat(500_000)}})).await;
+    assert_eq!(detail_fields(&r.body), ["config"], "{}", r.body);
+    assert!(app.get(&format!("/connectors/{id}")).await.body["config"].get("blob").is_none());
+
+    // A records cursor that would make an oversized sort key is refused as a cursor.
+    let schema = app.create_schema().await;
+    let cursor = shared::http::page::encode_cursor(&format!("K#{}", "x".repeat(3000)));
+    let r = app
+        .get(&format!("/schemas/{schema}/records?cursor={}", form_urlencoded::byte_serialize(cursor.as_bytes()).collect::<String>()))
+        .await;
+    assert_error(&r, 400, "BAD_REQUEST");
+    assert_eq!(detail_fields(&r.body), ["cursor"]);
+}
+
+/// A page ends before it outgrows Lambda's 6 MB response: the issue's 22 pipelines of about
+/// 300 KB listed with `limit=100` come in pages under 4 MB, each exactly once.
+#[tokio::test]
+async fn a_list_of_large_pipelines_pages_by_bytes() {
+    let app = spawn_app().await;
+    let mut body = app.example_body().await;
+    body["nodes"][0]["config"] = json!({ "notes": "n".repeat(300_000) });
+    for _ in 0..22 {
+        assert_eq!(app.post("/pipelines", &body).await.status, 201);
+    }
+    let (mut seen, mut cursor, mut pages) = (std::collections::HashSet::new(), None::<String>, 0);
+    loop {
+        let path = match &cursor {
+            None => "/pipelines?limit=100".to_string(),
+            Some(c) => format!("/pipelines?limit=100&cursor={}", form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>()),
+        };
+        let resp =
+            app.http.get(format!("{}{path}", app.base)).bearer_auth(&app.key).header("X-Tenant-Id", &app.tenant).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let bytes = resp.bytes().await.unwrap();
+        assert!(bytes.len() <= shared::http::page::MAX_PAGE_BYTES + 4096, "a page of {} bytes", bytes.len());
+        let page: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        pages += 1;
+        for p in page["data"].as_array().unwrap() {
+            assert!(seen.insert(p["id"].as_str().unwrap().to_string()), "listed twice");
+        }
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!((seen.len(), pages > 1), (22, true));
+}

@@ -212,9 +212,6 @@ pub struct Pipeline {
     pub version: u64,
 }
 
-/// What one pipeline item may hold: DynamoDB's limit is 400 KB, less room for keys and growth.
-const MAX_STORED_BYTES: usize = 350_000;
-
 impl Pipeline {
     /// Sets `next_run_at` to the schedule's first slot after `now`; none unless active and scheduled.
     pub fn schedule_next(&mut self, now: DateTime<Utc>) {
@@ -232,18 +229,6 @@ impl Pipeline {
 
     pub fn graph(&self) -> Graph {
         Graph { nodes: self.nodes.clone(), edges: self.edges.clone() }
-    }
-
-    /// A pipeline too large to store in one item is the client's to shrink (usually node configs).
-    pub fn check_size(&self) -> Result<(), InputError> {
-        let size = serde_json::to_vec(self).map(|v| v.len()).unwrap_or(usize::MAX);
-        if size > MAX_STORED_BYTES {
-            return Err(InputError::field(
-                "nodes",
-                format!("the pipeline takes {size} bytes; at most {MAX_STORED_BYTES} (shrink node configs)"),
-            ));
-        }
-        Ok(())
     }
 }
 

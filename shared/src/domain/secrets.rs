@@ -24,7 +24,19 @@ const PLAIN_HEADERS: [&str; 5] = ["accept", "accept-encoding", "accept-language"
 /// alone is an S3 object key; as a query parameter it is an API key.
 fn secret_name(name: &str, in_query: bool) -> bool {
     let name: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
-    let words = ["token", "secret", "password", "passwd", "credential", "signature", "authorization", "cookie", "apikey", "accesskey", "privatekey"];
+    let words = [
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "credential",
+        "signature",
+        "authorization",
+        "cookie",
+        "apikey",
+        "accesskey",
+        "privatekey",
+    ];
     words.iter().any(|w| name.contains(w))
         || (name.ends_with("key") && name != "key")
         || (in_query && matches!(name.as_str(), "key" | "sig" | "code"))

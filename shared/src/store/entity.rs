@@ -34,8 +34,21 @@ fn count_key(tenant: &TenantId, kind: &str) -> Item {
     Store::key(tenant_pk(tenant), format!("COUNT#{kind}"))
 }
 
+/// What the key and index attributes of an entity's item may take, on top of the entity.
+const KEY_BYTES: usize = 512;
+
+/// The entity's attributes, if DynamoDB would take them: an API write's data comes from a
+/// client, so depth, numbers and size are checked here, where the item is made, naming the field.
+fn encode<E: Entity>(e: &E) -> Result<Item, StoreError> {
+    let json = serde_json::to_value(e).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+    if let Some(fields) = json.as_object() {
+        super::limits::check_item(fields, KEY_BYTES).map_err(StoreError::Limit)?;
+    }
+    serde_dynamo::to_item(e).map_err(|err| StoreError::Corrupt(err.to_string()))
+}
+
 pub(super) fn to_item<E: Entity>(tenant: &TenantId, e: &E) -> Result<Item, StoreError> {
-    let mut item: Item = serde_dynamo::to_item(e).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+    let mut item = encode(e)?;
     item.extend(Store::key(tenant_pk(tenant), sk::<E>(e.id())));
     item.extend(e.index_attributes());
     Ok(item)
@@ -153,7 +166,7 @@ impl Store {
     /// Overwrites an existing entity's attributes, last writer wins. An UpdateItem, not a
     /// PutItem: attributes the entity does not carry (a connector's `useCount`) are kept.
     pub async fn replace<E: Entity>(&self, tenant: &TenantId, e: &E) -> Result<(), StoreError> {
-        let item: Item = serde_dynamo::to_item(e).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        let item = encode(e)?;
         let mut update = self
             .client
             .update_item()

@@ -153,6 +153,53 @@ pub fn check_row(row: &Map<String, Value>, sort_key: &str, fixed_bytes: usize) -
     Ok(total)
 }
 
+/// Why DynamoDB would refuse an item that an API write makes (a pipeline, a connector, a
+/// schema): the field at fault, as a path from the item's top (`nodes[0].config.a`), and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemLimit {
+    pub field: String,
+    pub reason: RowLimit,
+}
+
+impl fmt::Display for ItemLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.reason {
+            RowLimit::TooLarge { bytes } => {
+                write!(f, "the item would be {bytes} bytes stored; DynamoDB takes at most {MAX_ITEM_BYTES} (this field is the largest)")
+            }
+            RowLimit::TooDeep { .. } => write!(f, "nests deeper than DynamoDB's {MAX_NESTING_LEVELS} levels here"),
+            RowLimit::Number { .. } => {
+                write!(f, "is a number out of DynamoDB's range or with more than {MAX_NUMBER_DIGITS} significant digits")
+            }
+            RowLimit::KeyTooLong { bytes } => write!(f, "key is {bytes} bytes; the limit is {MAX_SORT_KEY_BYTES}"),
+        }
+    }
+}
+
+/// Checks a whole item, whose attributes are level 1 (one level above a row's fields, which sit
+/// in the `data` map): depth, numbers, and size with `fixed_bytes` for the key attributes.
+pub fn check_item(item: &Map<String, Value>, fixed_bytes: usize) -> Result<usize, ItemLimit> {
+    let mut stack = Stack::new();
+    stack.push(Frame::Map { iter: item.iter(), key: "" });
+    let bytes = match walk(&mut stack, MAX_NESTING_LEVELS + 1, WalkNumbers::Strict) {
+        Ok(bytes) => bytes,
+        Err(fault) => {
+            let field: String = stack.render_path().chars().take(300).collect();
+            let reason = match fault {
+                Fault::Deep => RowLimit::TooDeep { field: field.clone() },
+                Fault::Number => RowLimit::Number { field: field.clone() },
+            };
+            return Err(ItemLimit { field, reason });
+        }
+    };
+    let total = fixed_bytes.saturating_add(bytes);
+    if total > MAX_ITEM_BYTES {
+        let largest = item.iter().max_by_key(|(name, v)| name.len().saturating_add(value_size(v))).map(|(name, _)| name.clone());
+        return Err(ItemLimit { field: largest.unwrap_or_default(), reason: RowLimit::TooLarge { bytes: total } });
+    }
+    Ok(total)
+}
+
 /// Largest size a number can have under the documented rule: 38 digits → 19 bytes, plus 1.
 const WORST_NUMBER_BYTES: usize = MAX_NUMBER_DIGITS.div_ceil(2) + 1;
 
@@ -446,6 +493,36 @@ impl fmt::Write for NumberScan {
 
 #[cfg(test)]
 mod tests {
+
+    fn nested(levels: usize) -> Value {
+        (0..levels).fold(json!(1), |inner, _| json!({ "a": inner }))
+    }
+
+    #[test]
+    fn an_items_attributes_are_level_one() {
+        // An attribute holding a scalar wrapped in 31 maps puts the scalar at level 32: accepted.
+        let ok = json!({ "config": nested(31) });
+        assert!(check_item(ok.as_object().unwrap(), 100).is_ok());
+        let deep = json!({ "name": "x", "config": nested(32) });
+        let err = check_item(deep.as_object().unwrap(), 100).unwrap_err();
+        assert!(err.field.starts_with("config.a.a"), "{}", err.field);
+        assert!(matches!(err.reason, RowLimit::TooDeep { .. }));
+        // Deeper input (a request body is at most 128 levels, serde_json's limit) names a bounded path.
+        let very = json!({ "nodes": [{ "config": nested(500) }] });
+        let err = check_item(very.as_object().unwrap(), 100).unwrap_err();
+        assert!(err.field.starts_with("nodes[0].config.a") && err.field.len() <= 300, "{}", err.field);
+    }
+
+    #[test]
+    fn an_oversized_item_names_its_largest_field() {
+        let big = json!({ "name": "x", "nodes": "n".repeat(MAX_ITEM_BYTES), "edges": [] });
+        let err = check_item(big.as_object().unwrap(), 100).unwrap_err();
+        assert_eq!(err.field, "nodes");
+        assert!(matches!(err.reason, RowLimit::TooLarge { bytes } if bytes > MAX_ITEM_BYTES));
+        let fits = json!({ "name": "x", "nodes": "n".repeat(MAX_ITEM_BYTES - 200) });
+        assert!(check_item(fits.as_object().unwrap(), 100).is_ok());
+    }
+
     use super::*;
     use serde_json::json;
     use std::alloc::{GlobalAlloc, Layout, System};

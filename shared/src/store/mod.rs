@@ -102,6 +102,10 @@ pub enum StoreError {
     Unavailable { op: &'static str, detail: String },
     #[error("item does not decode: {0}")]
     Corrupt(String),
+    /// DynamoDB would refuse the item (too large, too deep, a number out of range): the
+    /// client's data, refused before the write, naming the field.
+    #[error("{field}: {0}", field = .0.field)]
+    Limit(limits::ItemLimit),
 }
 
 /// DynamoDB's error codes that mean "not now" rather than "not this request".

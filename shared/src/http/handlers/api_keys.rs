@@ -31,7 +31,7 @@ pub(super) async fn list(app: &dyn Stores, caller: &Caller, req: &Request) -> Re
     let page_req = PageRequest::from_request(req, |s| ApiKeyId::parse(s).is_some())?;
     let page = app.store().list::<ApiKey>(&caller.tenant, page_req.limit, page_req.after.as_deref()).await?;
     let data = page.items.iter().map(view).collect();
-    Ok(json(200, &list_body(&page, page_req.limit, data, page.items.last().map(|k| k.id.as_str()))))
+    Ok(json(200, &list_body(&page, page_req.limit, data, |k| k.id.as_str())))
 }
 
 pub(super) async fn delete(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {

@@ -90,7 +90,7 @@ pub(super) async fn list<R: Resource>(app: &dyn Stores, caller: &Caller, req: &R
     let page_req = PageRequest::from_request(req, R::valid_id)?;
     let page = app.store().list::<R>(&caller.tenant, page_req.limit, page_req.after.as_deref()).await?;
     let data = page.items.iter().map(|item| item.view(caller)).collect();
-    Ok(json(200, &list_body(&page, page_req.limit, data, page.items.last().map(Entity::id))))
+    Ok(json(200, &list_body(&page, page_req.limit, data, Entity::id)))
 }
 
 pub(super) async fn get<R: Resource>(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {

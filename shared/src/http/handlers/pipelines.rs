@@ -69,7 +69,7 @@ pub(super) async fn list(app: &dyn Stores, caller: &Caller, req: &Request) -> Re
     let schemas: Vec<_> = page.items.iter().map(|p| &p.schema_id).collect();
     let refs = app.store().refs(&caller.tenant, &connectors, &schemas).await?;
     let data = page.items.iter().map(|p| view(p, &refs)).collect();
-    Ok(json(200, &list_body(&page, page_req.limit, data, page.items.last().map(|p| p.id.as_str()))))
+    Ok(json(200, &list_body(&page, page_req.limit, data, |p| p.id.as_str())))
 }
 
 pub(super) async fn get(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
@@ -81,7 +81,6 @@ pub(super) async fn get(app: &dyn Stores, caller: &Caller, req: &Request) -> Res
 pub(super) async fn create(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let new = NewPipeline::parse(&json_body(req)?)?;
     let p = new.into_pipeline(PipelineId::generate(), chrono::Utc::now());
-    p.check_size()?;
     let (written, refs) = futures::join!(app.store().create_pipeline(&caller.tenant, &p), refs_of(app, caller, &p));
     if let Err(conflict) = written? {
         return Err(reference_error(conflict).unwrap_or_else(|| ApiError::Internal("a new pipeline id was taken".into())));
@@ -96,7 +95,6 @@ pub(super) async fn update(app: &dyn Stores, caller: &Caller, req: &Request) -> 
     for _ in 0..WRITE_ATTEMPTS {
         let current = load(app, caller, &update.id).await?;
         let next = update.apply(&current, chrono::Utc::now())?;
-        next.check_size()?;
         let (written, refs) = futures::join!(app.store().update_pipeline(&caller.tenant, &current, &next), refs_of(app, caller, &next));
         match written? {
             Ok(()) => return Ok(json(200, &view(&next, &refs?))),

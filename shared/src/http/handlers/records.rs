@@ -10,15 +10,20 @@ use crate::domain::ids::SchemaId;
 use crate::domain::schema::Schema;
 use crate::domain::tenant::Caller;
 use crate::error::ApiError;
-use crate::http::page::{encode_cursor, PageRequest};
+use crate::http::page::{encode_cursor, fitting, PageRequest};
 use crate::http::request::path_id;
 use crate::http::{json, Reply};
 
 fn body(page: (Vec<(String, Value)>, bool), limit: usize) -> Value {
-    let (items, more) = page;
-    let next = items.last().filter(|_| more).map(|(key, _)| encode_cursor(key));
+    let (mut items, more) = page;
+    let (keys, mut data): (Vec<String>, Vec<Value>) = items.drain(..).unzip();
+    // A page past MAX_PAGE_BYTES ends early, after the last row that fits.
+    let fits = fitting(&data);
+    data.truncate(fits);
+    let more = more || fits < keys.len();
+    let next = keys.get(fits.wrapping_sub(1)).filter(|_| more).map(|key| encode_cursor(key));
     let mut body = json!({
-        "data": items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+        "data": data,
         "hasMore": more,
         "pagination": { "cursor": next, "hasMore": more, "limit": limit },
     });

@@ -9,7 +9,7 @@ use crate::domain::now;
 use crate::domain::run::{RunStatus, Trigger};
 use crate::domain::tenant::Caller;
 use crate::error::ApiError;
-use crate::http::page::{encode_cursor, PageRequest};
+use crate::http::page::{encode_cursor, fitting, PageRequest};
 use crate::http::request::{path_id, query};
 use crate::http::{claim, json, replayed, Endpoint, Reply};
 use crate::store::CancelRun;
@@ -58,8 +58,14 @@ pub(super) async fn list(app: &dyn Stores, caller: &Caller, req: &Request) -> Re
         Some(s) => Some(RunStatus::parse(&s).ok_or_else(|| ApiError::field("status", format!("must be one of {}", RunStatus::NAMES)))?),
     };
     load(app, caller, &id).await?;
-    let (runs, next) = app.store().list_runs_page(&caller.tenant, &id, page.limit, page.after.as_deref(), status).await?;
-    let mut reply = json(200, &runs.iter().map(|r| r.view()).collect::<Vec<_>>());
+    let (runs, mut next) = app.store().list_runs_page(&caller.tenant, &id, page.limit, page.after.as_deref(), status).await?;
+    let mut views: Vec<_> = runs.iter().map(|r| r.view()).collect();
+    let fits = fitting(&views);
+    if fits < views.len() {
+        views.truncate(fits);
+        next = runs.get(fits.wrapping_sub(1)).map(|r| r.id.to_string());
+    }
+    let mut reply = json(200, &views);
     if let Some(next) = next.and_then(|n| encode_cursor(&n).parse().ok()) {
         reply.headers_mut().insert("x-next-cursor", next);
     }
