@@ -2,39 +2,21 @@
 //! response; the same key with a different request is a 422; while the first is still being
 //! served, a replay is a 409. Keys are per tenant and expire through DynamoDB TTL (`expiresAt`).
 //!
-//! Two ways to keep a key, chosen per endpoint ([`crate::http::routes::Endpoint::idempotency`]):
-//! - *Locked*, around any handler: a request first *begins* under its key (a conditional write
-//!   that only one request can win), then either *completes* (its response is saved) or
-//!   *abandons* the key (on an error, so that a retry may run again). A server that dies in
-//!   between leaves a lock that lapses after [`LOCK`], after which the same request may take the
-//!   key over. Two more round trips.
-//! - *In the write*: the handler saves its reply ([`Claim::save`]) in the same transaction as the
-//!   write it makes (a trigger's run), so the two commit together or not at all, at no extra
-//!   round trip. A duplicate that loses the race replays the winner's reply instead of a 409.
+//! The handler of such an endpoint saves its reply ([`Claim::save`]) in the same transaction as
+//! the write it makes (a pipeline, a trigger's run), so the two commit together or not at all, at
+//! no extra round trip: a retry can never make a second one, even when the server dies between
+//! the write and its answer. A duplicate that loses the race replays the winner's reply.
+//! (Records locked by an earlier version, without a reply, answer 409 until their lock lapses.)
 
 use chrono::{Duration, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::domain::stamp;
-use crate::domain::tenant::TenantId;
 use crate::error::ApiError;
-use crate::store::{IdempotencyRecord, SavedReply, Store};
+use crate::store::{IdempotencyRecord, SavedReply};
 
 /// How long a first response is replayed.
 pub const RETENTION: Duration = Duration::hours(24);
-/// How long a request that began under a key holds it before another may take it over.
-pub const LOCK: Duration = Duration::seconds(60);
-
-/// How an endpoint keeps `Idempotency-Key`s (see the module doc).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// The header is ignored.
-    Ignored,
-    /// A lock around the handler.
-    Locked,
-    /// The handler saves its reply in its own write.
-    InWrite,
-}
 
 /// A key as a client sent it: 1 to 255 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,15 +40,6 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
         h.update(part);
     }
     hex::encode(h.finalize())
-}
-
-/// The two ways a request under a key can go.
-#[derive(Debug)]
-pub enum Begin {
-    /// First time (or the key lapsed): serve it, then `complete` or `abandon`.
-    Proceed,
-    /// Served before: answer this.
-    Replay { status: u16, body: String },
 }
 
 /// A request's hold on its key, for an endpoint that saves its reply in its own write.
@@ -105,29 +78,6 @@ fn judge(existing: IdempotencyRecord, fingerprint: &str) -> Result<(u16, String)
         (Some(status), Some(body)) => Ok((status, body)),
         _ => Err(ApiError::Conflict("a request with this Idempotency-Key is still in progress; retry shortly".into())),
     }
-}
-
-pub async fn begin(store: &Store, tenant: &TenantId, key: &IdempotencyKey, fingerprint: &str) -> Result<Begin, ApiError> {
-    let now = Utc::now();
-    let record = IdempotencyRecord {
-        fingerprint: fingerprint.to_string(),
-        status: None,
-        body: None,
-        locked_until: stamp(now + LOCK),
-        expires_at: (now + RETENTION).timestamp(),
-    };
-    match store.begin_idempotent(tenant, key.as_str(), &record, &stamp(now), now.timestamp()).await? {
-        None => Ok(Begin::Proceed),
-        Some(existing) => judge(existing, fingerprint).map(|(status, body)| Begin::Replay { status, body }),
-    }
-}
-
-pub async fn complete(store: &Store, tenant: &TenantId, key: &IdempotencyKey, status: u16, body: &str) -> Result<(), ApiError> {
-    Ok(store.complete_idempotent(tenant, key.as_str(), status, body).await?)
-}
-
-pub async fn abandon(store: &Store, tenant: &TenantId, key: &IdempotencyKey) -> Result<(), ApiError> {
-    Ok(store.abandon_idempotent(tenant, key.as_str()).await?)
 }
 
 #[cfg(test)]

@@ -413,6 +413,22 @@ async fn idempotency_keys_replay_the_first_response() {
 }
 
 #[tokio::test]
+async fn duplicate_creates_sent_at_once_make_one_pipeline() {
+    let app = spawn_app().await;
+    let body = app.example_body().await;
+    let create = || app.send(app.req(reqwest::Method::POST, "/pipelines").header("Idempotency-Key", "burst").json(&body));
+    let answers = futures::future::join_all((0..4).map(|_| create())).await;
+    assert!(
+        answers.iter().all(|r| r.status == 201 && r.body["id"] == answers[0].body["id"]),
+        "{:?}",
+        answers.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    // The replay is the first response as it was, the connector's and schema's names included.
+    assert!(answers.iter().all(|r| r.body == answers[0].body));
+    assert_eq!(app.get("/pipelines").await.body["total"], 1);
+}
+
+#[tokio::test]
 async fn a_trigger_saves_its_reply_with_its_run() {
     let app = spawn_app().await;
     let pid = pipeline(&app, json!({"maxConcurrentRuns": 1, "overlap": "skip"})).await;

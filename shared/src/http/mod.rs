@@ -21,7 +21,7 @@ use crate::auth::authorize;
 use crate::context::Stores;
 use crate::domain::tenant::{Caller, Role, TenantId};
 use crate::error::ApiError;
-use crate::idempotency::{self, Begin, Claim, IdempotencyKey, Mode};
+use crate::idempotency::{self, Claim, IdempotencyKey};
 
 pub type Reply = Response<Body>;
 
@@ -62,10 +62,11 @@ fn error_reply(e: &ApiError) -> Reply {
 /// this, so it is compiled once, in this crate, not once per function binary.
 pub type Bound<'x> = dyn Fn(Caller, &'x Request) -> BoxFuture<'x, Result<Reply, ApiError>> + Send + Sync + 'x;
 
-/// The request's `Idempotency-Key` with its fingerprint, where `endpoint` honours one.
+/// The request's `Idempotency-Key` with its fingerprint, where `endpoint` honours one (its
+/// handler saves the reply under it, in its own write).
 pub fn claim(endpoint: Endpoint, req: &Request) -> Result<Option<Claim>, ApiError> {
     let Some(header) = req.headers().get("idempotency-key") else { return Ok(None) };
-    if endpoint.idempotency() == Mode::Ignored {
+    if !endpoint.idempotent() {
         return Ok(None);
     }
     let key = IdempotencyKey::parse(header.to_str().unwrap_or("\u{0}"))?;
@@ -79,40 +80,6 @@ pub fn replayed(status: u16, body: String) -> Reply {
         Response::builder().status(status).header("content-type", "application/json").body(Body::Text(body)).unwrap_or_default();
     reply.headers_mut().insert("idempotent-replayed", lambda_http::http::HeaderValue::from_static("true"));
     reply
-}
-
-/// Runs the handler, under a lock on the request's `Idempotency-Key` where the endpoint keeps
-/// one that way (an endpoint that keeps it in its write reads [`claim`] itself).
-async fn serve<'x>(
-    app: &'x dyn Stores,
-    endpoint: Endpoint,
-    handler: &'x Bound<'x>,
-    caller: Caller,
-    req: &'x Request,
-) -> Result<Reply, ApiError> {
-    let claim = match claim(endpoint, req)? {
-        Some(claim) if endpoint.idempotency() == Mode::Locked => claim,
-        _ => return handler(caller, req).await,
-    };
-    let (key, fp) = (&claim.key, &claim.fingerprint);
-    if let Begin::Replay { status, body } = idempotency::begin(app.store(), &caller.tenant, key, fp).await? {
-        return Ok(replayed(status, body));
-    }
-    let tenant = caller.tenant.clone();
-    let result = handler(caller, req).await;
-    match &result {
-        Ok(reply) if reply.status().is_success() => {
-            let body = match reply.body() {
-                Body::Text(t) => t.clone(),
-                Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-                _ => String::new(),
-            };
-            idempotency::complete(app.store(), &tenant, key, reply.status().as_u16(), &body).await?;
-        }
-        // A failed request leaves nothing to replay: a retry under the same key runs again.
-        _ => idempotency::abandon(app.store(), &tenant, key).await?,
-    }
-    result
 }
 
 fn request_id(req: &Request) -> String {
@@ -135,7 +102,7 @@ async fn authenticated<'x>(app: &'x dyn Stores, handler: &'x Bound<'x>, route: &
     let check = authorize(app.store(), header(req, "authorization"), header(req, "x-tenant-id"));
     let claimed = header(req, "x-tenant-id").and_then(|t| TenantId::parse(t.trim()).ok());
     if let (Some(tenant), "GET", Some(Role::Viewer)) = (claimed, route.method, route.role) {
-        let read = serve(app, route.endpoint, handler, Caller { tenant: tenant.clone(), role: Role::Viewer }, req);
+        let read = handler(Caller { tenant: tenant.clone(), role: Role::Viewer }, req);
         let (caller, reply) = match futures::future::select(std::pin::pin!(check), std::pin::pin!(read)).await {
             // A refused key drops the read where it stands: none of its later round trips are made.
             Either::Left((caller, read)) => (caller?, read.await),
@@ -150,7 +117,7 @@ async fn authenticated<'x>(app: &'x dyn Stores, handler: &'x Bound<'x>, route: &
     if route.role.is_some_and(|needed| caller.role < needed) {
         return Err(ApiError::Forbidden(format!("role {} may not call {} {}", caller.role.as_str(), route.method, route.path)));
     }
-    serve(app, route.endpoint, handler, caller, req).await
+    handler(caller, req).await
 }
 
 /// Serves one request for `function` over its context: binds the handler to the context, then

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use crate::domain::tenant::Role;
-use crate::idempotency::Mode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
@@ -93,13 +92,10 @@ impl Endpoint {
         ROUTES.iter().find(|r| r.endpoint == self)
     }
 
-    /// How `Idempotency-Key` is honoured: around creating a pipeline, inside a trigger's write.
-    pub fn idempotency(self) -> Mode {
-        match self {
-            Self::CreatePipeline => Mode::Locked,
-            Self::TriggerRun => Mode::InWrite,
-            _ => Mode::Ignored,
-        }
+    /// Whether `Idempotency-Key` is honoured (creating pipelines, triggering runs): the handler
+    /// saves its reply in its own write ([`crate::idempotency`]).
+    pub fn idempotent(self) -> bool {
+        matches!(self, Self::CreatePipeline | Self::TriggerRun)
     }
 
     /// API Gateway's route key: `GET /api/v1/pipelines/{id}`, or `$default`.

@@ -3,7 +3,6 @@
 use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
-use super::entity::from_item;
 use super::{n, s, tenant_pk, written, Item, Store, StoreError};
 use crate::domain::tenant::TenantId;
 
@@ -41,42 +40,6 @@ pub struct SavedReply {
 }
 
 impl Store {
-    /// Writes `record` under the key unless a live one is there ([`TAKEABLE`]); returns the live
-    /// one if so.
-    pub async fn begin_idempotent(
-        &self,
-        tenant: &TenantId,
-        idem: &str,
-        record: &IdempotencyRecord,
-        now: &str,
-        now_epoch: i64,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let mut item: Item = serde_dynamo::to_item(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        item.extend(key(tenant, idem));
-        let out = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(TAKEABLE)
-            .expression_attribute_values(":epoch", n(now_epoch))
-            .expression_attribute_values(":now", s(now))
-            .expression_attribute_values(":fp", s(&record.fingerprint))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(None),
-            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                let aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) = e.into_err() else {
-                    return Err(StoreError::Corrupt("a failed condition came back as another error".into()));
-                };
-                Ok(Some(from_item(c.item.unwrap_or_default())?))
-            }
-            Err(e) => Err(StoreError::dynamo("PutItem", e)),
-        }
-    }
-
     /// The transaction item that writes `saved` unless a live record is there; the cancelled
     /// transaction then carries the live one ([`super::StoreError::old_item`]).
     pub(super) fn save_reply(&self, tenant: &TenantId, saved: &SavedReply) -> Result<TransactWriteItem, StoreError> {
@@ -107,35 +70,6 @@ impl Store {
             .expression_attribute_values(":body", s(body))
             .send()
             .await;
-        written("DeleteItem", out).map(|_| ())
-    }
-
-    pub async fn complete_idempotent(&self, tenant: &TenantId, idem: &str, status: u16, body: &str) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(tenant, idem)))
-            .update_expression("SET #status = :status, body = :body")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":status", n(status as i64))
-            .expression_attribute_values(":body", s(body))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| StoreError::dynamo("UpdateItem", e))
-    }
-
-    pub async fn abandon_idempotent(&self, tenant: &TenantId, idem: &str) -> Result<(), StoreError> {
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(tenant, idem)))
-            .condition_expression("attribute_not_exists(body)")
-            .send()
-            .await;
-        // Completed (a body is there): the record stays, to be replayed.
         written("DeleteItem", out).map(|_| ())
     }
 }

@@ -2,8 +2,8 @@
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
-use super::entity::{to_item, Entity};
-use super::{index, n, Item, Store, StoreError};
+use super::entity::{from_item, to_item, Entity};
+use super::{index, n, IdempotencyRecord, Item, SavedReply, Store, StoreError};
 use crate::domain::connector::Connector;
 use crate::domain::pipeline::Pipeline;
 use crate::domain::schema::Schema;
@@ -30,23 +30,37 @@ pub enum PipelineConflict {
     Changed,
     UnknownConnector,
     UnknownSchema,
+    /// A live record holds the request's idempotency key (this one): nothing was written.
+    KeyTaken(Box<IdempotencyRecord>),
 }
 
 impl Store {
     /// Creates a pipeline. Its connector and schema must exist in the tenant: their use counts
-    /// are raised in the same transaction, conditioned on their existence.
-    pub async fn create_pipeline(&self, tenant: &TenantId, p: &Pipeline) -> Result<Result<(), PipelineConflict>, StoreError> {
-        let items = vec![
+    /// are raised in the same transaction, conditioned on their existence. With `saved`, the
+    /// request's reply is saved under its idempotency key in the same transaction.
+    pub async fn create_pipeline(
+        &self,
+        tenant: &TenantId,
+        p: &Pipeline,
+        saved: Option<&SavedReply>,
+    ) -> Result<Result<(), PipelineConflict>, StoreError> {
+        let mut items = vec![
             self.put_new(tenant, p)?,
             self.count_delta::<Pipeline>(tenant, 1)?,
             self.use_delta::<Connector>(tenant, p.connector_id.as_str(), 1)?,
             self.use_delta::<Schema>(tenant, p.schema_id.as_str(), 1)?,
         ];
-        Self::conflict(
-            self.transact("TransactWriteItems", items).await,
-            2,
-            [PipelineConflict::UnknownConnector, PipelineConflict::UnknownSchema],
-        )
+        if let Some(saved) = saved {
+            items.push(self.save_reply(tenant, saved)?);
+        }
+        match self.transact("TransactWriteItems", items).await {
+            // The key first: a retry of a create that went through replays it.
+            Err(e) if e.reason(4).is_some() => match e.old_item(4) {
+                Some(old) => Ok(Err(PipelineConflict::KeyTaken(Box::new(from_item(old)?)))),
+                None => Err(StoreError::Corrupt("a taken idempotency key came back without its record".into())),
+            },
+            result => Self::conflict(result, 2, [PipelineConflict::UnknownConnector, PipelineConflict::UnknownSchema]),
+        }
     }
 
     /// Replaces `prev` by `next`, if `prev` is still what is stored (its `version`); moves the

@@ -10,7 +10,7 @@ use crate::domain::tenant::Caller;
 use crate::error::ApiError;
 use crate::http::page::{list_body, PageRequest};
 use crate::http::request::{body_names_something, json_body, path_id, query_id};
-use crate::http::{json, no_content, Reply};
+use crate::http::{claim, json, no_content, replayed, Endpoint, Reply};
 use crate::store::{PipelineConflict, Refs, StoreError};
 
 /// Optimistic writes retry this often when another writer got in between, then answer 409.
@@ -54,7 +54,7 @@ fn reference_error(conflict: PipelineConflict) -> Option<ApiError> {
     match conflict {
         PipelineConflict::UnknownConnector => Some(ApiError::field("connectorId", "no connector with this id")),
         PipelineConflict::UnknownSchema => Some(ApiError::field("schemaId", "no schema with this id")),
-        PipelineConflict::Changed => None,
+        PipelineConflict::Changed | PipelineConflict::KeyTaken(_) => None,
     }
 }
 
@@ -78,14 +78,33 @@ pub(super) async fn get(app: &dyn Stores, caller: &Caller, req: &Request) -> Res
     Ok(json(200, &view_one(app, caller, &p).await?))
 }
 
+/// Under an `Idempotency-Key` the reply is saved in the pipeline's own transaction, so it is
+/// rendered first: the names it shows are read before the write instead of beside it (one
+/// round trip more, and never a second pipeline for a retry).
 pub(super) async fn create(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let claim = claim(Endpoint::CreatePipeline, req)?;
     let new = NewPipeline::parse(&json_body(req)?)?;
     let p = new.into_pipeline(PipelineId::generate(), chrono::Utc::now());
-    let (written, refs) = futures::join!(app.store().create_pipeline(&caller.tenant, &p), refs_of(app, caller, &p));
-    if let Err(conflict) = written? {
-        return Err(reference_error(conflict).unwrap_or_else(|| ApiError::Internal("a new pipeline id was taken".into())));
+    let (written, reply) = match &claim {
+        None => {
+            let (written, refs) = futures::join!(app.store().create_pipeline(&caller.tenant, &p, None), refs_of(app, caller, &p));
+            (written, refs.map(|refs| view(&p, &refs)))
+        }
+        Some(claim) => {
+            let reply = view(&p, &refs_of(app, caller, &p).await?);
+            let saved = claim.save(201, reply.to_string());
+            (app.store().create_pipeline(&caller.tenant, &p, Some(&saved)).await, Ok(reply))
+        }
+    };
+    match written? {
+        Ok(()) => Ok(json(201, &reply?)),
+        Err(PipelineConflict::KeyTaken(record)) => {
+            let claim = claim.ok_or_else(|| ApiError::Internal("a key was taken without one".into()))?;
+            let (status, body) = claim.replay(*record)?;
+            Ok(replayed(status, body))
+        }
+        Err(conflict) => Err(reference_error(conflict).unwrap_or_else(|| ApiError::Internal("a new pipeline id was taken".into()))),
     }
-    Ok(json(201, &view(&p, &refs?)))
 }
 
 pub(super) async fn update(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
