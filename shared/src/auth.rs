@@ -9,9 +9,15 @@ use crate::domain::tenant::{Caller, TenantId};
 use crate::error::ApiError;
 use crate::store::Store;
 
+/// The token of `Bearer <token>`; the scheme is matched whatever its case (RFC 9110 §11.1).
+fn bearer(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once([' ', '\t'])?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
 /// Checks `Authorization: Bearer <key>` and `X-Tenant-Id`, in that order.
 pub async fn authorize(store: &Store, authorization: Option<&str>, tenant_header: Option<&str>) -> Result<Caller, ApiError> {
-    let Some(token) = authorization.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).filter(|t| !t.is_empty()) else {
+    let Some(token) = authorization.and_then(bearer) else {
         return Err(ApiError::Unauthorized("missing Authorization: Bearer <api key>".into()));
     };
     let unknown = || ApiError::Unauthorized("unknown or revoked API key".into());
@@ -29,5 +35,20 @@ pub async fn authorize(store: &Store, authorization: Option<&str>, tenant_header
         Ok(tenant) if tenant == presented.tenant => Ok(Caller { tenant, role: stored.role }),
         Ok(_) => Err(ApiError::Forbidden("this API key does not belong to the tenant in X-Tenant-Id".into())),
         Err(why) => Err(ApiError::field("X-Tenant-Id", why)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn the_bearer_scheme_is_matched_whatever_its_case() {
+        for h in ["Bearer k", "bearer k", "BEARER k", "  Bearer   k  ", "Bearer\tk"] {
+            assert_eq!(bearer(h), Some("k"), "{h:?}");
+        }
+        for h in ["Basic k", "Bearer", "Bearer   ", "Bearerk", ""] {
+            assert_eq!(bearer(h), None, "{h:?}");
+        }
     }
 }
