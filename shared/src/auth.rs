@@ -5,6 +5,7 @@
 //! read on every request, never cached, so a revoked key stops working at once.
 
 use crate::domain::api_key::{ApiKey, PresentedKey};
+use crate::domain::now;
 use crate::domain::tenant::{Caller, TenantId};
 use crate::error::ApiError;
 use crate::store::Store;
@@ -23,7 +24,10 @@ pub async fn authorize(store: &Store, authorization: Option<&str>, tenant_header
     let unknown = || ApiError::Unauthorized("unknown or revoked API key".into());
     let Some(presented) = PresentedKey::parse(token) else { return Err(unknown()) };
     let stored = match store.get::<ApiKey>(&presented.tenant, presented.id.as_str()).await {
-        Ok(Some(stored)) if presented.matches(&stored) => stored,
+        Ok(Some(stored)) if presented.matches(&stored) && stored.is_live(&now()) => stored,
+        Ok(Some(stored)) if presented.matches(&stored) => {
+            return Err(ApiError::Unauthorized(format!("this API key expired at {}", stored.expires_at.unwrap_or_default())));
+        }
         Ok(_) => return Err(unknown()),
         Err(e) if e.is_passing() => return Err(e.into()),
         Err(e) => return Err(ApiError::Internal(format!("resolving an API key: {e}"))),

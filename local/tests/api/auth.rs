@@ -1,5 +1,6 @@
 use reqwest::Method;
 use serde_json::json;
+use shared::context::Stores;
 use shared::domain::tenant::Role;
 
 use crate::support::*;
@@ -120,4 +121,32 @@ async fn tenants_never_see_each_other() {
     assert_error(&r, 400, "BAD_REQUEST");
     // A's pipeline is untouched.
     assert_eq!(a.get(&format!("/pipelines/{pid}")).await.body["name"], "Customer Import");
+}
+
+/// Keys may expire (issue "hostile input"): one that has is refused, saying so.
+#[tokio::test]
+async fn a_key_that_expired_is_refused() {
+    let app = spawn_app().await;
+    let soon = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
+    let created = app.post("/api-keys", &json!({"name": "ci", "role": "viewer", "expiresAt": soon})).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert!(created.body["expiresAt"].as_str().is_some_and(|s| s.ends_with('Z')), "{}", created.body);
+    let key = created.body["key"].as_str().unwrap().to_string();
+    assert_eq!(app.send(app.req_as(&key, &app.tenant, Method::GET, "/pipelines")).await.status, 200);
+    let listed = app.get("/api-keys").await.body;
+    assert!(listed["data"].as_array().unwrap().iter().any(|k| k["expiresAt"].is_string()));
+
+    for bad in [json!("2020-01-01T00:00:00Z"), json!("next week"), json!(3)] {
+        let r = app.post("/api-keys", &json!({"name": "ci", "role": "viewer", "expiresAt": bad})).await;
+        assert_eq!(detail_fields(&r.body), ["expiresAt"], "{}", r.body);
+    }
+
+    // A key whose time has passed (written straight to the table, as no request can make one).
+    let tenant = app.tenant_id();
+    let mut issued = shared::domain::api_key::issue(&tenant, "old".into(), Role::Admin, &shared::domain::now());
+    issued.stored.expires_at = Some("2026-01-01T00:00:00.000Z".into());
+    app.app.store().create(&tenant, &issued.stored).await.unwrap();
+    let r = app.send(app.req_as(&issued.key, &app.tenant, Method::GET, "/pipelines")).await;
+    assert_error(&r, 401, "UNAUTHORIZED");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("expired"), "{}", r.body);
 }

@@ -25,6 +25,17 @@ pub struct ApiKey {
     #[serde(skip_serializing_if = "String::is_empty", default)]
     pub secret_hash: String,
     pub created_at: String,
+    /// After this instant the key is refused; none: it lasts until deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+impl ApiKey {
+    /// Whether the key still opens at `now` (both timestamps as [`super::stamp`] writes them,
+    /// which order as strings).
+    pub fn is_live(&self, now: &str) -> bool {
+        self.expires_at.as_deref().is_none_or(|end| now < end)
+    }
 }
 
 /// A key as a client presented it, split into its parts.
@@ -70,7 +81,7 @@ pub fn issue(tenant: &TenantId, name: String, role: Role, now: &str) -> IssuedKe
     // Two v4 UUIDs: 244 bits from the OS's secure generator.
     let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     let key = format!("pl.{}.{}.{}", URL_SAFE_NO_PAD.encode(tenant.as_str()), id, secret);
-    let stored = ApiKey { id, name, role, secret_hash: hash(&secret), created_at: now.into() };
+    let stored = ApiKey { id, name, role, secret_hash: hash(&secret), created_at: now.into(), expires_at: None };
     IssuedKey { stored, key }
 }
 
@@ -78,21 +89,41 @@ pub fn issue(tenant: &TenantId, name: String, role: Role, now: &str) -> IssuedKe
 pub struct NewApiKey {
     pub name: String,
     pub role: Role,
+    pub expires_at: Option<String>,
 }
 
+/// How far ahead a key may expire: long enough for any rotation policy, short of forever.
+const MAX_LIFETIME_DAYS: i64 = 3660;
+
 impl NewApiKey {
-    pub fn parse(body: &Value) -> Result<Self, InputError> {
+    pub fn parse(body: &Value, now: chrono::DateTime<chrono::Utc>) -> Result<Self, InputError> {
         let obj = Object::root(body)?;
         let mut check = Check::new();
-        check.only_known(&obj, &["name", "role"]);
+        check.only_known(&obj, &["name", "role", "expiresAt"]);
         let name = check.required(&obj, "name", text(200));
         let role = check.required(&obj, "role", one_of(Role::NAMES));
+        let expires_at = check.optional(&obj, "expiresAt", |v| expiry(v, now));
         check.finish()?;
         match (name, role) {
-            (Some(name), Some(role)) => Ok(Self { name, role }),
+            (Some(name), Some(role)) => Ok(Self { name, role, expires_at }),
             _ => Err(InputError::Inconsistent("api key checks passed with a field missing")),
         }
     }
+}
+
+/// An RFC 3339 instant after `now` and within [`MAX_LIFETIME_DAYS`], as the store keeps it.
+fn expiry(v: &Value, now: chrono::DateTime<chrono::Utc>) -> Result<String, String> {
+    let text = v.as_str().ok_or("must be an RFC 3339 timestamp (2027-01-31T00:00:00Z)")?;
+    let at = chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map_err(|_| "must be an RFC 3339 timestamp (2027-01-31T00:00:00Z)".to_string())?
+        .with_timezone(&chrono::Utc);
+    if at <= now {
+        return Err("must be in the future".into());
+    }
+    if at > now + chrono::Duration::days(MAX_LIFETIME_DAYS) {
+        return Err(format!("must be within {MAX_LIFETIME_DAYS} days"));
+    }
+    Ok(super::stamp(at))
 }
 
 #[cfg(test)]
@@ -111,6 +142,20 @@ mod tests {
 
         let other = issue(&tenant, "other".into(), Role::Editor, "t");
         assert!(!presented.matches(&other.stored));
+    }
+
+    #[test]
+    fn a_key_may_expire_in_the_future_only() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        let parse = |at: Value| NewApiKey::parse(&serde_json::json!({"name": "ci", "role": "viewer", "expiresAt": at}), now);
+        assert_eq!(parse("2027-01-31T00:00:00+01:00".into()).unwrap().expires_at.as_deref(), Some("2027-01-30T23:00:00.000Z"));
+        for bad in [Value::from("2026-11-30T00:00:00Z"), Value::from("tomorrow"), Value::from(5), Value::from("2099-01-01T00:00:00Z")] {
+            assert!(parse(bad.clone()).is_err(), "{bad}");
+        }
+        let mut key = issue(&TenantId::parse("acme").unwrap(), "ci".into(), Role::Viewer, "t").stored;
+        assert!(key.is_live("2026-12-01T00:00:00.000Z"));
+        key.expires_at = Some("2026-12-01T00:00:00.000Z".into());
+        assert!(key.is_live("2026-11-30T23:59:59.999Z") && !key.is_live("2026-12-01T00:00:00.000Z"));
     }
 
     #[test]

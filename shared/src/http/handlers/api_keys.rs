@@ -15,12 +15,13 @@ use crate::http::{json, no_content, Reply};
 use crate::store::StoreError;
 
 fn view(key: &ApiKey) -> Value {
-    json!({ "id": key.id, "name": key.name, "role": key.role, "createdAt": key.created_at })
+    json!({ "id": key.id, "name": key.name, "role": key.role, "createdAt": key.created_at, "expiresAt": key.expires_at })
 }
 
 pub(super) async fn create(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
-    let new = NewApiKey::parse(&json_body(req)?)?;
-    let issued = issue(&caller.tenant, new.name, new.role, &now());
+    let new = NewApiKey::parse(&json_body(req)?, chrono::Utc::now())?;
+    let mut issued = issue(&caller.tenant, new.name, new.role, &now());
+    issued.stored.expires_at = new.expires_at;
     app.store().create(&caller.tenant, &issued.stored).await?;
     let mut body = view(&issued.stored);
     body["key"] = json!(issued.key);
