@@ -150,3 +150,26 @@ async fn a_key_that_expired_is_refused() {
     assert_error(&r, 401, "UNAUTHORIZED");
     assert!(r.body["error"]["message"].as_str().unwrap().contains("expired"), "{}", r.body);
 }
+
+/// The tenant's last live admin key cannot be deleted (409), even by two deletes at once.
+#[tokio::test]
+async fn the_last_admin_key_stays() {
+    let app = spawn_app().await;
+    let own = app.key.split('.').nth(2).unwrap().to_string();
+    let r = app.delete(&format!("/api-keys?id={own}")).await;
+    assert_error(&r, 409, "CONFLICT");
+    // Other roles' keys go freely.
+    let viewer = app.post("/api-keys", &json!({"name": "v", "role": "viewer"})).await.body["id"].as_str().unwrap().to_string();
+    assert_eq!(app.delete(&format!("/api-keys?id={viewer}")).await.status, 204);
+
+    // Two admins, each deleted at once by the first: one delete wins, and an admin key remains.
+    let second = app.post("/api-keys", &json!({"name": "a2", "role": "admin"})).await.body["id"].as_str().unwrap().to_string();
+    let (first, other) = (format!("/api-keys?id={own}"), format!("/api-keys?id={second}"));
+    let (a, b) = futures::join!(app.delete(&first), app.delete(&other));
+    let statuses = [a.status, b.status];
+    assert_eq!(statuses.iter().filter(|s| **s == 204).count(), 1, "{statuses:?} {} {}", a.body, b.body);
+    assert!(statuses.iter().all(|s| [204, 409, 401].contains(s)), "{statuses:?}");
+    let tenant = app.tenant_id();
+    let left = app.app.store().list::<shared::domain::api_key::ApiKey>(&tenant, 100, None).await.unwrap();
+    assert_eq!(left.items.iter().filter(|k| k.role == Role::Admin).count(), 1);
+}

@@ -73,6 +73,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
+pub use api_keys::DeleteAdminKey;
 pub use catalog::Refs;
 pub use entity::{Entity, Page};
 pub use idempotency::{IdempotencyRecord, SavedReply};
