@@ -23,6 +23,10 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the query string is longer than {limit} bytes")]
+    UriTooLong { limit: usize },
+    #[error("{what} is larger than {limit} bytes")]
+    HeadersTooLarge { what: String, limit: usize },
     #[error("{0}")]
     Unavailable(String),
     /// Our fault, never the client's: the message is logged, the client sees a generic one.
@@ -63,6 +67,8 @@ impl ApiError {
             Self::Conflict(_) => 409,
             Self::Unprocessable(_) => 422,
             Self::PayloadTooLarge { .. } => 413,
+            Self::UriTooLong { .. } => 414,
+            Self::HeadersTooLarge { .. } => 431,
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,
         }
@@ -78,6 +84,8 @@ impl ApiError {
             Self::Conflict(_) => "CONFLICT",
             Self::Unprocessable(_) => "UNPROCESSABLE_ENTITY",
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            Self::UriTooLong { .. } => "URI_TOO_LONG",
+            Self::HeadersTooLarge { .. } => "REQUEST_HEADER_FIELDS_TOO_LARGE",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_ERROR",
         }
@@ -167,6 +175,8 @@ mod tests {
             (ApiError::not_found("pipeline", "p"), 404, "NOT_FOUND"),
             (ApiError::Conflict("x".into()), 409, "CONFLICT"),
             (ApiError::PayloadTooLarge { limit: 1 }, 413, "PAYLOAD_TOO_LARGE"),
+            (ApiError::UriTooLong { limit: 1 }, 414, "URI_TOO_LONG"),
+            (ApiError::HeadersTooLarge { what: "x".into(), limit: 1 }, 431, "REQUEST_HEADER_FIELDS_TOO_LARGE"),
         ];
         for (e, status, code) in cases {
             assert_eq!((e.status(), e.code()), (status, code));

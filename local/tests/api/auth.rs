@@ -173,3 +173,24 @@ async fn the_last_admin_key_stays() {
     let left = app.app.store().list::<shared::domain::api_key::ApiKey>(&tenant, 100, None).await.unwrap();
     assert_eq!(left.items.iter().filter(|k| k.role == Role::Admin).count(), 1);
 }
+
+/// A query or headers larger than any call needs are refused first, in the product's format.
+#[tokio::test]
+async fn oversized_queries_and_headers_are_refused() {
+    let app = spawn_app().await;
+    let r = app.get(&format!("/pipelines?cursor={}", "a".repeat(5000))).await;
+    assert_error(&r, 414, "URI_TOO_LONG");
+    let r = app.send(app.req(Method::GET, "/pipelines").header("X-Big", "b".repeat(9000))).await;
+    assert_error(&r, 431, "REQUEST_HEADER_FIELDS_TOO_LARGE");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("x-big"), "{}", r.body);
+    let mut req = app.req(Method::GET, "/pipelines");
+    for i in 0..5 {
+        req = req.header(format!("X-Part-{i}"), "c".repeat(4000));
+    }
+    assert_error(&app.send(req).await, 431, "REQUEST_HEADER_FIELDS_TOO_LARGE");
+    // Before the key is checked: no key at all still gets the size answer.
+    let r = app.send(app.http.get(format!("{}/pipelines?x={}", app.base, "d".repeat(5000)))).await;
+    assert_error(&r, 414, "URI_TOO_LONG");
+    // And ordinary requests are untouched.
+    assert_eq!(app.get("/pipelines?limit=5").await.status, 200);
+}

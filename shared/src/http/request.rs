@@ -7,6 +7,31 @@ use crate::error::ApiError;
 
 /// Bodies above this are refused with 413 before they are parsed.
 pub const MAX_BODY: usize = 1024 * 1024;
+/// Query strings above this are refused with 414: ours carry a limit, a cursor, a status and an id.
+pub const MAX_QUERY: usize = 4096;
+/// A header value, and all headers together, above these are refused with 431 (API Gateway's
+/// own ceiling is 10 KB of request line and headers; these hold wherever a request comes from).
+pub const MAX_HEADER: usize = 8192;
+pub const MAX_HEADERS: usize = 16384;
+
+/// Refuses a request whose query or headers outgrow what any call of ours needs, before anything
+/// reads them.
+pub fn check_envelope(req: &Request) -> Result<(), ApiError> {
+    if req.uri().query().map_or(0, str::len) > MAX_QUERY {
+        return Err(ApiError::UriTooLong { limit: MAX_QUERY });
+    }
+    let mut total = 0usize;
+    for (name, value) in req.headers() {
+        if value.len() > MAX_HEADER {
+            return Err(ApiError::HeadersTooLarge { what: format!("header {name}"), limit: MAX_HEADER });
+        }
+        total = total.saturating_add(name.as_str().len() + value.len());
+    }
+    if total > MAX_HEADERS {
+        return Err(ApiError::HeadersTooLarge { what: "the request's headers".into(), limit: MAX_HEADERS });
+    }
+    Ok(())
+}
 
 pub fn body_bytes(req: &Request) -> &[u8] {
     match req.body() {
