@@ -540,3 +540,29 @@ async fn a_slow_batch_keeps_its_lease_alive_in_the_background() {
     assert_eq!(slow.await.unwrap().unwrap(), Outcome::Finished(shared::domain::run::RunStatus::Completed));
     assert_eq!(app.run(&pid, &rid).await["attempt"], 1);
 }
+
+/// A pipeline deleted while its runs stayed behind (a delete cut short): the next message or
+/// sweep for such a run removes what is left, so nothing is resent forever (issue "hostile input").
+#[tokio::test]
+async fn the_worker_removes_the_runs_of_a_pipeline_that_is_gone() {
+    let app = spawn_app().await;
+    let pid = pipeline(&app, json!({})).await;
+    let rid = app.trigger(&pid).await;
+    let (tenant, pipeline_id) = (app.tenant_id(), PipelineId::parse(&pid).unwrap());
+    let run_id = RunId::parse(&rid).unwrap();
+    // Only the pipeline item goes, as when a delete dies before removing the runs.
+    let store = app.app.store();
+    store
+        .client()
+        .delete_item()
+        .table_name(store.table())
+        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(format!("T#{}", app.tenant)))
+        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S(format!("PIPE#{pid}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(store.get_run(&tenant, &pipeline_id, &run_id).await.unwrap().is_some());
+    poll(&app, &BatchEngine::new(1, 0), &settings(5_000, 3)).await;
+    assert!(store.get_run(&tenant, &pipeline_id, &run_id).await.unwrap().is_none(), "the orphan run is gone");
+    assert!(store.list_runs(&tenant, &pipeline_id, 10).await.unwrap().is_empty());
+}

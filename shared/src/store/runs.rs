@@ -690,8 +690,8 @@ impl Store {
         self.fail_running(tenant, run, attempts_exhausted(run.attempt, None), now).await
     }
 
-    /// Removes every run of a pipeline (and its slots).
-    pub(super) async fn delete_runs(&self, tenant: &TenantId, pipeline: &PipelineId) -> Result<(), StoreError> {
+    /// Removes every run of a pipeline (and its partitions and slots).
+    pub async fn delete_runs(&self, tenant: &TenantId, pipeline: &PipelineId) -> Result<(), StoreError> {
         super::batch::clear_partition(&self.client, &self.table, &runs_pk(tenant, pipeline)).await.map(|_| ())
     }
 }

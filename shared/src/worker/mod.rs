@@ -3,7 +3,8 @@
 //! SQS delivers at least once and a worker can die at any line, so every step is a conditional
 //! write that a duplicate, a late redelivery or a second worker cannot apply twice:
 //! - a message whose run or pipeline is gone, or whose run already ended or is held by a live
-//!   worker, is acknowledged and changes nothing;
+//!   worker, is acknowledged and changes nothing (but a gone pipeline's leftover runs, which a
+//!   delete cut short may leave, are removed);
 //! - the run is claimed with a lease that a background task renews (see `lease`); a worker that dies
 //!   stops renewing it, and a redelivery (or the scheduler's sweep) takes the run over with the
 //!   next attempt, up to `max_attempts`, after which the run fails;
@@ -98,7 +99,10 @@ async fn process(
     message: &RunMessage,
 ) -> Result<Outcome, WorkerError> {
     let Some(pipeline) = app.store().get::<Pipeline>(tenant, message.pipeline_id.as_str()).await? else {
-        return Ok(Outcome::Ignored("pipeline no longer exists"));
+        // A delete cut short leaves runs that the sweep would send again forever: whatever is
+        // left under a pipeline that is gone (read consistently) is removed here.
+        app.store().delete_runs(tenant, &message.pipeline_id).await?;
+        return Ok(Outcome::Ignored("pipeline no longer exists; what was left of its runs is removed"));
     };
     if let Some(index) = message.partition {
         return partitions::run_partition(app, engine, settings, tenant, &pipeline, message, index).await;
