@@ -102,7 +102,7 @@ async fn process(
         // A delete cut short leaves runs that the sweep would send again forever: whatever is
         // left under a pipeline that is gone (read consistently) is removed here.
         app.store().delete_runs(tenant, &message.pipeline_id).await?;
-        return Ok(Outcome::Ignored("pipeline no longer exists; what was left of its runs is removed"));
+        return Ok(Outcome::Ignored("pipeline no longer exists"));
     };
     if let Some(index) = message.partition {
         return partitions::run_partition(app, engine, settings, tenant, &pipeline, message, index).await;
