@@ -249,6 +249,28 @@ async fn error_handling_skip_fail_and_dead_letter() {
     assert_eq!((letters[0]["row"].as_u64(), letters[0]["errors"][0]["field"].as_str()), (Some(2), Some("email")));
     assert_eq!(letters[1]["record"], json!({"id": "three", "email": "c@x"}));
     assert_eq!(rows(&app, &dl_schema).await.len(), 2);
+
+    // Letters expire through the records table's TTL, a pipeline's runs being deletable without them.
+    let run_id = shared::domain::ids::RunId::parse(run["id"].as_str().unwrap()).unwrap();
+    let pk = format!("T#{}#R#{run_id}", app.tenant);
+    let stored = app
+        .app
+        .store()
+        .client()
+        .query()
+        .table_name(local::stack::records_table(app.app.store().table()))
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
+        .send()
+        .await
+        .unwrap();
+    let in_30_days = (chrono::Utc::now() + chrono::Duration::days(shared::engine::sink::DEAD_LETTER_DAYS)).timestamp();
+    let items = stored.items();
+    assert_eq!(items.len(), 2);
+    for item in items {
+        let expires: i64 = item["expiresAt"].as_n().unwrap().parse().unwrap();
+        assert!((in_30_days - 120..=in_30_days).contains(&expires), "{expires} vs {in_30_days}");
+    }
 }
 
 #[tokio::test]

@@ -170,6 +170,9 @@ const STAMP_LEN: usize = 24;
 
 /// A dead letter's item beside its `data`, generously: keys of a tenant, run and row.
 const LETTER_OVERHEAD: usize = 512;
+/// How long dead letters are kept: they explain a run, and a pipeline's runs may be deleted
+/// without them (the records table's TTL removes them after this).
+pub const DEAD_LETTER_DAYS: i64 = 30;
 
 impl RecordsTable {
     /// Writes rows under `pk`. A key written twice in one call keeps its last row: DynamoDB
@@ -212,7 +215,14 @@ impl RecordsTable {
                 Row { key: format!("D#{}", row_key(partition, id)), data: data.as_object().cloned().unwrap_or_default() }
             })
             .collect();
-        self.write(&dead_letters_pk(tenant, run), run, rows).await
+        let mut requests = write_requests(&dead_letters_pk(tenant, run), run, rows, &crate::domain::now())?;
+        let expires = AttributeValue::N((chrono::Utc::now() + chrono::Duration::days(DEAD_LETTER_DAYS)).timestamp().to_string());
+        for request in &mut requests {
+            if let Some(put) = request.put_request.as_mut() {
+                put.item.insert("expiresAt".into(), expires.clone());
+            }
+        }
+        batch::write_all(self.client(), self.table(), requests).await.map_err(|e| write_error(format!("writing dead letters failed: {e}")))
     }
 }
 
