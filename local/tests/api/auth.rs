@@ -194,3 +194,65 @@ async fn oversized_queries_and_headers_are_refused() {
     // And ordinary requests are untouched.
     assert_eq!(app.get("/pipelines?limit=5").await.status, 200);
 }
+
+/// The cross-tenant probe, generated from the route table so that a new route is probed too:
+/// tenant B sends tenant A's ids to every route, in the path, in `?id=` and in bodies. Whatever
+/// names A's data is a 404 (a create naming A's connector and schema, a 400 on them); no answer
+/// carries anything of A's; A's data is intact after.
+#[tokio::test]
+async fn every_route_refuses_another_tenants_ids() {
+    let a = spawn_app().await;
+    let b = spawn_app().await;
+    let mut body = a.example_body().await;
+    body["name"] = json!("tenant-a-secret-pipeline");
+    let pipeline = a.create_pipeline(&body).await;
+    let (pid, cid, sid) =
+        (pipeline["id"].as_str().unwrap(), pipeline["connector"]["id"].as_str().unwrap(), pipeline["schema"]["id"].as_str().unwrap());
+    let rid = a.trigger(pid).await;
+    let kid = a.key.split('.').nth(2).unwrap().to_string();
+    let secrets = ["tenant-a-secret-pipeline", a.tenant.as_str()];
+
+    for route in shared::http::ROUTES {
+        let path = route.path.trim_start_matches("/api/v1");
+        let id = match path.split('/').nth(1) {
+            Some("pipelines") => pid,
+            Some("connectors") => cid,
+            Some("schemas") => sid,
+            _ => kid.as_str(),
+        };
+        let mut target = path.replace("{id}", id).replace("{runId}", &rid);
+        let named = path.contains('{') || matches!(route.method, "PUT" | "DELETE");
+        if route.method == "DELETE" {
+            target = format!("{target}?id={id}");
+        }
+        let method = reqwest::Method::from_bytes(route.method.as_bytes()).unwrap();
+        let mut req = b.req(method, &target);
+        req = match (route.method, path) {
+            ("PUT", _) => req.json(&json!({"id": id, "name": "stolen"})),
+            ("POST", "/pipelines") => req.json(&example_pipeline(cid, sid)),
+            ("POST", "/connectors") => req.json(&json!({"name": "b", "type": "http", "config": {"url": "https://x.io"}})),
+            ("POST", "/schemas") => req.json(&json!({"name": "b", "fields": [{"name": "id", "type": "text"}]})),
+            ("POST", "/api-keys") => req.json(&json!({"name": "b", "role": "viewer"})),
+            ("POST", _) => req.json(&json!({})),
+            _ => req,
+        };
+        let r = b.send(req).await;
+        let what = format!("{} {target}", route.method);
+        if named {
+            assert_error(&r, 404, "NOT_FOUND");
+        } else if (route.method, path) == ("POST", "/pipelines") {
+            assert_error(&r, 400, "BAD_REQUEST");
+        } else {
+            assert!(r.status < 500, "{what}: {}", r.status);
+        }
+        let text = r.body.to_string();
+        for secret in secrets {
+            assert!(!text.contains(secret), "{what} shows {secret}: {text}");
+        }
+    }
+    // A's pipeline, run, connector, schema and key are all still there.
+    assert_eq!(a.get(&format!("/pipelines/{pid}")).await.body["name"], "tenant-a-secret-pipeline");
+    assert_eq!(a.get(&format!("/pipelines/{pid}/runs/{rid}")).await.status, 200);
+    assert_eq!(a.get(&format!("/connectors/{cid}")).await.status, 200);
+    assert_eq!(a.get(&format!("/schemas/{sid}")).await.status, 200);
+}
