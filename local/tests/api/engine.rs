@@ -72,6 +72,22 @@ pub(crate) fn filter(condition: Value) -> Value {
     json!({"nodeType": "filter", "label": "Filter", "config": {"condition": condition}})
 }
 
+/// The records table's items under `pk`, as stored (one page: tests write few).
+async fn stored_records(app: &TestApp, pk: &str) -> Vec<shared::store::Item> {
+    let out = app
+        .app
+        .store()
+        .client()
+        .query()
+        .table_name(app.app.records.table())
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.to_string()))
+        .send()
+        .await
+        .unwrap();
+    out.items.unwrap_or_default()
+}
+
 pub(crate) async fn rows(app: &TestApp, schema: &str) -> Vec<Value> {
     let mut out = vec![];
     let mut path = format!("/schemas/{schema}/records?limit=100");
@@ -252,20 +268,8 @@ async fn error_handling_skip_fail_and_dead_letter() {
 
     // Letters expire through the records table's TTL, a pipeline's runs being deletable without them.
     let run_id = shared::domain::ids::RunId::parse(run["id"].as_str().unwrap()).unwrap();
-    let pk = format!("T#{}#R#{run_id}", app.tenant);
-    let stored = app
-        .app
-        .store()
-        .client()
-        .query()
-        .table_name(local::stack::records_table(app.app.store().table()))
-        .key_condition_expression("PK = :pk")
-        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
-        .send()
-        .await
-        .unwrap();
     let in_30_days = (chrono::Utc::now() + chrono::Duration::days(shared::engine::sink::DEAD_LETTER_DAYS)).timestamp();
-    let items = stored.items();
+    let items = stored_records(&app, &format!("T#{}#R#{run_id}", app.tenant)).await;
     assert_eq!(items.len(), 2);
     for item in items {
         let expires: i64 = item["expiresAt"].as_n().unwrap().parse().unwrap();
@@ -680,19 +684,7 @@ async fn truncate_midway_shows_the_old_rows_and_a_failed_run_keeps_them() {
     ids.sort();
     assert_eq!(ids, [1, 2], "a failed truncate leaves the previous rows as they were");
     // Its own rows are gone from the table too, not just hidden.
-    let pk = format!("T#{}#S#{schema_id}#G#{rid}", app.tenant);
-    let left = app
-        .app
-        .store()
-        .client()
-        .query()
-        .table_name(app.app.records.table())
-        .key_condition_expression("PK = :pk")
-        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(left.count, 0);
+    assert_eq!(stored_records(&app, &format!("T#{}#S#{schema_id}#G#{rid}", app.tenant)).await.len(), 0);
 }
 
 #[tokio::test]

@@ -74,8 +74,16 @@ pub fn claim(endpoint: Endpoint, req: &Request) -> Result<Option<Claim>, ApiErro
     Ok(Some(Claim { key, fingerprint }))
 }
 
+/// The answer to a request whose write found its key taken: the first response again, or why
+/// not ([`Claim::replay`]).
+pub fn replay(claim: Option<Claim>, record: crate::store::IdempotencyRecord) -> Result<Reply, ApiError> {
+    let claim = claim.ok_or_else(|| ApiError::Internal("a key was taken without one".into()))?;
+    let (status, body) = claim.replay(record)?;
+    Ok(replayed(status, body))
+}
+
 /// The first response under a key, answered again.
-pub fn replayed(status: u16, body: String) -> Reply {
+fn replayed(status: u16, body: String) -> Reply {
     let mut reply =
         Response::builder().status(status).header("content-type", "application/json").body(Body::Text(body)).unwrap_or_default();
     reply.headers_mut().insert("idempotent-replayed", lambda_http::http::HeaderValue::from_static("true"));

@@ -58,6 +58,12 @@ impl Store {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// The live record that cancelled a transaction at item `i` (its [`Self::save_reply`]).
+    pub(super) fn taken_key(e: StoreError, i: usize) -> Result<Box<IdempotencyRecord>, StoreError> {
+        let old = e.old_item(i).ok_or_else(|| StoreError::Corrupt("a taken idempotency key came back without its record".into()))?;
+        Ok(Box::new(super::entity::from_item(old)?))
+    }
+
     /// Removes a saved reply whose request failed after all (its body is still `body`), so that a
     /// retry under the key runs again instead of replaying it.
     pub async fn retract_idempotent(&self, tenant: &TenantId, idem: &str, body: &str) -> Result<(), StoreError> {

@@ -2,7 +2,7 @@
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
-use super::entity::{from_item, to_item, Entity};
+use super::entity::{to_item, Entity};
 use super::{index, n, IdempotencyRecord, Item, SavedReply, Store, StoreError};
 use crate::domain::connector::Connector;
 use crate::domain::pipeline::Pipeline;
@@ -55,10 +55,7 @@ impl Store {
         }
         match self.transact("TransactWriteItems", items).await {
             // The key first: a retry of a create that went through replays it.
-            Err(e) if e.reason(4).is_some() => match e.old_item(4) {
-                Some(old) => Ok(Err(PipelineConflict::KeyTaken(Box::new(from_item(old)?)))),
-                None => Err(StoreError::Corrupt("a taken idempotency key came back without its record".into())),
-            },
+            Err(e) if e.reason(4).is_some() => Ok(Err(PipelineConflict::KeyTaken(Self::taken_key(e, 4)?))),
             result => Self::conflict(result, 2, [PipelineConflict::UnknownConnector, PipelineConflict::UnknownSchema]),
         }
     }

@@ -186,10 +186,7 @@ impl Store {
             Ok(()) => Ok(CreateRun::Created),
             // The key first: a retry of a trigger that went through must replay it, whatever
             // the pipeline's state since.
-            Err(e) if e.reason(3).is_some() => match e.old_item(3) {
-                Some(old) => Ok(CreateRun::KeyTaken(Box::new(from_item(old)?))),
-                None => Err(StoreError::Corrupt("a taken idempotency key came back without its record".into())),
-            },
+            Err(e) if e.reason(3).is_some() => Ok(CreateRun::KeyTaken(Self::taken_key(e, 3)?)),
             Err(e) if e.reason(1).is_some() => Ok(CreateRun::PipelineGone),
             Err(e) if e.reason(2).is_some() => Ok(CreateRun::AtCapacity),
             Err(e) => Err(e),

@@ -10,7 +10,7 @@ use crate::domain::tenant::Caller;
 use crate::error::ApiError;
 use crate::http::page::{list_body, PageRequest};
 use crate::http::request::{body_names_something, json_body, path_id, query_id};
-use crate::http::{claim, json, no_content, replayed, Endpoint, Reply};
+use crate::http::{claim, json, no_content, replay, Endpoint, Reply};
 use crate::store::{PipelineConflict, Refs, StoreError};
 
 /// Optimistic writes retry this often when another writer got in between, then answer 409.
@@ -98,11 +98,7 @@ pub(super) async fn create(app: &dyn Stores, caller: &Caller, req: &Request) -> 
     };
     match written? {
         Ok(()) => Ok(json(201, &reply?)),
-        Err(PipelineConflict::KeyTaken(record)) => {
-            let claim = claim.ok_or_else(|| ApiError::Internal("a key was taken without one".into()))?;
-            let (status, body) = claim.replay(*record)?;
-            Ok(replayed(status, body))
-        }
+        Err(PipelineConflict::KeyTaken(record)) => replay(claim, *record),
         Err(conflict) => Err(reference_error(conflict).unwrap_or_else(|| ApiError::Internal("a new pipeline id was taken".into()))),
     }
 }

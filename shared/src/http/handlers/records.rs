@@ -15,8 +15,8 @@ use crate::http::request::path_id;
 use crate::http::{json, Reply};
 
 fn body(page: (Vec<(String, Value)>, bool), limit: usize) -> Value {
-    let (mut items, more) = page;
-    let (keys, mut data): (Vec<String>, Vec<Value>) = items.drain(..).unzip();
+    let (items, more) = page;
+    let (keys, mut data): (Vec<String>, Vec<Value>) = items.into_iter().unzip();
     // A page past MAX_PAGE_BYTES ends early, after the last row that fits.
     let fits = fitting(&data);
     data.truncate(fits);

@@ -11,7 +11,7 @@ use crate::domain::tenant::Caller;
 use crate::error::ApiError;
 use crate::http::page::{encode_cursor, fitting, PageRequest};
 use crate::http::request::{path_id, query};
-use crate::http::{claim, json, replayed, Endpoint, Reply};
+use crate::http::{claim, json, replay, Endpoint, Reply};
 use crate::store::CancelRun;
 use crate::trigger::{created, trigger, TriggerError};
 
@@ -31,11 +31,7 @@ pub(super) async fn trigger_run(app: &dyn Queues, caller: &Caller, req: &Request
             let (status, body) = created(&run);
             Ok(json(status, &body))
         }
-        Err(TriggerError::KeyTaken(record)) => {
-            let claim = claim.ok_or_else(|| ApiError::Internal("a key was taken without one".into()))?;
-            let (status, body) = claim.replay(*record)?;
-            Ok(replayed(status, body))
-        }
+        Err(TriggerError::KeyTaken(record)) => replay(claim, *record),
         Err(TriggerError::PipelineGone) => Err(ApiError::not_found("pipeline", id.as_str())),
         Err(TriggerError::AtCapacity(max)) => Err(ApiError::Conflict(format!(
             "pipeline {id} already has {max} active runs (maxConcurrentRuns) and its overlap policy is skip"
