@@ -21,13 +21,13 @@ dev:
 test:
 	$(STACK) run env $(LOCAL_ENV) scripts/cargo-test.sh
 
-# make key TENANT=acme ROLE=editor [NAME=ci]. With TABLE_NAME set, it uses the plain AWS
-# environment (production bootstrap); without, the running local stack's table.
+# make key TENANT=acme ROLE=editor [NAME=ci]. With TABLE_NAME (and AUTH_TABLE_NAME) set, it uses
+# the plain AWS environment (production bootstrap); without, the running local stack's tables.
 key:
 	@test -n "$(TENANT)" || { echo "usage: make key TENANT=<tenant> ROLE=<admin|editor|viewer>" >&2; exit 2; }
 	@cargo build -q -p local --bin key
 	@if [ -n "$$TABLE_NAME" ]; then TENANT=$(TENANT) ROLE=$(ROLE) NAME="$(NAME)" target/debug/key; \
-	else env $(LOCAL_ENV) TABLE_NAME=pipelines TENANT=$(TENANT) ROLE=$(ROLE) NAME="$(NAME)" target/debug/key; fi
+	else env $(LOCAL_ENV) TABLE_NAME=pipelines AUTH_TABLE_NAME=pipelines-auth TENANT=$(TENANT) ROLE=$(ROLE) NAME="$(NAME)" target/debug/key; fi
 
 lint:
 	cargo fmt --all -- --check

@@ -48,7 +48,11 @@ async fn main() -> Result<(), shared::app::Error> {
     let config = json!({"batchSize": 1000, "parallelism": 4});
     let pipeline = NewPipeline::parse(&local::fixtures::orders_pipeline("bench", connector.id.as_str(), schema.id.as_str(), config))?
         .into_pipeline(PipelineId::generate(), chrono::Utc::now());
-    if let Err(e) = app.store().create_pipeline(&tenant, &pipeline, None).await? {
+    if let Err(e) = app
+        .store()
+        .create_pipeline(&tenant, &pipeline, shared::store::PipelineQuotas { pipelines: u32::MAX, frequent_schedules: u32::MAX }, None)
+        .await?
+    {
         return Err(format!("pipeline not created: {e:?}").into());
     }
 

@@ -84,7 +84,11 @@ async fn main() -> Result<(), shared::app::Error> {
         let config = json!({"batchSize": 1000, "parallelism": 8, "partitioning": partitioning});
         let pipeline = NewPipeline::parse(&local::fixtures::orders_pipeline(name, connector.id.as_str(), schema.id.as_str(), config))?
             .into_pipeline(PipelineId::generate(), chrono::Utc::now());
-        if let Err(e) = app.store().create_pipeline(&tenant, &pipeline, None).await? {
+        if let Err(e) = app
+            .store()
+            .create_pipeline(&tenant, &pipeline, shared::store::PipelineQuotas { pipelines: u32::MAX, frequent_schedules: u32::MAX }, None)
+            .await?
+        {
             return Err(format!("pipeline not created: {e:?}").into());
         }
         let written = sink.rows.load(Ordering::Relaxed);

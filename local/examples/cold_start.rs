@@ -115,6 +115,7 @@ async fn sample(binary: &PathBuf, event: &str, table: &str) -> Result<Sample, Bo
         .env("TABLE_NAME", table)
         .env("QUEUE_URL", "http://127.0.0.1:4566/000000000000/cold-start")
         .env("RECORDS_TABLE_NAME", local::stack::records_table(table))
+        .env("AUTH_TABLE_NAME", shared::store::auth_table_beside(table))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -92,9 +92,11 @@ pub async fn ensure_records_table(client: &aws_sdk_dynamodb::Client, name: &str)
     create_table(client, name, false).await
 }
 
-/// Creates the table of `template.yaml`, with its work index, if it does not exist.
+/// Creates the table of `template.yaml`, with its work index, and the auth table beside it
+/// ([`shared::store::auth_table_beside`]), if they do not exist.
 pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), Error> {
-    create_table(client, name, true).await
+    create_table(client, name, true).await?;
+    create_table(client, &shared::store::auth_table_beside(name), false).await
 }
 
 async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, work_index: bool) -> Result<(), Error> {

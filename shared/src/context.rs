@@ -3,10 +3,10 @@
 //!
 //! | functions | context | settings it needs |
 //! |---|---|---|
-//! | reads, catalog and key writes | [`Api`] | `TABLE_NAME` (`SOURCE_BUCKET` optional) |
+//! | reads, catalog and key writes | [`Api`] | `TABLE_NAME`, `AUTH_TABLE_NAME` (`SOURCE_BUCKET` optional) |
 //! | trigger | [`QueueApi`] | and `QUEUE_URL` |
 //! | rows and dead letters | [`RecordsApi`] | and `RECORDS_TABLE_NAME` |
-//! | worker, scheduler, the local stack | [`App`] | all of them |
+//! | worker, scheduler, the local stack | [`App`] | all of them but `AUTH_TABLE_NAME` (they serve no request) |
 //!
 //! A missing setting fails the container's init, naming it; no request ever meets a queue or a
 //! table that is not there. Each context builds only its own clients, so a function that reads
@@ -19,6 +19,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 use crate::domain::source_access::SourceBuckets;
 use crate::queue::RunQueue;
+use crate::settings::Quotas;
 use crate::store::records::RecordsTable;
 use crate::store::Store;
 
@@ -29,6 +30,8 @@ pub trait Stores: Send + Sync + 'static {
     fn store(&self) -> &Store;
     /// Where `s3` connectors may read, checked when connectors are written.
     fn source_buckets(&self) -> &SourceBuckets;
+    /// What one tenant may hold or do at once.
+    fn quotas(&self) -> &Quotas;
 }
 
 /// Functions that start runs.
@@ -119,19 +122,32 @@ fn sqs(sdk: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
 pub struct Api {
     pub store: Store,
     pub source_buckets: SourceBuckets,
+    pub quotas: Quotas,
 }
 
 impl Api {
+    /// The store over `table`, with the quotas of the environment ([`Quotas::from_env`]).
     pub fn new(dynamodb: aws_sdk_dynamodb::Client, table: &str) -> Self {
-        Self { store: Store::new(dynamodb, table), source_buckets: SourceBuckets::default() }
+        Self { store: Store::new(dynamodb, table), source_buckets: SourceBuckets::default(), quotas: Quotas::from_env() }
+    }
+}
+
+impl Api {
+    /// The table, its source-bucket rule, and the auth table when `auth` (functions that
+    /// authenticate requests).
+    fn from_settings(sdk: &aws_config::SdkConfig, auth: bool) -> Result<Self, Error> {
+        let mut api = Api::new(dynamodb(sdk), &setting("TABLE_NAME")?);
+        if auth {
+            api.store = api.store.with_auth_table(setting("AUTH_TABLE_NAME")?);
+        }
+        api.source_buckets = SourceBuckets::from_env();
+        Ok(api)
     }
 }
 
 impl Context for Api {
     fn from_sdk(sdk: &aws_config::SdkConfig) -> Result<Self, Error> {
-        let mut api = Api::new(dynamodb(sdk), &setting("TABLE_NAME")?);
-        api.source_buckets = SourceBuckets::from_env();
-        Ok(api)
+        Self::from_settings(sdk, true)
     }
 }
 
@@ -141,6 +157,9 @@ impl Stores for Api {
     }
     fn source_buckets(&self) -> &SourceBuckets {
         &self.source_buckets
+    }
+    fn quotas(&self) -> &Quotas {
+        &self.quotas
     }
 }
 
@@ -181,6 +200,9 @@ macro_rules! stores_through_api {
             fn source_buckets(&self) -> &SourceBuckets {
                 &self.api.source_buckets
             }
+            fn quotas(&self) -> &Quotas {
+                &self.api.quotas
+            }
         }
     )*};
 }
@@ -214,6 +236,11 @@ impl App {
         Self { api, queue: RunQueue::new(sqs, queue_url), records }
     }
 
+    pub fn with_quotas(mut self, quotas: Quotas) -> Self {
+        self.api.quotas = quotas;
+        self
+    }
+
     pub fn with_source_bucket(mut self, bucket: &str) -> Self {
         self.api.source_buckets = SourceBuckets { deployment: Some(bucket.to_string()) };
         self
@@ -227,7 +254,8 @@ impl App {
 
 impl Context for App {
     fn from_sdk(sdk: &aws_config::SdkConfig) -> Result<Self, Error> {
-        let QueueApi { api, queue } = QueueApi::from_sdk(sdk)?;
+        let api = Api::from_settings(sdk, false)?;
+        let queue = RunQueue::new(sqs(sdk), setting("QUEUE_URL")?);
         let records = RecordsTable::new(api.store.client().clone(), setting("RECORDS_TABLE_NAME")?);
         Ok(Self { api, queue, records })
     }
@@ -252,6 +280,9 @@ impl<T: Stores> Stores for std::sync::Arc<T> {
     }
     fn source_buckets(&self) -> &SourceBuckets {
         (**self).source_buckets()
+    }
+    fn quotas(&self) -> &Quotas {
+        (**self).quotas()
     }
 }
 

@@ -27,6 +27,11 @@ pub enum ApiError {
     UriTooLong { limit: usize },
     #[error("{what} is larger than {limit} bytes")]
     HeadersTooLarge { what: String, limit: usize },
+    /// A per-tenant quota ([`crate::settings::Quotas`]) would be passed.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    #[error("more than {limit} requests per second with this API key; retry after the time in Retry-After")]
+    RateLimited { limit: u32 },
     #[error("{0}")]
     Unavailable(String),
     /// Our fault, never the client's: the message is logged, the client sees a generic one.
@@ -69,6 +74,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => 413,
             Self::UriTooLong { .. } => 414,
             Self::HeadersTooLarge { .. } => 431,
+            Self::QuotaExceeded(_) | Self::RateLimited { .. } => 429,
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,
         }
@@ -86,8 +92,22 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             Self::UriTooLong { .. } => "URI_TOO_LONG",
             Self::HeadersTooLarge { .. } => "REQUEST_HEADER_FIELDS_TOO_LARGE",
+            Self::QuotaExceeded(_) => "QUOTA_EXCEEDED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    /// Seconds a client should wait before trying again (`Retry-After`), where waiting helps:
+    /// DynamoDB throttling and brief outages clear within a second or two (the SDK has already
+    /// retried three times); a request window is a second; runs in flight end within minutes.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            Self::Unavailable(_) => Some(2),
+            Self::RateLimited { .. } => Some(1),
+            Self::QuotaExceeded(_) => Some(60),
+            _ => None,
         }
     }
 

@@ -52,9 +52,11 @@ async fn fire_due(app: &impl Queues, shard: u32, now: DateTime<Utc>, report: &mu
             Ok(_) => report.fired += 1,
             // Another tick fired it, or it was deleted or rescheduled meanwhile.
             Err(TriggerError::PipelineGone) => {}
-            Err(TriggerError::AtCapacity(_)) => {
+            // A slot that cannot run now is skipped, as `overlap: skip` asks; one over the
+            // tenant's quota too, so a tenant at its quota cannot pile up late slots.
+            Err(why @ (TriggerError::AtCapacity(_) | TriggerError::TenantAtQuota(_))) => {
                 if app.store().advance_schedule(&tenant, &pipeline.id, &slot, next.map(stamp).as_deref()).await? {
-                    tracing::info!(pipeline_id = %pipeline.id, %slot, "slot skipped: maxConcurrentRuns reached");
+                    tracing::info!(pipeline_id = %pipeline.id, %slot, reason = %why, "slot skipped");
                     report.skipped += 1;
                 }
             }

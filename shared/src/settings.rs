@@ -42,3 +42,40 @@ impl RunSettings {
         }
     }
 }
+
+/// Per-tenant quotas: what one tenant may hold or do at once, so that no tenant starves the
+/// others. Every quota refused is a 429 with `Retry-After` (docs/manual.md, "Quotas").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    pub pipelines: u32,
+    pub api_keys: u32,
+    /// Pipelines whose schedule fires more often than every 5 minutes on average
+    /// ([`crate::domain::schedule::CronSchedule::is_frequent`]).
+    pub frequent_schedules: u32,
+    /// Runs pending or running across the tenant's pipelines.
+    pub runs_in_flight: u32,
+    /// Requests per second per API key (a tenant's keys are capped by `api_keys`).
+    pub requests_per_second: u32,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self { pipelines: 1000, api_keys: 50, frequent_schedules: 100, runs_in_flight: 200, requests_per_second: 50 }
+    }
+}
+
+impl Quotas {
+    /// `QUOTA_PIPELINES`, `QUOTA_API_KEYS`, `QUOTA_FREQUENT_SCHEDULES`, `QUOTA_RUNS_IN_FLIGHT`,
+    /// `QUOTA_REQUESTS_PER_SECOND` override the defaults.
+    pub fn from_env() -> Self {
+        let num = |name: &str, d: u32| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok()).filter(|n| *n > 0).unwrap_or(d);
+        let d = Self::default();
+        Self {
+            pipelines: num("QUOTA_PIPELINES", d.pipelines),
+            api_keys: num("QUOTA_API_KEYS", d.api_keys),
+            frequent_schedules: num("QUOTA_FREQUENT_SCHEDULES", d.frequent_schedules),
+            runs_in_flight: num("QUOTA_RUNS_IN_FLIGHT", d.runs_in_flight),
+            requests_per_second: num("QUOTA_REQUESTS_PER_SECOND", d.requests_per_second),
+        }
+    }
+}

@@ -22,6 +22,8 @@ pub enum TriggerError {
     PipelineGone,
     #[error("the pipeline already has {0} active runs")]
     AtCapacity(u32),
+    #[error("the tenant already has {0} runs pending or running")]
+    TenantAtQuota(u32),
     /// A live record held the idempotency key: nothing was written; answer from it.
     #[error("the idempotency key is taken")]
     KeyTaken(Box<IdempotencyRecord>),
@@ -63,10 +65,12 @@ pub async fn trigger(
         let (status, body) = created(&run);
         c.save(status, body.to_string())
     });
-    match app.store().create_run(tenant, &run, skip_at, schedule, saved.as_ref()).await? {
+    let max_in_flight = app.quotas().runs_in_flight;
+    match app.store().create_run(tenant, &run, skip_at, max_in_flight, schedule, saved.as_ref()).await? {
         CreateRun::Created => {}
         CreateRun::PipelineGone => return Err(TriggerError::PipelineGone),
         CreateRun::AtCapacity => return Err(TriggerError::AtCapacity(skip_at.unwrap_or_default())),
+        CreateRun::TenantAtQuota => return Err(TriggerError::TenantAtQuota(max_in_flight)),
         CreateRun::KeyTaken(record) => return Err(TriggerError::KeyTaken(record)),
     }
     if let Err(e) = app.queue().send(&RunMessage::new(tenant, &run)).await {

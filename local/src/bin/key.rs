@@ -1,10 +1,10 @@
 //! `make key TENANT=<t> ROLE=<admin|editor|viewer> [NAME=<n>]`: issues an API key straight into
-//! the table named by `TABLE_NAME`, through the usual AWS environment (the Makefile points it at
-//! the local stack unless `TABLE_NAME` is already set). The key alone is the last line printed.
+//! the auth table named by `AUTH_TABLE_NAME` (beside `TABLE_NAME`), through the usual AWS
+//! environment (the Makefile points it at the local stack unless `TABLE_NAME` is already set).
+//! The key alone is the last line printed.
 
 use shared::app::Error;
-use shared::context::App;
-use shared::context::Stores;
+use shared::context::{Api, Context, Stores};
 use shared::domain::api_key::issue;
 use shared::domain::tenant::{Role, TenantId};
 
@@ -15,10 +15,10 @@ async fn main() -> Result<(), Error> {
     let role = arg("ROLE").unwrap_or_else(|| "admin".into());
     let role = Role::parse(&role).ok_or(format!("ROLE must be one of {}", Role::NAMES))?;
     let name = arg("NAME").unwrap_or_else(|| format!("{} key", role.as_str()));
-    let app = App::from_env().await?;
+    let app = Api::from_sdk(&shared::context::load_aws_config().await)?;
     let issued = issue(&tenant, name, role, &shared::domain::now());
     app.store().create(&tenant, &issued.stored).await?;
-    println!("issued {} key {} for tenant {tenant} in table {}:", role.as_str(), issued.stored.id, app.store().table());
+    println!("issued {} key {} for tenant {tenant}:", role.as_str(), issued.stored.id);
     println!("{}", issued.key);
     Ok(())
 }

@@ -125,3 +125,63 @@ async fn every_sample_event_is_accepted_by_its_function() {
     want.extend(["not-found", "worker", "scheduler"].map(String::from));
     assert_eq!(seen, want, "one event per function");
 }
+
+/// A policy's resource as written (`!GetAtt Table.Arn` → `Table.Arn`, `!Sub "${Table.Arn}/x"`
+/// → `${Table.Arn}/x`).
+fn resource_text(v: &serde_yaml::Value) -> String {
+    match v {
+        serde_yaml::Value::Tagged(tagged) => tagged.value.as_str().unwrap_or_default().to_string(),
+        other => other.as_str().unwrap_or_default().to_string(),
+    }
+}
+
+/// (resource, action, conditioned on the request windows) of a list of statements.
+fn statement_grants(statements: &serde_yaml::Value) -> BTreeSet<(String, String, bool)> {
+    let mut grants = BTreeSet::new();
+    for statement in statements.as_sequence().expect("Statement is a list") {
+        assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{statement:?}");
+        let windows = &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+        let conditioned = match &statement["Condition"] {
+            serde_yaml::Value::Null => false,
+            _ if windows.as_sequence().is_some_and(|s| s.len() == 1 && s[0].as_str() == Some("T#*#RATE")) => true,
+            other => panic!("an unexpected condition {other:?}"),
+        };
+        for action in statement["Action"].as_sequence().expect("Action is a list") {
+            grants.insert((resource_text(&statement["Resource"]), action.as_str().unwrap().to_string(), conditioned));
+        }
+    }
+    grants
+}
+
+/// Each function's policies grant exactly what `shared::http::grants` lists for it: inline
+/// statements and the shared AuthenticatePolicy only, no SAM policy template (those grant
+/// whole tables).
+#[test]
+fn every_function_policy_is_its_grants() {
+    use shared::http::grants::{all_grants, Resource};
+    let text = std::fs::read_to_string(repo("template.yaml")).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let authenticate = statement_grants(&doc["Resources"]["AuthenticatePolicy"]["Properties"]["PolicyDocument"]["Statement"]);
+    let mut checked = 0;
+    for (name, resource) in doc["Resources"].as_mapping().unwrap() {
+        let Some(binary) = resource["Metadata"]["BuildProperties"]["Binary"].as_str() else { continue };
+        let mut granted = BTreeSet::new();
+        for policy in resource["Properties"]["Policies"].as_sequence().into_iter().flatten() {
+            match policy {
+                serde_yaml::Value::Tagged(t) if t.value.as_str() == Some("AuthenticatePolicy") => granted.extend(authenticate.clone()),
+                p if p.get("Statement").is_some() => granted.extend(statement_grants(&p["Statement"])),
+                other => panic!("{name:?}: a policy other than statements or AuthenticatePolicy: {other:?}"),
+            }
+        }
+        let want: BTreeSet<(String, String, bool)> = all_grants(binary)
+            .iter()
+            .flat_map(|(r, actions)| {
+                actions.iter().map(move |a| (r.in_template().to_string(), a.to_string(), *r == Resource::RequestWindows))
+            })
+            .collect();
+        assert!(shared::http::grants::grants(binary).is_some(), "{binary} has no grants in shared/src/http/grants.rs");
+        assert_eq!(granted, want, "{name:?} ({binary}): template policies vs grants");
+        checked += 1;
+    }
+    assert_eq!(checked, ROUTES.len() + 3, "every route's function, not-found, worker and scheduler");
+}

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use shared::context::App;
 use shared::domain::api_key::issue;
 use shared::domain::tenant::{Role, TenantId};
+pub use shared::settings::Quotas;
 
 pub const TABLE: &str = "pipelines-test";
 
@@ -38,20 +39,31 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn(TABLE, None).await
+    spawn(TABLE, None, roomy()).await
+}
+
+/// Quotas no test meets unless it means to: tests send requests faster than a client would,
+/// and with one key.
+fn roomy() -> Quotas {
+    Quotas { requests_per_second: 100_000, ..Quotas::default() }
+}
+
+/// An app held to `quotas`, in a table of its own (the scheduler sees only its pipelines).
+pub async fn spawn_app_with_quotas(quotas: Quotas) -> TestApp {
+    spawn(&unique("pipelines-test"), None, quotas).await
 }
 
 /// With `queue_url`, the app sends runs there instead of to its own new queue.
 pub async fn spawn_app_with_queue(queue_url: &str) -> TestApp {
-    spawn(TABLE, Some(queue_url)).await
+    spawn(TABLE, Some(queue_url), roomy()).await
 }
 
 /// An app with a table of its own: for the scheduler, whose tick sees every tenant of a table.
 pub async fn spawn_isolated_app() -> TestApp {
-    spawn(&unique("pipelines-test"), None).await
+    spawn(&unique("pipelines-test"), None, roomy()).await
 }
 
-async fn spawn(table: &str, queue_url: Option<&str>) -> TestApp {
+async fn spawn(table: &str, queue_url: Option<&str>, quotas: Quotas) -> TestApp {
     let clients = local::stack::clients().await;
     local::stack::ensure_table(&clients.dynamodb, table).await.expect("table");
     local::stack::ensure_records_table(&clients.dynamodb, &local::stack::records_table(table)).await.expect("records table");
@@ -60,7 +72,8 @@ async fn spawn(table: &str, queue_url: Option<&str>) -> TestApp {
     let source_bucket = local::stack::source_bucket();
     local::stack::ensure_bucket(&clients.s3, &source_bucket).await.expect("source bucket");
     let app = App::new(clients.dynamodb.clone(), clients.sqs.clone(), table, &queue_url, &local::stack::records_table(table))
-        .with_source_bucket(&source_bucket);
+        .with_source_bucket(&source_bucket)
+        .with_quotas(quotas);
     let engine_sources = local::stack::sources(&clients, &source_bucket);
     let app = Arc::new(app);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

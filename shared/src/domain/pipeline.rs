@@ -213,6 +213,12 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// Whether its schedule fires more often than every 5 minutes, active or not: what the
+    /// tenant's quota of frequent schedules counts.
+    pub fn is_frequent(&self) -> bool {
+        self.schedule.as_deref().and_then(|s| CronSchedule::parse(s).ok()).is_some_and(|c| c.is_frequent())
+    }
+
     /// Sets `next_run_at` to the schedule's first slot after `now`; none unless active and scheduled.
     pub fn schedule_next(&mut self, now: DateTime<Utc>) {
         self.next_run_at = self.next_slot_after(now).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true));

@@ -36,6 +36,17 @@ impl CronSchedule {
         &self.text
     }
 
+    /// Whether the schedule fires more often than every 5 minutes on average over a week (more
+    /// than 2016 slots): what the frequent-schedules quota counts. Working days only, every
+    /// minute from 9 to 5, is frequent; every minute of one hour a day is not.
+    pub fn is_frequent(&self) -> bool {
+        const WEEKLY: usize = 7 * 24 * 12;
+        // A fixed week (from a Monday, in UTC), so the answer never depends on when it is asked.
+        let Ok(start) = jiff::Timestamp::from_second(1_767_571_200) else { return false };
+        let (start, end) = (start.to_zoned(TimeZone::UTC), start.as_second() + 7 * 86_400);
+        self.cron.iter_after(start).take(WEEKLY + 1).take_while(|slot| slot.timestamp().as_second() < end).count() > WEEKLY
+    }
+
     /// The first slot strictly after `after`, in `tz` (daylight-saving changes included).
     pub fn next_after(&self, after: DateTime<Utc>, tz: &Timezone) -> Option<DateTime<Utc>> {
         let start = jiff::Timestamp::new(after.timestamp(), after.timestamp_subsec_nanos() as i32).ok()?.to_zoned(tz.0.clone());
@@ -85,6 +96,17 @@ mod tests {
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn frequent_means_more_often_than_every_five_minutes_over_a_week() {
+        let frequent = |s: &str| CronSchedule::parse(s).unwrap().is_frequent();
+        for s in ["* * * * *", "*/4 * * * *", "* 9-17 * * 1-5", "0-59/2 * * * *"] {
+            assert!(frequent(s), "{s}");
+        }
+        for s in ["*/5 * * * *", "*/6 * * * *", "* 2 * * *", "0 2 * * *", "* * 1 * *", "* * 29 2 *"] {
+            assert!(!frequent(s), "{s}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! context that handler needs ([`crate::context`]). A function's `main` names its handler, so
 //! its binary links that handler and nothing else of [`handlers`].
 
+pub mod grants;
 pub mod handlers;
 pub mod page;
 pub mod request;
@@ -38,22 +39,15 @@ pub fn no_content() -> Reply {
     Response::builder().status(204).body(Body::Empty).unwrap_or_default()
 }
 
-/// How long a client should wait before retrying a 503, in seconds: DynamoDB throttling and
-/// brief outages clear within a second or two, and the SDK has already retried three times.
-const RETRY_AFTER: &str = "2";
-
 fn error_reply(e: &ApiError) -> Reply {
     let mut reply = json(e.status(), &e.body());
-    match e {
-        ApiError::MethodNotAllowed { allow, .. } => {
-            if let Ok(v) = allow.join(", ").parse() {
-                reply.headers_mut().insert("allow", v);
-            }
+    if let ApiError::MethodNotAllowed { allow, .. } = e {
+        if let Ok(v) = allow.join(", ").parse() {
+            reply.headers_mut().insert("allow", v);
         }
-        ApiError::Unavailable(_) => {
-            reply.headers_mut().insert("retry-after", lambda_http::http::HeaderValue::from_static(RETRY_AFTER));
-        }
-        _ => {}
+    }
+    if let Some(seconds) = e.retry_after() {
+        reply.headers_mut().insert("retry-after", lambda_http::http::HeaderValue::from(seconds));
     }
     reply
 }
@@ -107,7 +101,7 @@ fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
 /// request names and with the weakest role: the two are one round trip instead of two, and the
 /// read's answer is dropped unless the key belongs to that tenant. Writes wait for the check.
 async fn authenticated<'x>(app: &'x dyn Stores, handler: &'x Bound<'x>, route: &'x Route, req: &'x Request) -> Result<Reply, ApiError> {
-    let check = authorize(app.store(), header(req, "authorization"), header(req, "x-tenant-id"));
+    let check = authorize(app.store(), app.quotas().requests_per_second, header(req, "authorization"), header(req, "x-tenant-id"));
     let claimed = header(req, "x-tenant-id").and_then(|t| TenantId::parse(t.trim()).ok());
     if let (Some(tenant), "GET", Some(Role::Viewer)) = (claimed, route.method, route.role) {
         let read = handler(Caller { tenant: tenant.clone(), role: Role::Viewer }, req);

@@ -1,8 +1,8 @@
-//! API keys, in their tenant's partition.
+//! API keys, in the auth table, under their tenant's partition.
 
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
 
-use super::entity::{sk, Entity};
+use super::entity::{sk, Entity, Home};
 use super::{tenant_pk, Store, StoreError};
 use crate::domain::api_key::ApiKey;
 use crate::domain::ids::ApiKeyId;
@@ -10,6 +10,7 @@ use crate::domain::tenant::TenantId;
 
 impl Entity for ApiKey {
     const KIND: &'static str = "KEY";
+    const HOME: Home = Home::Auth;
     fn id(&self) -> &str {
         self.id.as_str()
     }
@@ -31,7 +32,7 @@ impl Store {
     /// transaction checks the key the other deletes.
     pub async fn delete_admin_key(&self, tenant: &TenantId, id: &ApiKeyId, keeping: &ApiKeyId) -> Result<DeleteAdminKey, StoreError> {
         let check = ConditionCheck::builder()
-            .table_name(self.table())
+            .table_name(self.home::<ApiKey>())
             .set_key(Some(Self::key(tenant_pk(tenant), sk::<ApiKey>(keeping.as_str()))))
             .condition_expression("attribute_exists(PK)")
             .build()
@@ -47,5 +48,33 @@ impl Store {
             Err(e) if e.reason(2).is_some() => Ok(DeleteAdminKey::LastAdmin),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// A request window: the requests one key made in one second, in the auth table's
+/// `T#<tenant>#RATE` partition (kept apart from the keys so that IAM can let every function
+/// count requests without letting it write a key).
+fn window_key(tenant: &TenantId, key: &ApiKeyId, second: i64) -> super::Item {
+    Store::key(format!("{}#RATE", tenant_pk(tenant)), format!("{key}#{second}"))
+}
+
+/// How long a window outlives its second (DynamoDB's TTL removes it).
+const WINDOW_TTL_SECONDS: i64 = 120;
+
+impl Store {
+    /// Counts one request of `key` in the second `second` (Unix time): `false` when `limit`
+    /// were already counted there (nothing written).
+    pub async fn count_request(&self, tenant: &TenantId, key: &ApiKeyId, second: i64, limit: u32) -> Result<bool, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.auth_table)
+            .set_key(Some(window_key(tenant, key, second)))
+            .update_expression("ADD n :one SET expiresAt = :expires")
+            .condition_expression("attribute_not_exists(n) OR n < :limit")
+            .expression_attribute_values(":one", super::n(1))
+            .expression_attribute_values(":limit", super::n(limit as i64))
+            .expression_attribute_values(":expires", super::n(second + WINDOW_TTL_SECONDS));
+        Self::update_if(update).await
     }
 }

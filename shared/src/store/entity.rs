@@ -8,9 +8,20 @@ use serde::Serialize;
 use super::{n, s, tenant_pk, Item, Pager, Store, StoreError};
 use crate::domain::tenant::TenantId;
 
+/// The table that holds an entity's items and its count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Home {
+    /// The main table: pipelines, connectors, schemas, runs.
+    Main,
+    /// The auth table: API keys and request windows, writable only by the functions that
+    /// manage keys (least privilege: no other function can mint one).
+    Auth,
+}
+
 pub trait Entity: Serialize + DeserializeOwned + Send + Sync {
     /// The sort-key prefix and count name: `PIPE`, `CONN`, `SCHEMA`, `KEY`.
     const KIND: &'static str;
+    const HOME: Home = Home::Main;
     fn id(&self) -> &str;
     /// Index attributes derived from the entity (a scheduled pipeline's place in the due index).
     fn index_attributes(&self) -> Item {
@@ -59,11 +70,19 @@ pub(crate) fn from_item<E: DeserializeOwned>(item: Item) -> Result<E, StoreError
 }
 
 impl Store {
+    /// The name of the table holding `E`.
+    pub(super) fn home<E: Entity>(&self) -> &str {
+        match E::HOME {
+            Home::Main => &self.table,
+            Home::Auth => &self.auth_table,
+        }
+    }
+
     pub async fn get<E: Entity>(&self, tenant: &TenantId, id: &str) -> Result<Option<E>, StoreError> {
         let out = self
             .client
             .get_item()
-            .table_name(&self.table)
+            .table_name(self.home::<E>())
             .set_key(Some(Self::key(tenant_pk(tenant), sk::<E>(id))))
             .consistent_read(true)
             .send()
@@ -75,7 +94,7 @@ impl Store {
     /// A page of `limit` items after the item `after` (exclusive), in id order, with the exact
     /// total and whether more follow.
     pub async fn list<E: Entity>(&self, tenant: &TenantId, limit: usize, after: Option<&str>) -> Result<Page<E>, StoreError> {
-        let (items, total) = tokio::join!(self.query_kind::<E>(tenant, limit + 1, after), self.count(tenant, E::KIND));
+        let (items, total) = tokio::join!(self.query_kind::<E>(tenant, limit + 1, after), self.count::<E>(tenant));
         let mut items = items?;
         let has_more = items.len() > limit;
         items.truncate(limit);
@@ -88,7 +107,7 @@ impl Store {
         let query = self
             .client
             .query()
-            .table_name(&self.table)
+            .table_name(self.home::<E>())
             .key_condition_expression("PK = :pk AND begins_with(SK, :kind)")
             .expression_attribute_values(":pk", s(tenant_pk(tenant)))
             .expression_attribute_values(":kind", s(format!("{}#", E::KIND)))
@@ -105,12 +124,12 @@ impl Store {
     }
 
     /// The exact number of items of a kind in the tenant.
-    pub async fn count(&self, tenant: &TenantId, kind: &str) -> Result<u64, StoreError> {
+    pub async fn count<E: Entity>(&self, tenant: &TenantId) -> Result<u64, StoreError> {
         let out = self
             .client
             .get_item()
-            .table_name(&self.table)
-            .set_key(Some(count_key(tenant, kind)))
+            .table_name(self.home::<E>())
+            .set_key(Some(count_key(tenant, E::KIND)))
             .consistent_read(true)
             .send()
             .await
@@ -120,20 +139,41 @@ impl Store {
     }
 
     pub(super) fn count_delta<E: Entity>(&self, tenant: &TenantId, delta: i64) -> Result<TransactWriteItem, StoreError> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(count_key(tenant, E::KIND)))
+        self.tenant_count(self.home::<E>(), tenant, E::KIND, delta, None)
+    }
+
+    /// The transaction item that counts one more `E`, refused once `max` are counted (a quota).
+    pub(super) fn count_within<E: Entity>(&self, tenant: &TenantId, max: u32) -> Result<TransactWriteItem, StoreError> {
+        self.tenant_count(self.home::<E>(), tenant, E::KIND, 1, Some(max))
+    }
+
+    /// The transaction item that moves the tenant's count `name` in `table` by `delta`; with
+    /// `max`, refused when that would pass it.
+    pub(super) fn tenant_count(
+        &self,
+        table: &str,
+        tenant: &TenantId,
+        name: &str,
+        delta: i64,
+        max: Option<u32>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut update = Update::builder()
+            .table_name(table)
+            .set_key(Some(count_key(tenant, name)))
             .update_expression("ADD n :d")
-            .expression_attribute_values(":d", n(delta))
-            .build()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(TransactWriteItem::builder().update(update).build())
+            .expression_attribute_values(":d", n(delta));
+        if let Some(max) = max {
+            update = update
+                .condition_expression("attribute_not_exists(n) OR n <= :room")
+                .expression_attribute_values(":room", n(max as i64 - delta));
+        }
+        Ok(TransactWriteItem::builder().update(update.build().map_err(|e| StoreError::Corrupt(e.to_string()))?).build())
     }
 
     /// The transaction item that writes a new entity (failing if its id exists).
     pub(super) fn put_new<E: Entity>(&self, tenant: &TenantId, e: &E) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
-            .table_name(&self.table)
+            .table_name(self.home::<E>())
             .set_item(Some(to_item(tenant, e)?))
             .condition_expression("attribute_not_exists(PK)")
             .build()
@@ -148,7 +188,7 @@ impl Store {
         id: &str,
         extra: Option<(&str, &str, AttributeValue)>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let mut delete = Delete::builder().table_name(&self.table).set_key(Some(Self::key(tenant_pk(tenant), sk::<E>(id))));
+        let mut delete = Delete::builder().table_name(self.home::<E>()).set_key(Some(Self::key(tenant_pk(tenant), sk::<E>(id))));
         delete = match extra {
             None => delete.condition_expression("attribute_exists(PK)"),
             Some((condition, name, value)) => {
@@ -163,6 +203,16 @@ impl Store {
         self.transact("TransactWriteItems", vec![self.put_new(tenant, e)?, self.count_delta::<E>(tenant, 1)?]).await
     }
 
+    /// Creates an entity and counts it, unless the tenant already has `max` of its kind:
+    /// `false`, nothing written.
+    pub async fn create_within<E: Entity>(&self, tenant: &TenantId, e: &E, max: u32) -> Result<bool, StoreError> {
+        match self.transact("TransactWriteItems", vec![self.put_new(tenant, e)?, self.count_within::<E>(tenant, max)?]).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.reason(1).is_some() && e.reason(0).is_none() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Overwrites an existing entity's attributes, last writer wins. An UpdateItem, not a
     /// PutItem: attributes the entity does not carry (a connector's `useCount`) are kept.
     pub async fn replace<E: Entity>(&self, tenant: &TenantId, e: &E) -> Result<(), StoreError> {
@@ -170,7 +220,7 @@ impl Store {
         let mut update = self
             .client
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.home::<E>())
             .set_key(Some(Self::key(tenant_pk(tenant), sk::<E>(e.id()))))
             .condition_expression("attribute_exists(PK)");
         let mut sets = Vec::with_capacity(item.len());

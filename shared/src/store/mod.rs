@@ -10,8 +10,8 @@
 //! | pipeline, with its graph | `T#<t>` | `PIPE#<pipelineId>` | `version` for optimistic writes |
 //! | connector | `T#<t>` | `CONN#<connectorId>` | `useCount`: pipelines using it |
 //! | schema | `T#<t>` | `SCHEMA#<schemaId>` | `useCount`: pipelines using it |
-//! | API key | `T#<t>` | `KEY#<keyId>` | SHA-256 of the secret, never the secret |
-//! | count of a kind | `T#<t>` | `COUNT#<KIND>` | `n`, kept exact by the transactions that create and delete |
+//! | API key (auth table) | `T#<t>` | `KEY#<keyId>` | SHA-256 of the secret, never the secret |
+//! | count of a kind | `T#<t>` | `COUNT#<KIND>` | `n`, kept exact by the transactions that create and delete; the keys' count in the auth table |
 //! | run | `T#<t>#P#<pipelineId>` | `RUN#<runId>` | ids are UUIDv7: SK order is creation order |
 //! | run slots of a pipeline | `T#<t>#P#<pipelineId>` | `SLOTS` | `active` (pending + running), `running` |
 //! | idempotency record | `T#<t>` | `IDEM#<key>` | first response; `expiresAt` (TTL) |
@@ -75,10 +75,10 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 pub use api_keys::DeleteAdminKey;
 pub use catalog::Refs;
-pub use entity::{Entity, Page};
+pub use entity::{Entity, Home, Page};
 pub use idempotency::{IdempotencyRecord, SavedReply};
 pub use partitions::{From as PartFrom, PartBeat, PartClaim, PartEnd};
-pub use pipelines::PipelineConflict;
+pub use pipelines::{PipelineConflict, PipelineQuotas};
 pub use runs::{CancelRun, Claim, ClaimTerms, CreateRun, Finish};
 
 use crate::domain::tenant::TenantId;
@@ -177,6 +177,14 @@ impl StoreError {
 pub struct Store {
     client: Client,
     table: String,
+    /// API keys and request windows ([`entity::Home::Auth`]).
+    auth_table: String,
+}
+
+/// The auth table's name beside `table` where the deployment does not name it
+/// (`AUTH_TABLE_NAME`): the local stack's naming.
+pub fn auth_table_beside(table: &str) -> String {
+    format!("{table}-auth")
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -206,8 +214,16 @@ where
 }
 
 impl Store {
+    /// The store over `table`, with the auth table [`auth_table_beside`] it.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        let table = table.into();
+        Self { client, auth_table: auth_table_beside(&table), table }
+    }
+
+    /// The store with the deployment's auth table.
+    pub fn with_auth_table(mut self, name: impl Into<String>) -> Self {
+        self.auth_table = name.into();
+        self
     }
 
     /// Opens the connection to DynamoDB (DNS, TLS, credentials) before a request needs it: one

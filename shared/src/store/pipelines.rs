@@ -30,43 +30,74 @@ pub enum PipelineConflict {
     Changed,
     UnknownConnector,
     UnknownSchema,
+    /// The tenant holds its quota of pipelines.
+    PipelineQuota,
+    /// The tenant holds its quota of frequent schedules.
+    FrequentQuota,
     /// A live record holds the request's idempotency key (this one): nothing was written.
     KeyTaken(Box<IdempotencyRecord>),
 }
 
+/// The count of a tenant's pipelines whose schedule is frequent.
+const FREQUENT: &str = "FREQUENT";
+
+/// The count of a tenant's runs pending or running.
+pub(super) const ACTIVE: &str = "ACTIVE";
+
+/// The quotas a pipeline write is held to.
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineQuotas {
+    pub pipelines: u32,
+    pub frequent_schedules: u32,
+}
+
 impl Store {
+    fn frequent_delta(&self, tenant: &TenantId, delta: i64, max: u32) -> Result<TransactWriteItem, StoreError> {
+        self.tenant_count(&self.table, tenant, FREQUENT, delta, (delta > 0).then_some(max))
+    }
+
     /// Creates a pipeline. Its connector and schema must exist in the tenant: their use counts
-    /// are raised in the same transaction, conditioned on their existence. With `saved`, the
-    /// request's reply is saved under its idempotency key in the same transaction.
+    /// are raised in the same transaction, conditioned on their existence, as are the tenant's
+    /// counts, conditioned on its quotas. With `saved`, the request's reply is saved under its
+    /// idempotency key in the same transaction.
     pub async fn create_pipeline(
         &self,
         tenant: &TenantId,
         p: &Pipeline,
+        quotas: PipelineQuotas,
         saved: Option<&SavedReply>,
     ) -> Result<Result<(), PipelineConflict>, StoreError> {
         let mut items = vec![
             self.put_new(tenant, p)?,
-            self.count_delta::<Pipeline>(tenant, 1)?,
+            self.count_within::<Pipeline>(tenant, quotas.pipelines)?,
             self.use_delta::<Connector>(tenant, p.connector_id.as_str(), 1)?,
             self.use_delta::<Schema>(tenant, p.schema_id.as_str(), 1)?,
         ];
+        let mut rest = vec![PipelineConflict::PipelineQuota, PipelineConflict::UnknownConnector, PipelineConflict::UnknownSchema];
+        if p.is_frequent() {
+            items.push(self.frequent_delta(tenant, 1, quotas.frequent_schedules)?);
+            rest.push(PipelineConflict::FrequentQuota);
+        }
+        let key_at = items.len();
         if let Some(saved) = saved {
             items.push(self.save_reply(tenant, saved)?);
         }
         match self.transact("TransactWriteItems", items).await {
             // The key first: a retry of a create that went through replays it.
-            Err(e) if e.reason(4).is_some() => Ok(Err(PipelineConflict::KeyTaken(Self::taken_key(e, 4)?))),
-            result => Self::conflict(result, 2, [PipelineConflict::UnknownConnector, PipelineConflict::UnknownSchema]),
+            Err(e) if e.reason(key_at).is_some() => Ok(Err(PipelineConflict::KeyTaken(Self::taken_key(e, key_at)?))),
+            result => Self::conflict(result, 1, rest),
         }
     }
 
     /// Replaces `prev` by `next`, if `prev` is still what is stored (its `version`); moves the
-    /// use counts when the connector or schema changed.
+    /// use counts when the connector or schema changed, and the count of frequent schedules
+    /// (within `max_frequent`) when that changed.
     pub async fn update_pipeline(
         &self,
         tenant: &TenantId,
         prev: &Pipeline,
         next: &Pipeline,
+        max_frequent: u32,
     ) -> Result<Result<(), PipelineConflict>, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
@@ -87,25 +118,49 @@ impl Store {
             items.push(self.use_delta::<Schema>(tenant, prev.schema_id.as_str(), -1)?);
             moved.extend([PipelineConflict::UnknownSchema, PipelineConflict::Changed]);
         }
+        match (prev.is_frequent(), next.is_frequent()) {
+            (false, true) => items.push(self.frequent_delta(tenant, 1, max_frequent)?),
+            (true, false) => items.push(self.frequent_delta(tenant, -1, max_frequent)?),
+            _ => {}
+        }
+        moved.push(PipelineConflict::FrequentQuota);
         Self::conflict(self.transact("TransactWriteItems", items).await, 1, moved)
     }
 
-    /// Deletes `p` (if unchanged since read), uncounts it and releases its connector and schema;
-    /// then removes its runs.
+    /// Deletes `p` (if unchanged since read), uncounts it, releases its connector and schema,
+    /// and gives back its active runs' place in the tenant's runs in flight (its `SLOTS` go in
+    /// the same transaction, so no run's end can count them back again); then removes its runs.
     pub async fn delete_pipeline(&self, tenant: &TenantId, p: &Pipeline) -> Result<Result<(), PipelineConflict>, StoreError> {
-        let items = vec![
-            self.delete_existing::<Pipeline>(tenant, p.id.as_str(), Some(("version = :v", ":v", n(p.version as i64))))?,
-            self.count_delta::<Pipeline>(tenant, -1)?,
-            self.use_delta::<Connector>(tenant, p.connector_id.as_str(), -1)?,
-            self.use_delta::<Schema>(tenant, p.schema_id.as_str(), -1)?,
-        ];
-        if let Err(conflict) = Self::conflict(self.transact("TransactWriteItems", items).await, 2, [])? {
-            return Ok(Err(conflict));
+        for _ in 0..3 {
+            let active = self.active_runs(tenant, &p.id).await?;
+            let mut items = vec![
+                self.delete_existing::<Pipeline>(tenant, p.id.as_str(), Some(("version = :v", ":v", n(p.version as i64))))?,
+                self.count_delta::<Pipeline>(tenant, -1)?,
+                self.use_delta::<Connector>(tenant, p.connector_id.as_str(), -1)?,
+                self.use_delta::<Schema>(tenant, p.schema_id.as_str(), -1)?,
+                self.drop_slots(tenant, &p.id, active)?,
+            ];
+            if active != 0 {
+                items.push(self.tenant_count(&self.table, tenant, ACTIVE, -active, None)?);
+            }
+            if p.is_frequent() {
+                items.push(self.frequent_delta(tenant, -1, 0)?);
+            }
+            match self.transact("TransactWriteItems", items).await {
+                // A run started or ended since `active` was read: read it again.
+                Err(e) if e.reason(4).is_some() && e.reason(0).is_none() => continue,
+                result => {
+                    if let Err(conflict) = Self::conflict(result, 2, [])? {
+                        return Ok(Err(conflict));
+                    }
+                }
+            }
+            // Runs of a deleted pipeline are unreachable (every run path reads the pipeline first),
+            // so a crash before this line leaves only invisible items.
+            self.delete_runs(tenant, &p.id).await?;
+            return Ok(Ok(()));
         }
-        // Runs of a deleted pipeline are unreachable (every run path reads the pipeline first),
-        // so a crash before this line leaves only invisible items.
-        self.delete_runs(tenant, &p.id).await?;
-        Ok(Ok(()))
+        Err(StoreError::Unavailable { op: "TransactWriteItems", detail: "the pipeline's runs kept changing".into() })
     }
 
     /// Maps a cancelled transaction to the conflict of its first failed item: item 0 is always

@@ -46,6 +46,8 @@ pub enum CreateRun {
     PipelineGone,
     /// `maxConcurrentRuns` runs are active and the pipeline's overlap policy is `skip`.
     AtCapacity,
+    /// The tenant has its quota of runs in flight.
+    TenantAtQuota,
     /// A live record holds the idempotency key (this one): nothing was written.
     KeyTaken(Box<IdempotencyRecord>),
 }
@@ -98,21 +100,57 @@ pub enum CancelRun {
 }
 
 impl Store {
+    /// The transaction items that release slots of a pipeline's `SLOTS` (`active` and
+    /// `running` are negative or zero) and, for `active`, the tenant's runs in flight. Refused
+    /// when `SLOTS` is gone: the pipeline was deleted, and its deletion gave its runs back.
     pub(super) fn slots_delta(
         &self,
         tenant: &TenantId,
         pipeline: &PipelineId,
         active: i64,
         running: i64,
-    ) -> Result<TransactWriteItem, StoreError> {
-        tx_update(
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let slots = tx_update(
             Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(slots_key(tenant, pipeline)))
                 .update_expression("ADD active :a, running :r")
+                .condition_expression("attribute_exists(PK)")
                 .expression_attribute_values(":a", n(active))
                 .expression_attribute_values(":r", n(running)),
-        )
+        )?;
+        let mut items = vec![slots];
+        if active != 0 {
+            items.push(self.tenant_count(&self.table, tenant, super::pipelines::ACTIVE, active, None)?);
+        }
+        Ok(items)
+    }
+
+    /// How many runs of the pipeline are pending or running (its `SLOTS`).
+    pub(super) async fn active_runs(&self, tenant: &TenantId, pipeline: &PipelineId) -> Result<i64, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(slots_key(tenant, pipeline)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("GetItem", e))?;
+        Ok(out.item.as_ref().and_then(|i| i.get("active")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// The transaction item that deletes a pipeline's `SLOTS`, if `active` runs are still
+    /// counted there.
+    pub(super) fn drop_slots(&self, tenant: &TenantId, pipeline: &PipelineId, active: i64) -> Result<TransactWriteItem, StoreError> {
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(slots_key(tenant, pipeline)))
+            .condition_expression("attribute_not_exists(PK) OR attribute_not_exists(active) OR active = :a")
+            .expression_attribute_values(":a", n(active))
+            .build()
+            .map_err(corrupt)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
     /// The transaction item that counts one more run in a pipeline's `SLOTS` (`counter` is
@@ -139,7 +177,8 @@ impl Store {
 
     /// Writes a new pending run and marks it as its pipeline's latest, in one transaction
     /// conditioned on the pipeline existing (no run outlives a concurrent delete). With `skip_at`,
-    /// refused when that many runs are active. With `slot`, also claims the schedule slot `slot.0`
+    /// refused when that many runs are active; refused too when the tenant has `max_in_flight` runs
+    /// pending or running. With `slot`, also claims the schedule slot `slot.0`
     /// (the pipeline's `nextRunAt` must still be it) and moves the schedule to `slot.1`. With
     /// `saved`, also saves the reply under its idempotency key, in the same transaction.
     pub async fn create_run(
@@ -147,6 +186,7 @@ impl Store {
         tenant: &TenantId,
         run: &Run,
         skip_at: Option<u32>,
+        max_in_flight: u32,
         slot: Option<(&str, Option<&str>)>,
         saved: Option<&SavedReply>,
     ) -> Result<CreateRun, StoreError> {
@@ -178,7 +218,8 @@ impl Store {
             }
         };
         let slots = self.take_slot(tenant, &run.pipeline_id, "active", skip_at)?;
-        let mut items = vec![put, tx_update(latest)?, slots];
+        let in_flight = self.tenant_count(&self.table, tenant, super::pipelines::ACTIVE, 1, Some(max_in_flight))?;
+        let mut items = vec![put, tx_update(latest)?, slots, in_flight];
         if let Some(saved) = saved {
             items.push(self.save_reply(tenant, saved)?);
         }
@@ -186,9 +227,10 @@ impl Store {
             Ok(()) => Ok(CreateRun::Created),
             // The key first: a retry of a trigger that went through must replay it, whatever
             // the pipeline's state since.
-            Err(e) if e.reason(3).is_some() => Ok(CreateRun::KeyTaken(Self::taken_key(e, 3)?)),
+            Err(e) if e.reason(4).is_some() => Ok(CreateRun::KeyTaken(Self::taken_key(e, 4)?)),
             Err(e) if e.reason(1).is_some() => Ok(CreateRun::PipelineGone),
             Err(e) if e.reason(2).is_some() => Ok(CreateRun::AtCapacity),
+            Err(e) if e.reason(3).is_some() => Ok(CreateRun::TenantAtQuota),
             Err(e) => Err(e),
         }
     }
@@ -453,10 +495,12 @@ impl Store {
         run: &Run,
         update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
     ) -> Result<bool, StoreError> {
-        let items = vec![tx_update(update)?, self.slots_delta(tenant, &run.pipeline_id, -1, -1)?];
+        let mut items = vec![tx_update(update)?];
+        items.extend(self.slots_delta(tenant, &run.pipeline_id, -1, -1)?);
         match self.transact("TransactWriteItems", items).await {
             Ok(()) => Ok(true),
-            Err(e) if e.reason(0).is_some() => Ok(false),
+            // The run changed, or its pipeline was deleted (its `SLOTS` with it).
+            Err(e) if e.reason(0).is_some() || e.reason(1).is_some() => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -479,13 +523,15 @@ impl Store {
             .expression_attribute_values(":err", value(&error)?)
             .expression_attribute_values(":empty", AttributeValue::L(vec![]))
             .expression_attribute_values(":entries", value(&vec![LogEntry::new("failed", error.message.clone())])?);
-        let items = vec![tx_update(update)?, self.slots_delta(tenant, &run.pipeline_id, -1, -1)?];
+        let mut items = vec![tx_update(update)?];
+        items.extend(self.slots_delta(tenant, &run.pipeline_id, -1, -1)?);
         match self.transact("TransactWriteItems", items).await {
             Ok(()) => {
                 self.set_latest_status(tenant, &run.pipeline_id, &run.id, RunStatus::Failed).await?;
                 Ok(true)
             }
-            Err(e) if e.reason(0).is_some() => Ok(false),
+            // The run changed, or its pipeline was deleted (its `SLOTS` with it).
+            Err(e) if e.reason(0).is_some() || e.reason(1).is_some() => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -518,13 +564,15 @@ impl Store {
             update = update.expression_attribute_names("#err", "error").expression_attribute_values(":err", value(error)?);
         }
         let update = update.update_expression(format!("{set} REMOVE GSI1PK, GSI1SK"));
-        let items = vec![tx_update(update)?, self.slots_delta(tenant, &run.pipeline_id, -1, 0)?];
+        let mut items = vec![tx_update(update)?];
+        items.extend(self.slots_delta(tenant, &run.pipeline_id, -1, 0)?);
         match self.transact("TransactWriteItems", items).await {
             Ok(()) => {
                 self.set_latest_status(tenant, &run.pipeline_id, &run.id, status).await?;
                 Ok(true)
             }
-            Err(e) if e.reason(0).is_some() => Ok(false),
+            // The run changed, or its pipeline was deleted (its `SLOTS` with it).
+            Err(e) if e.reason(0).is_some() || e.reason(1).is_some() => Ok(false),
             Err(e) => Err(e),
         }
     }

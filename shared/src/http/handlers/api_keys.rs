@@ -22,7 +22,10 @@ pub(super) async fn create(app: &dyn Stores, caller: &Caller, req: &Request) -> 
     let new = NewApiKey::parse(&json_body(req)?, chrono::Utc::now())?;
     let mut issued = issue(&caller.tenant, new.name, new.role, &now());
     issued.stored.expires_at = new.expires_at;
-    app.store().create(&caller.tenant, &issued.stored).await?;
+    let max = app.quotas().api_keys;
+    if !app.store().create_within(&caller.tenant, &issued.stored, max).await? {
+        return Err(ApiError::QuotaExceeded(format!("the tenant already has {max} API keys (its quota); delete one first")));
+    }
     let mut body = view(&issued.stored);
     body["key"] = json!(issued.key);
     Ok(json(201, &body))

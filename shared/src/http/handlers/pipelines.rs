@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::http::page::{list_body, PageRequest};
 use crate::http::request::{body_names_something, json_body, path_id, query_id};
 use crate::http::{claim, json, no_content, replay, Endpoint, Reply};
-use crate::store::{PipelineConflict, Refs, StoreError};
+use crate::store::{PipelineConflict, PipelineQuotas, Refs, StoreError};
 
 /// Optimistic writes retry this often when another writer got in between, then answer 409.
 const WRITE_ATTEMPTS: usize = 5;
@@ -50,12 +50,26 @@ async fn refs_of(app: &dyn Stores, caller: &Caller, p: &Pipeline) -> Result<Refs
     app.store().refs(&caller.tenant, &[&p.connector_id], &[&p.schema_id]).await
 }
 
-fn reference_error(conflict: PipelineConflict) -> Option<ApiError> {
+/// The client's answer to a conflict of its write; `None` for a race to retry.
+fn reference_error(app: &dyn Stores, conflict: PipelineConflict) -> Option<ApiError> {
+    let quotas = app.quotas();
     match conflict {
         PipelineConflict::UnknownConnector => Some(ApiError::field("connectorId", "no connector with this id")),
         PipelineConflict::UnknownSchema => Some(ApiError::field("schemaId", "no schema with this id")),
+        PipelineConflict::PipelineQuota => {
+            Some(ApiError::QuotaExceeded(format!("the tenant already has {} pipelines (its quota); delete one first", quotas.pipelines)))
+        }
+        PipelineConflict::FrequentQuota => Some(ApiError::QuotaExceeded(format!(
+            "the tenant already has {} pipelines scheduled more often than every 5 minutes (its quota of frequent schedules)",
+            quotas.frequent_schedules
+        ))),
         PipelineConflict::Changed | PipelineConflict::KeyTaken(_) => None,
     }
+}
+
+fn pipeline_quotas(app: &dyn Stores) -> PipelineQuotas {
+    let quotas = app.quotas();
+    PipelineQuotas { pipelines: quotas.pipelines, frequent_schedules: quotas.frequent_schedules }
 }
 
 pub(super) async fn load(app: &dyn Stores, caller: &Caller, id: &PipelineId) -> Result<Pipeline, ApiError> {
@@ -87,19 +101,20 @@ pub(super) async fn create(app: &dyn Stores, caller: &Caller, req: &Request) -> 
     let p = new.into_pipeline(PipelineId::generate(), chrono::Utc::now());
     let (written, reply) = match &claim {
         None => {
-            let (written, refs) = futures::join!(app.store().create_pipeline(&caller.tenant, &p, None), refs_of(app, caller, &p));
+            let (written, refs) =
+                futures::join!(app.store().create_pipeline(&caller.tenant, &p, pipeline_quotas(app), None), refs_of(app, caller, &p));
             (written, refs.map(|refs| view(&p, &refs)))
         }
         Some(claim) => {
             let reply = view(&p, &refs_of(app, caller, &p).await?);
             let saved = claim.save(201, reply.to_string());
-            (app.store().create_pipeline(&caller.tenant, &p, Some(&saved)).await, Ok(reply))
+            (app.store().create_pipeline(&caller.tenant, &p, pipeline_quotas(app), Some(&saved)).await, Ok(reply))
         }
     };
     match written? {
         Ok(()) => Ok(json(201, &reply?)),
         Err(PipelineConflict::KeyTaken(record)) => replay(claim, *record),
-        Err(conflict) => Err(reference_error(conflict).unwrap_or_else(|| ApiError::Internal("a new pipeline id was taken".into()))),
+        Err(conflict) => Err(reference_error(app, conflict).unwrap_or_else(|| ApiError::Internal("a new pipeline id was taken".into()))),
     }
 }
 
@@ -110,11 +125,14 @@ pub(super) async fn update(app: &dyn Stores, caller: &Caller, req: &Request) -> 
     for _ in 0..WRITE_ATTEMPTS {
         let current = load(app, caller, &update.id).await?;
         let next = update.apply(&current, chrono::Utc::now())?;
-        let (written, refs) = futures::join!(app.store().update_pipeline(&caller.tenant, &current, &next), refs_of(app, caller, &next));
+        let (written, refs) = futures::join!(
+            app.store().update_pipeline(&caller.tenant, &current, &next, app.quotas().frequent_schedules),
+            refs_of(app, caller, &next)
+        );
         match written? {
             Ok(()) => return Ok(json(200, &view(&next, &refs?))),
             Err(conflict) => {
-                if let Some(e) = reference_error(conflict) {
+                if let Some(e) = reference_error(app, conflict) {
                     return Err(e);
                 }
             }

@@ -36,6 +36,9 @@ pub(super) async fn trigger_run(app: &dyn Queues, caller: &Caller, req: &Request
         Err(TriggerError::AtCapacity(max)) => Err(ApiError::Conflict(format!(
             "pipeline {id} already has {max} active runs (maxConcurrentRuns) and its overlap policy is skip"
         ))),
+        Err(TriggerError::TenantAtQuota(max)) => Err(ApiError::QuotaExceeded(format!(
+            "the tenant already has {max} runs pending or running (its quota of runs in flight); retry when some end"
+        ))),
         Err(TriggerError::NotQueued { run, cause }) => {
             tracing::error!(run_id = %run.id, %cause, "enqueue failed; run marked failed");
             Err(ApiError::Unavailable(format!("run {} could not be queued and was marked failed; retry", run.id)))

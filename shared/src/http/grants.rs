@@ -1,0 +1,135 @@
+//! What each function may do in AWS: the IAM actions its policy in `template.yaml` grants, per
+//! resource, and nothing else (least privilege). Kept beside the route table; two tests hold it
+//! to the truth: the template grants exactly this (`local/tests/api/contract.rs`), and every
+//! call a function makes on the local stack is granted here (`local/tests/api/grants.rs`).
+
+/// A resource of the template, as its policies name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Resource {
+    /// The main table: pipelines, connectors, schemas, runs, counts, idempotency records.
+    Table,
+    /// Its work index (due schedules, pending runs, leases).
+    TableIndex,
+    /// The auth table: API keys and their counts.
+    AuthTable,
+    /// The auth table's request windows only (`T#<tenant>#RATE` partitions): the IAM condition
+    /// `dynamodb:LeadingKeys` keeps a function that counts requests away from the keys.
+    RequestWindows,
+    /// Rows and dead letters.
+    RecordsTable,
+    RunQueue,
+    /// Objects of the deployment's source bucket.
+    SourceObjects,
+    /// The source bucket itself (listing a folder).
+    SourceBucket,
+    /// Roles in other accounts that a connector names.
+    ExternalRoles,
+}
+
+impl Resource {
+    /// How `template.yaml` writes the resource: `!GetAtt Table.Arn`, `!Sub ${Table.Arn}/index/*`.
+    pub fn in_template(self) -> &'static str {
+        match self {
+            Self::Table => "Table.Arn",
+            Self::TableIndex => "${Table.Arn}/index/*",
+            Self::AuthTable | Self::RequestWindows => "AuthTable.Arn",
+            Self::RecordsTable => "RecordsTable.Arn",
+            Self::RunQueue => "RunQueue.Arn",
+            Self::SourceObjects => "${SourceBucket.Arn}/*",
+            Self::SourceBucket => "SourceBucket.Arn",
+            Self::ExternalRoles => "arn:${AWS::Partition}:iam::*:role/*",
+        }
+    }
+}
+
+pub type Grant = (Resource, &'static [&'static str]);
+
+use Resource::*;
+
+/// What every API function needs to authenticate a request and count it.
+const AUTHENTICATE: [Grant; 2] = [(AuthTable, &["dynamodb:GetItem"]), (RequestWindows, &["dynamodb:UpdateItem"])];
+
+const READ: &[&str] = &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"];
+const GET: &[&str] = &["dynamodb:GetItem"];
+
+/// The grants of `function` beyond [`AUTHENTICATE`]'s, or `None` for a function not in the
+/// template.
+pub fn grants(function: &str) -> Option<&'static [Grant]> {
+    let grants: &'static [Grant] = match function {
+        "not-found" => &[],
+        "list-pipelines" | "get-pipeline" | "list-runs" | "get-run" | "list-connectors" | "get-connector" | "list-schemas"
+        | "get-schema" => &[(Table, READ)],
+        "list-dead-letters" | "list-records" => &[(Table, GET), (RecordsTable, &["dynamodb:Query"])],
+        "create-pipeline" => &[(Table, &["dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"])],
+        "update-pipeline" => &[(Table, &["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"])],
+        "delete-pipeline" => {
+            &[(Table, &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"])]
+        }
+        "create-connector" | "create-schema" => &[(Table, &["dynamodb:PutItem", "dynamodb:UpdateItem"])],
+        "update-connector" | "update-schema" => &[(Table, &["dynamodb:GetItem", "dynamodb:UpdateItem"])],
+        "delete-connector" | "delete-schema" => &[(Table, &["dynamodb:DeleteItem", "dynamodb:UpdateItem"])],
+        // DeleteItem: a trigger whose message could not be queued deletes its idempotency record.
+        "trigger-run" => &[
+            (Table, &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]),
+            (RunQueue, &["sqs:SendMessage"]),
+        ],
+        "cancel-run" => &[(Table, &["dynamodb:GetItem", "dynamodb:UpdateItem"])],
+        "list-api-keys" => &[(AuthTable, &["dynamodb:Query"])],
+        "create-api-key" => &[(AuthTable, &["dynamodb:PutItem", "dynamodb:UpdateItem"])],
+        "delete-api-key" => {
+            &[(AuthTable, &["dynamodb:Query", "dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"])]
+        }
+        // Polling the queue (ReceiveMessage, DeleteMessage) is the event source mapping's, whose
+        // policy SAM adds for the SQS event.
+        "worker" => &[
+            (
+                Table,
+                &[
+                    "dynamodb:GetItem",
+                    "dynamodb:Query",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:BatchWriteItem",
+                ],
+            ),
+            (
+                RecordsTable,
+                &[
+                    "dynamodb:GetItem",
+                    "dynamodb:Query",
+                    "dynamodb:BatchGetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:BatchWriteItem",
+                ],
+            ),
+            (RunQueue, &["sqs:SendMessage"]),
+            (SourceObjects, &["s3:GetObject"]),
+            (SourceBucket, &["s3:ListBucket"]),
+            (ExternalRoles, &["sts:AssumeRole"]),
+        ],
+        "scheduler" => &[
+            (Table, &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]),
+            (TableIndex, &["dynamodb:Query"]),
+            (RunQueue, &["sqs:SendMessage"]),
+        ],
+        _ => return None,
+    };
+    Some(grants)
+}
+
+/// Whether `function` serves requests, and so needs [`AUTHENTICATE`]'s grants.
+pub fn authenticates(function: &str) -> bool {
+    !matches!(function, "worker" | "scheduler" | "not-found")
+}
+
+/// Every grant of `function`, authentication's included.
+pub fn all_grants(function: &str) -> Vec<Grant> {
+    let mut all: Vec<Grant> = grants(function).unwrap_or_default().to_vec();
+    if authenticates(function) {
+        all.extend(AUTHENTICATE);
+    }
+    all
+}
