@@ -1,7 +1,8 @@
-//! The run queue (SQS): a trigger's message to the worker.
+//! The run queue (SQS): a trigger's message to the worker, and purges of what deletes leave.
 
 use aws_sdk_sqs::Client;
 
+use crate::domain::purge::{Purge, PurgeMessage, PURGE_DELAY_SECONDS};
 use crate::domain::run::RunMessage;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +29,20 @@ impl RunQueue {
     }
 
     pub async fn send(&self, message: &RunMessage) -> Result<(), QueueError> {
+        self.send_body(message, 0).await
+    }
+
+    /// Queues a purge, after [`PURGE_DELAY_SECONDS`] (`delayed`) or at once (a purge sending on
+    /// its rest).
+    pub async fn send_purge(&self, purge: Purge, delayed: bool) -> Result<(), QueueError> {
+        self.send_body(&PurgeMessage { purge }, if delayed { PURGE_DELAY_SECONDS } else { 0 }).await
+    }
+
+    async fn send_body(&self, message: &impl serde::Serialize, delay_seconds: i32) -> Result<(), QueueError> {
         let body = serde_json::to_string(message).map_err(|e| QueueError(e.to_string()))?;
-        self.client.send_message().queue_url(&self.url).message_body(body).send().await.map(|_| ()).map_err(|e| {
+        let send = self.client.send_message().queue_url(&self.url).message_body(body);
+        let send = if delay_seconds > 0 { send.delay_seconds(delay_seconds) } else { send };
+        send.send().await.map(|_| ()).map_err(|e| {
             use aws_sdk_sqs::error::ProvideErrorMetadata;
             QueueError(e.code().unwrap_or("unreachable").to_string())
         })

@@ -15,6 +15,8 @@ pub struct RunSettings {
     /// How long one worker invocation may execute a run before it checkpoints and continues in a
     /// follow-up message (below the function's timeout, with room for the last batch).
     pub time_budget: std::time::Duration,
+    /// Items one purge message deletes before it sends the rest on in a new one.
+    pub purge_batch: u64,
 }
 
 impl Default for RunSettings {
@@ -24,6 +26,7 @@ impl Default for RunSettings {
             max_attempts: 3,
             pending_resend: Duration::seconds(120),
             time_budget: std::time::Duration::from_secs(90),
+            purge_batch: crate::domain::purge::PURGE_BATCH,
         }
     }
 }
@@ -39,6 +42,7 @@ impl RunSettings {
             max_attempts: num("RUN_MAX_ATTEMPTS").map_or(d.max_attempts, |n| n as u32),
             pending_resend: num("RUN_PENDING_RESEND_SECONDS").map_or(d.pending_resend, Duration::seconds),
             time_budget: num("RUN_TIME_BUDGET_SECONDS").map_or(d.time_budget, |n| std::time::Duration::from_secs(n as u64)),
+            purge_batch: d.purge_batch,
         }
     }
 }

@@ -73,7 +73,7 @@ pub(crate) fn filter(condition: Value) -> Value {
 }
 
 /// The records table's items under `pk`, as stored (one page: tests write few).
-async fn stored_records(app: &TestApp, pk: &str) -> Vec<shared::store::Item> {
+pub(crate) async fn stored_records(app: &TestApp, pk: &str) -> Vec<shared::store::Item> {
     let out = app
         .app
         .store()

@@ -10,6 +10,7 @@ mod grants;
 mod lifecycle;
 mod partitions;
 mod pipelines;
+mod purges;
 mod quotas;
 mod runs;
 mod secrets;

@@ -306,6 +306,13 @@ impl TestApp {
         out.messages().iter().map(|m| serde_json::from_str(m.body().unwrap_or_default()).expect("json")).collect()
     }
 
+    /// The bodies waiting in this app's queue once delayed messages (purges) are due.
+    pub async fn queued_after_delay(&self) -> Vec<Value> {
+        let delay = shared::domain::purge::PURGE_DELAY_SECONDS as u64;
+        tokio::time::sleep(std::time::Duration::from_secs(delay)).await;
+        self.queued().await
+    }
+
     pub async fn send_raw(&self, body: &str) {
         self.sqs.send_message().queue_url(&self.queue_url).message_body(body).send().await.expect("send");
     }

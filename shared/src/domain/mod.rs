@@ -7,6 +7,7 @@ pub mod graph;
 pub mod ids;
 pub mod input;
 pub mod pipeline;
+pub mod purge;
 pub mod report;
 pub mod run;
 pub mod schedule;

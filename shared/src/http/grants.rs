@@ -62,12 +62,16 @@ pub fn grants(function: &str) -> Option<&'static [Grant]> {
         "list-dead-letters" | "list-records" => &[(Table, GET), (RecordsTable, &["dynamodb:Query"])],
         "create-pipeline" => &[(Table, &["dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"])],
         "update-pipeline" => &[(Table, &["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"])],
+        // The runs and rows a delete leaves go in a queued purge (`domain::purge`).
         "delete-pipeline" => {
-            &[(Table, &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"])]
+            &[(Table, &["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]), (RunQueue, &["sqs:SendMessage"])]
+        }
+        "delete-schema" => {
+            &[(Table, &["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"]), (RunQueue, &["sqs:SendMessage"])]
         }
         "create-connector" | "create-schema" => &[(Table, &["dynamodb:PutItem", "dynamodb:UpdateItem"])],
         "update-connector" | "update-schema" => &[(Table, &["dynamodb:GetItem", "dynamodb:UpdateItem"])],
-        "delete-connector" | "delete-schema" => &[(Table, &["dynamodb:DeleteItem", "dynamodb:UpdateItem"])],
+        "delete-connector" => &[(Table, &["dynamodb:DeleteItem", "dynamodb:UpdateItem"])],
         // DeleteItem: a trigger whose message could not be queued deletes its idempotency record.
         "trigger-run" => &[
             (Table, &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]),

@@ -50,6 +50,12 @@ async fn write_25(client: &Client, table: &str, mut requests: Vec<WriteRequest>)
 
 /// Deletes every item of a partition; returns how many.
 pub async fn clear_partition(client: &Client, table: &str, pk: &str) -> Result<u64, StoreError> {
+    clear_partition_upto(client, table, pk, u64::MAX).await.map(|(deleted, _)| deleted)
+}
+
+/// Deletes the items of partition `pk`, a page at a time, until at least `max` are deleted:
+/// how many, and whether the partition is empty.
+pub async fn clear_partition_upto(client: &Client, table: &str, pk: &str, max: u64) -> Result<(u64, bool), StoreError> {
     let mut deleted = 0;
     let query = client
         .query()
@@ -68,6 +74,9 @@ pub async fn clear_partition(client: &Client, table: &str, pk: &str) -> Result<u
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         write_all(client, table, requests).await?;
+        if deleted >= max {
+            return Ok((deleted, false));
+        }
     }
-    Ok(deleted)
+    Ok((deleted, true))
 }

@@ -129,7 +129,8 @@ impl Store {
 
     /// Deletes `p` (if unchanged since read), uncounts it, releases its connector and schema,
     /// and gives back its active runs' place in the tenant's runs in flight (its `SLOTS` go in
-    /// the same transaction, so no run's end can count them back again); then removes its runs.
+    /// the same transaction, so no run's end can count them back again). Its runs stay for the
+    /// purge that the caller queued first.
     pub async fn delete_pipeline(&self, tenant: &TenantId, p: &Pipeline) -> Result<Result<(), PipelineConflict>, StoreError> {
         for _ in 0..3 {
             let active = self.active_runs(tenant, &p.id).await?;
@@ -155,9 +156,8 @@ impl Store {
                     }
                 }
             }
-            // Runs of a deleted pipeline are unreachable (every run path reads the pipeline first),
-            // so a crash before this line leaves only invisible items.
-            self.delete_runs(tenant, &p.id).await?;
+            // Its runs are unreachable now (every run path reads the pipeline first); a queued
+            // purge removes them (`domain::purge`).
             return Ok(Ok(()));
         }
         Err(StoreError::Unavailable { op: "TransactWriteItems", detail: "the pipeline's runs kept changing".into() })

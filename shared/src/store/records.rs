@@ -97,6 +97,18 @@ impl RecordsTable {
         Ok((out, more))
     }
 
+    /// Removes rows of a schema's generation until at least `max` are gone: how many, and
+    /// whether none is left.
+    pub async fn delete_rows_upto(
+        &self,
+        tenant: &TenantId,
+        schema: &SchemaId,
+        generation: Option<&str>,
+        max: u64,
+    ) -> Result<(u64, bool), super::StoreError> {
+        super::batch::clear_partition_upto(&self.client, &self.table, &schema_pk(tenant, schema, generation), max).await
+    }
+
     /// A page of a schema's rows, of the generation readers see.
     pub async fn rows(
         &self,

@@ -739,4 +739,10 @@ impl Store {
     pub async fn delete_runs(&self, tenant: &TenantId, pipeline: &PipelineId) -> Result<(), StoreError> {
         super::batch::clear_partition(&self.client, &self.table, &runs_pk(tenant, pipeline)).await.map(|_| ())
     }
+
+    /// Removes runs of a pipeline until at least `max` are gone: how many, and whether none is
+    /// left.
+    pub async fn delete_runs_upto(&self, tenant: &TenantId, pipeline: &PipelineId, max: u64) -> Result<(u64, bool), StoreError> {
+        super::batch::clear_partition_upto(&self.client, &self.table, &runs_pk(tenant, pipeline), max).await
+    }
 }

@@ -5,6 +5,7 @@
 //! - a message whose run or pipeline is gone, or whose run already ended or is held by a live
 //!   worker, is acknowledged and changes nothing (but a gone pipeline's leftover runs, which a
 //!   delete cut short may leave, are removed);
+//! - a purge message removes what a deleted pipeline or schema left (see `purge`);
 //! - the run is claimed with a lease that a background task renews (see `lease`); a worker that dies
 //!   stops renewing it, and a redelivery (or the scheduler's sweep) takes the run over with the
 //!   next attempt, up to `max_attempts`, after which the run fails;
@@ -15,6 +16,7 @@
 mod generations;
 mod lease;
 mod partitions;
+mod purge;
 
 pub use crate::domain::report::{totals, Summary};
 
@@ -27,6 +29,7 @@ use crate::context::{App, Stores};
 use crate::domain::connector::Connector;
 use crate::domain::ids::PipelineId;
 use crate::domain::pipeline::Pipeline;
+use crate::domain::purge::PurgeMessage;
 use crate::domain::run::RunErrorCode;
 use crate::domain::run::{cap_log, LogEntry, Run, RunError, RunMessage, RunStatus};
 use crate::domain::schema::Schema;
@@ -69,6 +72,8 @@ pub enum Outcome {
     PartitionEnded(RunStatus),
     /// A partitioned run was looked over: lost messages sent again, the end made if due.
     Coordinated,
+    /// A purge deleted this many items; when not `done`, a new message goes on with the rest.
+    Purged { deleted: u64, done: bool },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,10 +84,16 @@ pub enum WorkerError {
     /// Worth retrying: the message is redelivered.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Worth retrying too.
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
 }
 
 /// Handles one message body from the run queue.
 pub async fn process_message(app: &App, engine: &dyn Engine, settings: &RunSettings, body: &str) -> Result<Outcome, WorkerError> {
+    if let Ok(PurgeMessage { purge: what }) = serde_json::from_str::<PurgeMessage>(body) {
+        return purge::purge(app, settings, &what).await;
+    }
     let message: RunMessage = serde_json::from_str(body).map_err(|e| WorkerError::Malformed(e.to_string()))?;
     let tenant = TenantId::parse(&message.tenant_id).map_err(WorkerError::Malformed)?;
     let span = tracing::info_span!("run", tenant = %tenant, run_id = %message.run_id);

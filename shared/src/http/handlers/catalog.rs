@@ -3,10 +3,11 @@
 use lambda_http::Request;
 use serde_json::Value;
 
-use crate::context::Stores;
+use crate::context::{Queues, Stores};
 use crate::domain::connector::{Connector, ConnectorUpdate, NewConnector};
 use crate::domain::ids::{ConnectorId, SchemaId};
 use crate::domain::now;
+use crate::domain::purge::Purge;
 use crate::domain::schema::{NewSchema, Schema, SchemaUpdate};
 use crate::domain::source_access::SourceBuckets;
 use crate::domain::tenant::Caller;
@@ -131,4 +132,14 @@ pub(super) async fn delete<R: Resource>(app: &dyn Stores, caller: &Caller, req: 
         },
         Err(e) => Err(e.into()),
     }
+}
+
+/// Deletes a schema that no pipeline uses; its rows go in a purge queued first (see
+/// [`super::pipelines::delete`] for why first).
+pub(super) async fn delete_schema(app: &dyn Queues, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let id = query_id(req, id_of::<Schema>, Schema::NAME)?;
+    let schema = app.store().get::<Schema>(&caller.tenant, &id).await?.ok_or_else(|| ApiError::not_found(Schema::NAME, &id))?;
+    let purge = Purge::Rows { tenant_id: caller.tenant.to_string(), schema_id: schema.id.clone(), generation: schema.generation.clone() };
+    app.queue().send_purge(purge, true).await.map_err(|e| ApiError::Unavailable(format!("the schema was not deleted: {e}")))?;
+    delete::<Schema>(app, caller, req).await
 }

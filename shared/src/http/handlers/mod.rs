@@ -53,7 +53,7 @@ functions! {
     list_pipelines ListPipelines Stores => pipelines::list;
     create_pipeline CreatePipeline Stores => pipelines::create;
     update_pipeline UpdatePipeline Stores => pipelines::update;
-    delete_pipeline DeletePipeline Stores => pipelines::delete;
+    delete_pipeline DeletePipeline Queues => pipelines::delete;
     get_pipeline GetPipeline Stores => pipelines::get;
     trigger_run TriggerRun Queues => runs::trigger_run;
     list_runs ListRuns Stores => runs::list;
@@ -69,7 +69,7 @@ functions! {
     list_schemas ListSchemas Stores => catalog::list::<Schema>;
     create_schema CreateSchema Stores => catalog::create::<Schema>;
     update_schema UpdateSchema Stores => catalog::update::<Schema>;
-    delete_schema DeleteSchema Stores => catalog::delete::<Schema>;
+    delete_schema DeleteSchema Queues => catalog::delete_schema;
     get_schema GetSchema Stores => catalog::get::<Schema>;
     list_api_keys ListApiKeys Stores => api_keys::list;
     create_api_key CreateApiKey Stores => api_keys::create;

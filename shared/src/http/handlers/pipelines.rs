@@ -3,9 +3,10 @@
 use lambda_http::Request;
 use serde_json::{json, Value};
 
-use crate::context::Stores;
+use crate::context::{Queues, Stores};
 use crate::domain::ids::PipelineId;
 use crate::domain::pipeline::{NewPipeline, Pipeline, PipelineUpdate};
+use crate::domain::purge::Purge;
 use crate::domain::tenant::Caller;
 use crate::error::ApiError;
 use crate::http::page::{list_body, PageRequest};
@@ -141,10 +142,18 @@ pub(super) async fn update(app: &dyn Stores, caller: &Caller, req: &Request) -> 
     Err(ApiError::Conflict(format!("pipeline {} kept changing while being updated; retry", update.id)))
 }
 
-pub(super) async fn delete(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+/// Deletes a pipeline; its runs go in a purge queued first (a crash after the delete then
+/// leaves nothing behind, and a purge whose delete failed finds the pipeline and does nothing).
+pub(super) async fn delete(app: &dyn Queues, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = query_id(req, PipelineId::parse, "pipeline")?;
+    let mut purging = false;
     for _ in 0..WRITE_ATTEMPTS {
         let current = load(app, caller, &id).await?;
+        if !purging {
+            let purge = Purge::Runs { tenant_id: caller.tenant.to_string(), pipeline_id: id.clone() };
+            app.queue().send_purge(purge, true).await.map_err(|e| ApiError::Unavailable(format!("the pipeline was not deleted: {e}")))?;
+            purging = true;
+        }
         if app.store().delete_pipeline(&caller.tenant, &current).await?.is_ok() {
             return Ok(no_content());
         }
