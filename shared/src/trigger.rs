@@ -2,7 +2,8 @@
 //!
 //! The write comes first: a run that exists but whose message was lost is found by the
 //! scheduler's sweep (pending too long) and sent again; a message without a run could not be.
-//! If the send fails outright the run is marked `failed` at once, never left `pending`.
+//! If the send of a manual trigger fails outright the run is marked `failed` at once and the
+//! client told to retry; a schedule's run stays `pending` for the sweep, as no client retries it.
 //!
 //! A trigger under an `Idempotency-Key` saves its reply in the run's own transaction
 //! ([`crate::idempotency`]): a retry finds it there, and no run is ever made twice.
@@ -58,6 +59,7 @@ pub async fn trigger(
     let config = &pipeline.execution_config;
     let skip_at = config.max_concurrent_runs.filter(|_| config.overlap() == Overlap::Skip);
     let mut run = Run::new(pipeline.id.clone(), how, &now());
+    let slot_taken = slot.is_some();
     let next = slot.as_ref().map(|s| (s.slot, s.next.map(stamp)));
     run.scheduled_for = next.as_ref().map(|(slot, _)| slot.to_string());
     let schedule = next.as_ref().map(|(slot, next)| (*slot, next.as_deref()));
@@ -74,6 +76,12 @@ pub async fn trigger(
         CreateRun::KeyTaken(record) => return Err(TriggerError::KeyTaken(record)),
     }
     if let Err(e) = app.queue().send(&RunMessage::new(tenant, &run)).await {
+        // A schedule's slot has no client to retry it: its run stays pending, and the sweep
+        // sends it again (`RUN_PENDING_RESEND_SECONDS`), so the slot is neither lost nor doubled.
+        if slot_taken {
+            tracing::warn!(run_id = %run.id, cause = %e, "scheduled run not queued; the sweep will send it");
+            return Ok(run);
+        }
         let error = RunError::new(RunErrorCode::EnqueueFailed, "the run could not be queued");
         app.store().fail_pending_run(tenant, &run, error, &now()).await?;
         // The client is told to retry: its retry must trigger again, not replay this failure.

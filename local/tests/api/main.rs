@@ -3,6 +3,7 @@
 mod auth;
 mod calls;
 mod catalog;
+mod chaos;
 mod contract;
 mod engine;
 mod faults;
@@ -10,6 +11,7 @@ mod grants;
 mod lifecycle;
 mod partitions;
 mod pipelines;
+mod proxy;
 mod purges;
 mod quotas;
 mod runs;
