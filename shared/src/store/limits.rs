@@ -73,6 +73,9 @@ pub enum RowLimit {
     Number { field: String },
     /// "key is N bytes; the limit is 1024"
     KeyTooLong { bytes: usize },
+    /// A map with an empty key, which DynamoDB refuses as an attribute name — with the path of
+    /// the map.
+    EmptyName { field: String },
 }
 
 impl fmt::Display for RowLimit {
@@ -85,6 +88,7 @@ impl fmt::Display for RowLimit {
                 write!(f, "has a number out of DynamoDB's range or with more than {MAX_NUMBER_DIGITS} significant digits at field {field}")
             }
             RowLimit::KeyTooLong { bytes } => write!(f, "key is {bytes} bytes; the limit is {MAX_SORT_KEY_BYTES}"),
+            RowLimit::EmptyName { field } => write!(f, "has an object with an empty key at field {field}"),
         }
     }
 }
@@ -95,7 +99,7 @@ impl RowLimit {
     /// The field at fault, when the limit is about one field.
     pub fn field(&self) -> Option<&str> {
         match self {
-            RowLimit::TooDeep { field } | RowLimit::Number { field } => Some(field),
+            RowLimit::TooDeep { field } | RowLimit::Number { field } | RowLimit::EmptyName { field } => Some(field),
             RowLimit::TooLarge { .. } | RowLimit::KeyTooLong { .. } => None,
         }
     }
@@ -111,7 +115,7 @@ pub fn value_size(v: &Value) -> usize {
         Ok(bytes) => bytes,
         // Only a refused number gets here; count it as the most a valid number can take.
         Err(Fault::Number) => WORST_NUMBER_BYTES,
-        Err(Fault::Deep) => 0,
+        Err(Fault::Deep | Fault::EmptyName) => 0,
     };
     own.saturating_add(walk(&mut stack, usize::MAX, WalkNumbers::Lenient).unwrap_or(0))
 }
@@ -142,6 +146,7 @@ pub fn check_row(row: &Map<String, Value>, sort_key: &str, fixed_bytes: usize) -
         Ok(elements) => CONTAINER_BYTES.saturating_add(elements),
         Err(Fault::Deep) => return Err(RowLimit::TooDeep { field: stack.render_path() }),
         Err(Fault::Number) => return Err(RowLimit::Number { field: stack.render_path() }),
+        Err(Fault::EmptyName) => return Err(RowLimit::EmptyName { field: stack.render_path() }),
     };
     if sort_key.len() > MAX_SORT_KEY_BYTES {
         return Err(RowLimit::KeyTooLong { bytes: sort_key.len() });
@@ -172,6 +177,7 @@ impl fmt::Display for ItemLimit {
                 write!(f, "is a number out of DynamoDB's range or with more than {MAX_NUMBER_DIGITS} significant digits")
             }
             RowLimit::KeyTooLong { bytes } => write!(f, "key is {bytes} bytes; the limit is {MAX_SORT_KEY_BYTES}"),
+            RowLimit::EmptyName { .. } => write!(f, "has an empty key; DynamoDB takes no empty attribute name"),
         }
     }
 }
@@ -188,6 +194,7 @@ pub fn check_item(item: &Map<String, Value>, fixed_bytes: usize) -> Result<usize
             let reason = match fault {
                 Fault::Deep => RowLimit::TooDeep { field: field.clone() },
                 Fault::Number => RowLimit::Number { field: field.clone() },
+                Fault::EmptyName => RowLimit::EmptyName { field: field.clone() },
             };
             return Err(ItemLimit { field, reason });
         }
@@ -207,6 +214,7 @@ const WORST_NUMBER_BYTES: usize = MAX_NUMBER_DIGITS.div_ceil(2) + 1;
 enum Fault {
     Deep,
     Number,
+    EmptyName,
 }
 
 /// Whether a refused number stops the walk (`check_row`) or is just measured (`value_size`).
@@ -333,6 +341,9 @@ fn walk<'a>(stack: &mut Stack<'a>, max_frames: usize, numbers: WalkNumbers) -> R
             continue;
         };
         bytes = bytes.saturating_add(overhead);
+        if numbers == WalkNumbers::Strict && matches!(stack.top(), Some(Frame::Map { key: "", .. })) {
+            return Err(Fault::EmptyName);
+        }
         // The child sits one level below the `len` open frames.
         if stack.len >= max_frames {
             return Err(Fault::Deep);
@@ -496,6 +507,16 @@ mod tests {
 
     fn nested(levels: usize) -> Value {
         (0..levels).fold(json!(1), |inner, _| json!({ "a": inner }))
+    }
+
+    #[test]
+    fn an_empty_key_is_refused_with_its_path() {
+        let item = json!({"name": "c", "config": {"headers": {"": "x"}}});
+        let err = check_item(item.as_object().unwrap(), 0).unwrap_err();
+        assert_eq!((err.field.as_str(), err.reason.field()), ("config.headers.", Some("config.headers.")));
+        assert!(check_item(json!({"config": {"a": {"b": ""}}}).as_object().unwrap(), 0).is_ok(), "empty values are fine");
+        let row = json!({"payload": {"": 1}});
+        assert!(matches!(check_row(row.as_object().unwrap(), "K#1", 0), Err(RowLimit::EmptyName { .. })));
     }
 
     #[test]
