@@ -77,7 +77,8 @@ pub fn serve<C: Context>(function: Function<C>) -> Result<(), Error> {
     let app: &'static C = Box::leak(Box::new(C::from_sdk(&api_sdk())?));
     let function: &'static Function<C> = Box::leak(Box::new(function));
     let respond = move |req: lambda_http::Request| -> BoxFuture<'static, Reply> { Box::pin(handle(app, function, req)) };
-    run_api(&runtime, app, Box::leak(Box::new(respond)))
+    let public = function.endpoint.route().is_some_and(|r| r.role.is_none());
+    run_api(&runtime, app, !public, Box::leak(Box::new(respond)))
 }
 
 /// An API function's request loop. Not generic, and not `async` (whose body would be compiled
@@ -86,6 +87,7 @@ pub fn serve<C: Context>(function: Function<C>) -> Result<(), Error> {
 fn run_api(
     runtime: &tokio::runtime::Runtime,
     app: &'static dyn Stores,
+    warm_up: bool,
     respond: &'static (dyn Fn(lambda_http::Request) -> BoxFuture<'static, Reply> + Send + Sync),
 ) -> Result<(), Error> {
     runtime.block_on(async move {
@@ -93,7 +95,10 @@ fn run_api(
         // during init, which runs with boosted CPU: a request would pay it at the function's
         // share of a core. Beside the first `/next` instead, it would race the first request
         // and save it nothing (measured: docs/benchmarks.md).
-        app.store().warm_up().await;
+        // A public route reads no table (and may not).
+        if warm_up {
+            app.store().warm_up().await;
+        }
         lambda_http::run(service_fn(move |req| async move { Ok::<_, std::convert::Infallible>(respond(req).await) })).await
     })
 }

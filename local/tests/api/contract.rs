@@ -185,3 +185,42 @@ fn every_function_policy_is_its_grants() {
     }
     assert_eq!(checked, ROUTES.len() + 3, "every route's function, not-found, worker and scheduler");
 }
+
+/// `openapi.yaml` is the contract: its JSON (served by `get-openapi`) is it, and it names every
+/// route of the table, each with the route's function as its operation id.
+#[test]
+fn the_openapi_document_is_the_route_table() {
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(repo("openapi.yaml")).unwrap()).unwrap();
+    let yaml: Value = serde_json::to_value(yaml).unwrap();
+    let served: Value = serde_json::from_str(&std::fs::read_to_string(repo("shared/src/http/openapi.json")).unwrap()).unwrap();
+    assert!(yaml == served, "shared/src/http/openapi.json is stale: run scripts/openapi-json.py shared/src/http/openapi.json");
+    assert_eq!(yaml["openapi"].as_str().map(|v| &v[..3]), Some("3.1"));
+    let mut documented = BTreeSet::new();
+    for (path, item) in yaml["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap().iter().filter(|(m, _)| m.as_str() != "parameters") {
+            documented.insert((
+                method.to_uppercase(),
+                format!("/api/v1{path}"),
+                op["operationId"].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+    }
+    let camel = |f: &str| {
+        let mut parts = f.split('-');
+        let first = parts.next().unwrap_or_default().to_string();
+        first + &parts.map(|p| p[..1].to_uppercase() + &p[1..]).collect::<String>()
+    };
+    let routes: BTreeSet<_> = ROUTES.iter().map(|r| (r.method.to_string(), r.path.to_string(), camel(r.function))).collect();
+    assert_eq!(documented, routes);
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_without_a_key() {
+    let app = spawn_app().await;
+    let resp = app.http.get(format!("{}/openapi.json", app.base)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let doc: Value = resp.json().await.unwrap();
+    assert!(doc["info"]["title"].as_str().is_some());
+    assert!(doc["paths"]["/pipelines"]["post"].is_object());
+}

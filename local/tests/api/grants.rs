@@ -178,6 +178,7 @@ async fn every_call_of_every_function_is_granted_to_it() {
         ("delete-api-key", Method::DELETE, format!("/api-keys?id={viewer}"), None, None),
         ("delete-api-key", Method::DELETE, format!("/api-keys?id={admin}"), None, None),
         ("not-found", Method::GET, "/nothing-here".into(), None, None),
+        ("get-openapi", Method::GET, "/openapi.json".into(), None, None),
     ];
     let mut seen: BTreeMap<String, BTreeSet<(Resource, String)>> = BTreeMap::new();
     for (function, method, path, body, key) in cases {

@@ -56,7 +56,7 @@ const GET: &[&str] = &["dynamodb:GetItem"];
 /// template.
 pub fn grants(function: &str) -> Option<&'static [Grant]> {
     let grants: &'static [Grant] = match function {
-        "not-found" => &[],
+        "not-found" | "get-openapi" => &[],
         "list-pipelines" | "get-pipeline" | "list-runs" | "get-run" | "list-connectors" | "get-connector" | "list-schemas"
         | "get-schema" => &[(Table, READ)],
         "list-dead-letters" | "list-records" => &[(Table, GET), (RecordsTable, &["dynamodb:Query"])],
@@ -126,7 +126,7 @@ pub fn grants(function: &str) -> Option<&'static [Grant]> {
 
 /// Whether `function` serves requests, and so needs [`AUTHENTICATE`]'s grants.
 pub fn authenticates(function: &str) -> bool {
-    !matches!(function, "worker" | "scheduler" | "not-found")
+    !matches!(function, "worker" | "scheduler" | "not-found" | "get-openapi")
 }
 
 /// Every grant of `function`, authentication's included.

@@ -31,6 +31,8 @@ pub enum Endpoint {
     ListApiKeys,
     CreateApiKey,
     DeleteApiKey,
+    /// The API's OpenAPI document: public, no key.
+    GetOpenapi,
     /// API Gateway's `$default` route: whatever matched no other route (404 or 405).
     NotFound,
 }
@@ -48,6 +50,7 @@ pub struct Route {
 const R: Option<Role> = Some(Role::Viewer);
 const W: Option<Role> = Some(Role::Editor);
 const A: Option<Role> = Some(Role::Admin);
+const PUBLIC: Option<Role> = None;
 
 macro_rules! routes {
     ($($endpoint:ident $method:literal $path:literal $function:literal $role:ident;)*) => {
@@ -82,6 +85,7 @@ routes! {
     ListApiKeys "GET" "/api/v1/api-keys" "list-api-keys" A;
     CreateApiKey "POST" "/api/v1/api-keys" "create-api-key" A;
     DeleteApiKey "DELETE" "/api/v1/api-keys" "delete-api-key" A;
+    GetOpenapi "GET" "/api/v1/openapi.json" "get-openapi" PUBLIC;
 }
 
 /// The `$default` route's function.

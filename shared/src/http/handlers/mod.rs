@@ -2,6 +2,7 @@
 
 mod api_keys;
 mod catalog;
+mod openapi;
 mod pipelines;
 mod records;
 mod runs;
@@ -74,6 +75,7 @@ functions! {
     list_api_keys ListApiKeys Stores => api_keys::list;
     create_api_key CreateApiKey Stores => api_keys::create;
     delete_api_key DeleteApiKey Stores => api_keys::delete;
+    get_openapi GetOpenapi Stores => openapi::get;
     not_found_route NotFound Stores => unrouted;
 }
 
