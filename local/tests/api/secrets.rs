@@ -1,6 +1,9 @@
-//! A connector's credentials are write-only: no response shows them, to any role, and a config
-//! read and sent back keeps them (issue "hostile input"). A run through the connector proves
-//! the stored values are intact: the source answers only with all three credentials.
+//! A connector's credentials are write-only: no response shows them, to any role, and no log
+//! line of the requests and runs that use them, and a config read and sent back keeps them
+//! (issue "hostile input"). A run through the connector proves the stored values are intact:
+//! the source answers only with all three credentials.
+
+use std::sync::{Arc, Mutex};
 
 use axum::extract::Query;
 use axum::http::{HeaderMap, StatusCode};
@@ -16,6 +19,32 @@ const SECRETS: [&str; 3] = ["pw-user-3", "tok-query-2", "key-header-1"];
 fn assert_no_secret(what: &str, text: &str) {
     for secret in SECRETS {
         assert!(!text.contains(secret), "{what} shows {secret}: {text}");
+    }
+}
+
+/// Every log line this thread writes while the guard lives, as the functions write them in AWS
+/// (JSON, with their spans), at debug for our crate: more than production logs (info).
+fn capture_logs() -> (tracing::subscriber::DefaultGuard, Arc<Mutex<Vec<u8>>>) {
+    use tracing_subscriber::prelude::*;
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let writer = move || Sink(sink.clone());
+    let filter = tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO).with_target("shared", tracing::Level::DEBUG);
+    let subscriber = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().json().with_current_span(true).with_writer(writer));
+    (tracing::subscriber::set_default(subscriber), lines)
+}
+
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -39,6 +68,7 @@ async fn source() -> String {
 
 #[tokio::test]
 async fn connector_credentials_are_write_only() {
+    let (_logging, logs) = capture_logs();
     let app = spawn_app().await;
     let config =
         json!({"url": source().await, "format": "jsonl", "headers": {"X-Api-Key": "key-header-1", "Accept": "application/x-ndjson"}});
@@ -84,4 +114,8 @@ async fn connector_credentials_are_write_only() {
     let run = run_to_end(&app, &pid, &settings()).await;
     assert_eq!(run["status"], "failed", "{run}");
     assert_no_secret("failed run", &run.to_string());
+
+    let logs = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    assert!(logs.contains("\"message\":\"handled\"") && logs.contains("run queued"), "the requests and runs were logged: {logs}");
+    assert_no_secret("the logs", &logs);
 }

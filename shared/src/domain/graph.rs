@@ -47,7 +47,9 @@ impl NodeType {
     }
 }
 
+/// Where the visual editor draws a node. Exactly `x` and `y`: a typo is never silently dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Position {
     pub x: f64,
     pub y: f64,
@@ -486,7 +488,7 @@ mod tests {
     fn node_fields_are_checked() {
         let body = json!({"nodes": [
             {"id": "a", "nodeType": "teleport"},
-            {"id": "b", "nodeType": "source", "config": [], "position": {"x": "1"}, "colour": 1},
+            {"id": "b", "nodeType": "source", "config": [], "position": {"x": 1, "y": 2, "z": 3}, "colour": 1},
             {"id": "", "nodeType": "target"},
             7
         ]});
