@@ -1,6 +1,7 @@
 //! `Idempotency-Key` on create and trigger calls: a replay within 24 hours returns the first
-//! response; the same key with a different request is a 422; while the first is still being
-//! served, a replay is a 409. Keys are per tenant and expire through DynamoDB TTL (`expiresAt`).
+//! response; the same key with a different request is a 422; duplicates sent at once make one
+//! write, and each answers with its reply. Keys are per tenant and expire through DynamoDB TTL
+//! (`expiresAt`).
 //!
 //! The handler of such an endpoint saves its reply ([`Claim::save`]) in the same transaction as
 //! the write it makes (a pipeline, a trigger's run), so the two commit together or not at all, at
