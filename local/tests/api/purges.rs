@@ -1,4 +1,5 @@
-//! Nothing left behind: a deleted pipeline's runs and a deleted schema's rows go in a purge the
+//! Nothing left behind: a deleted pipeline's runs (with their dead letters) and a deleted schema's
+//! rows go in a purge the
 //! delete queues first, which the worker carries out, in messages of a bounded size, and which
 //! does nothing when its delete did not happen.
 
@@ -26,21 +27,28 @@ async fn poll_until(app: &TestApp, settings: &RunSettings, mut done: impl AsyncF
 #[tokio::test]
 async fn a_deleted_pipelines_runs_and_a_deleted_schemas_rows_are_purged() {
     let app = spawn_app().await;
-    let records: Vec<_> = (1..=60).map(|i| json!({"id": i})).collect();
+    let mut records: Vec<_> = (1..=60).map(|i| json!({"id": i})).collect();
+    records.push(json!({"id": "not a number"}));
     let conn = connector(&app, "inline", json!({"records": records})).await;
     let target = schema(&app, json!([{"name": "id", "type": "integer", "primaryKey": true}])).await;
-    let pid = chain(&app, &conn, &target, vec![], json!({})).await;
-    run_to_end(&app, &pid, &settings()).await;
-    run_to_end(&app, &pid, &settings()).await;
+    let pid = chain(&app, &conn, &target, vec![], json!({"errorHandling": "dead_letter"})).await;
+    let runs = [run_to_end(&app, &pid, &settings()).await, run_to_end(&app, &pid, &settings()).await];
     let (tenant, pipeline) = (app.tenant_id(), PipelineId::parse(&pid).unwrap());
     assert_eq!(app.app.store().list_runs(&tenant, &pipeline, 10).await.unwrap().len(), 2);
     assert_eq!(rows(&app, &target).await.len(), 60);
+    let letters: Vec<String> = runs.iter().map(|r| format!("T#{}#R#{}", app.tenant, r["id"].as_str().unwrap())).collect();
+    for pk in &letters {
+        assert_eq!(crate::engine::stored_records(&app, pk).await.len(), 1, "a dead letter per run");
+    }
 
     // In use, the schema is not deleted; the purge its request queued finds it and does nothing.
     assert_error(&app.delete(&format!("/schemas?id={target}")).await, 409, "CONFLICT");
     assert_eq!(app.delete(&format!("/pipelines?id={pid}")).await.status, 204);
     poll_until(&app, &settings(), async || app.app.store().list_runs(&tenant, &pipeline, 10).await.unwrap().is_empty()).await;
     assert_eq!(rows(&app, &target).await.len(), 60, "the refused delete's purge kept the rows");
+    for pk in &letters {
+        assert!(crate::engine::stored_records(&app, pk).await.is_empty(), "the runs' dead letters went with them");
+    }
 
     // Small purge messages, to see one send the rest on.
     let small = RunSettings { purge_batch: 25, ..settings() };

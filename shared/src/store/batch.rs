@@ -50,13 +50,26 @@ async fn write_25(client: &Client, table: &str, mut requests: Vec<WriteRequest>)
 
 /// Deletes every item of a partition; returns how many.
 pub async fn clear_partition(client: &Client, table: &str, pk: &str) -> Result<u64, StoreError> {
-    clear_partition_upto(client, table, pk, u64::MAX).await.map(|(deleted, _)| deleted)
+    let mut deleted = 0;
+    loop {
+        let (n, done) = clear_partition_upto(client, table, pk, 10_000).await?;
+        deleted += n;
+        if done {
+            return Ok(deleted);
+        }
+    }
 }
 
-/// Deletes the items of partition `pk`, a page at a time, until at least `max` are deleted:
-/// how many, and whether the partition is empty.
+/// Deletes up to `max` items of partition `pk`: how many, and whether the partition is empty.
 pub async fn clear_partition_upto(client: &Client, table: &str, pk: &str, max: u64) -> Result<(u64, bool), StoreError> {
-    let mut deleted = 0;
+    let keys = partition_keys(client, table, pk, max).await?;
+    let (n, done) = (keys.len() as u64, (keys.len() as u64) < max);
+    delete_keys(client, table, keys).await?;
+    Ok((n, done))
+}
+
+/// The keys of up to `max` items of partition `pk`, in sort-key order.
+pub async fn partition_keys(client: &Client, table: &str, pk: &str, max: u64) -> Result<Vec<super::Item>, StoreError> {
     let query = client
         .query()
         .table_name(table)
@@ -64,19 +77,23 @@ pub async fn clear_partition_upto(client: &Client, table: &str, pk: &str, max: u
         .expression_attribute_values(":pk", s(pk))
         .projection_expression("PK, SK");
     let mut pages = Pager::new(query, None);
-    while let Some(keys) = pages.next(None).await.map_err(|e| StoreError::dynamo("Query", e))? {
-        deleted += keys.len() as u64;
-        let requests = keys
-            .into_iter()
-            .map(|key| {
-                let delete = DeleteRequest::builder().set_key(Some(key)).build().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok(WriteRequest::builder().delete_request(delete).build())
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        write_all(client, table, requests).await?;
-        if deleted >= max {
-            return Ok((deleted, false));
-        }
+    let mut keys = Vec::new();
+    while (keys.len() as u64) < max {
+        let want = usize::try_from(max - keys.len() as u64).unwrap_or(usize::MAX);
+        let Some(page) = pages.next(Some(want)).await.map_err(|e| StoreError::dynamo("Query", e))? else { break };
+        keys.extend(page);
     }
-    Ok((deleted, true))
+    Ok(keys)
+}
+
+/// Deletes the items of `keys`.
+pub async fn delete_keys(client: &Client, table: &str, keys: Vec<super::Item>) -> Result<(), StoreError> {
+    let requests = keys
+        .into_iter()
+        .map(|key| {
+            let delete = DeleteRequest::builder().set_key(Some(key)).build().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok(WriteRequest::builder().delete_request(delete).build())
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    write_all(client, table, requests).await
 }

@@ -109,6 +109,11 @@ impl RecordsTable {
         super::batch::clear_partition_upto(&self.client, &self.table, &schema_pk(tenant, schema, generation), max).await
     }
 
+    /// Deletes a run's dead letters: how many.
+    pub async fn delete_dead_letters(&self, tenant: &TenantId, run: &RunId) -> Result<u64, super::StoreError> {
+        super::batch::clear_partition(&self.client, &self.table, &dead_letters_pk(tenant, run)).await
+    }
+
     /// A page of a schema's rows, of the generation readers see.
     pub async fn rows(
         &self,

@@ -740,9 +740,21 @@ impl Store {
         super::batch::clear_partition(&self.client, &self.table, &runs_pk(tenant, pipeline)).await.map(|_| ())
     }
 
-    /// Removes runs of a pipeline until at least `max` are gone: how many, and whether none is
-    /// left.
-    pub async fn delete_runs_upto(&self, tenant: &TenantId, pipeline: &PipelineId, max: u64) -> Result<(u64, bool), StoreError> {
-        super::batch::clear_partition_upto(&self.client, &self.table, &runs_pk(tenant, pipeline), max).await
+    /// The keys of up to `max` items of a pipeline's runs (its runs, their partitions, its
+    /// `SLOTS`), with the ids of the runs among them.
+    pub async fn run_items(&self, tenant: &TenantId, pipeline: &PipelineId, max: u64) -> Result<(Vec<Item>, Vec<RunId>), StoreError> {
+        let keys = super::batch::partition_keys(&self.client, &self.table, &runs_pk(tenant, pipeline), max).await?;
+        let runs = keys
+            .iter()
+            .filter_map(|k| k.get("SK")?.as_s().ok()?.strip_prefix("RUN#"))
+            .filter(|rest| !rest.contains('#'))
+            .filter_map(RunId::parse)
+            .collect();
+        Ok((keys, runs))
+    }
+
+    /// Deletes the items of `keys` (from [`Store::run_items`]).
+    pub async fn delete_items(&self, keys: Vec<Item>) -> Result<(), StoreError> {
+        super::batch::delete_keys(&self.client, &self.table, keys).await
     }
 }

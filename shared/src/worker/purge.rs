@@ -1,4 +1,5 @@
-//! Purges ([`crate::domain::purge`]): a deleted pipeline's runs, a deleted schema's rows.
+//! Purges ([`crate::domain::purge`]): a deleted pipeline's runs with their dead letters, a
+//! deleted schema's rows.
 //!
 //! A purge is sent before the delete it follows, so a purge may arrive for a delete that failed
 //! (the pipeline is in use, changed, or the request died): it then finds its pipeline or schema
@@ -22,7 +23,14 @@ pub async fn purge(app: &App, settings: &RunSettings, purge: &Purge) -> Result<O
             if app.store().get::<Pipeline>(&tenant, pipeline_id.as_str()).await?.is_some() {
                 return Ok(Outcome::Ignored("the pipeline to purge still exists"));
             }
-            app.store().delete_runs_upto(&tenant, pipeline_id, settings.purge_batch).await?
+            let (items, runs) = app.store().run_items(&tenant, pipeline_id, settings.purge_batch).await?;
+            // A run's dead letters first: once its item is gone, nothing names them.
+            for run in &runs {
+                app.records.delete_dead_letters(&tenant, run).await?;
+            }
+            let n = items.len() as u64;
+            app.store().delete_items(items).await?;
+            (n, n < settings.purge_batch)
         }
         Purge::Rows { schema_id, generation, .. } => {
             if app.store().get::<Schema>(&tenant, schema_id.as_str()).await?.is_some() {
