@@ -1,7 +1,6 @@
 //! Nothing left behind: a deleted pipeline's runs (with their dead letters) and a deleted schema's
-//! rows go in a purge the
-//! delete queues first, which the worker carries out, in messages of a bounded size, and which
-//! does nothing when its delete did not happen.
+//! rows go in a purge the delete queues first, which the worker carries out, in messages of a
+//! bounded size, and which does nothing when its delete did not happen.
 
 use serde_json::json;
 use shared::context::Stores;
