@@ -143,7 +143,7 @@ fn statement_grants(statements: &serde_yaml::Value) -> BTreeSet<(String, String,
         let windows = &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
         let conditioned = match &statement["Condition"] {
             serde_yaml::Value::Null => false,
-            _ if windows.as_sequence().is_some_and(|s| s.len() == 1 && s[0].as_str() == Some("T#*#RATE")) => true,
+            _ if windows.as_sequence().is_some_and(|s| s.len() == 1 && s[0].as_str() == Some("T#*#RATE#*")) => true,
             other => panic!("an unexpected condition {other:?}"),
         };
         for action in statement["Action"].as_sequence().expect("Action is a list") {

@@ -12,7 +12,7 @@ pub enum Resource {
     TableIndex,
     /// The auth table: API keys and their counts.
     AuthTable,
-    /// The auth table's request windows only (`T#<tenant>#RATE` partitions): the IAM condition
+    /// The auth table's request windows only (`T#<tenant>#RATE#<keyId>` partitions): the IAM condition
     /// `dynamodb:LeadingKeys` keeps a function that counts requests away from the keys.
     RequestWindows,
     /// Rows and dead letters.
@@ -71,7 +71,8 @@ pub fn grants(function: &str) -> Option<&'static [Grant]> {
         }
         "create-connector" | "create-schema" => &[(Table, &["dynamodb:PutItem", "dynamodb:UpdateItem"])],
         "update-connector" | "update-schema" => &[(Table, &["dynamodb:GetItem", "dynamodb:UpdateItem"])],
-        "delete-connector" => &[(Table, &["dynamodb:DeleteItem", "dynamodb:UpdateItem"])],
+        // GetItem: a refused delete reads the connector to tell 409 (in use) from 404.
+        "delete-connector" => &[(Table, &["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"])],
         // DeleteItem: a trigger whose message could not be queued deletes its idempotency record.
         "trigger-run" => &[
             (Table, &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]),

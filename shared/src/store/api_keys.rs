@@ -52,10 +52,11 @@ impl Store {
 }
 
 /// A request window: the requests one key made in one second, in the auth table's
-/// `T#<tenant>#RATE` partition (kept apart from the keys so that IAM can let every function
-/// count requests without letting it write a key).
+/// `T#<tenant>#RATE#<keyId>` partition: apart from the keys, so that IAM can let every function
+/// count requests without letting it write a key, and one partition per key, so that no
+/// tenant's traffic meets in one partition (and no stranger's guessed key id in a real one's).
 fn window_key(tenant: &TenantId, key: &ApiKeyId, second: i64) -> super::Item {
-    Store::key(format!("{}#RATE", tenant_pk(tenant)), format!("{key}#{second}"))
+    Store::key(format!("{}#RATE#{key}", tenant_pk(tenant)), second.to_string())
 }
 
 /// How long a window outlives its second (DynamoDB's TTL removes it).

@@ -256,8 +256,9 @@ impl Store {
     }
 
     /// Runs a transaction. Cancellations caused only by a concurrent transaction on the same
-    /// items (`TransactionConflict`, e.g. two creates bumping one count) are retried with backoff;
-    /// a failed condition is returned with each item's reason.
+    /// items (`TransactionConflict`, e.g. two creates bumping one count) or by a throttled item
+    /// are retried with backoff, then `Unavailable`; a failed condition is returned with the
+    /// items whose condition failed.
     async fn transact(&self, op: &'static str, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
         let mut delay = Duration::from_millis(20);
         let mut attempt = 0;
@@ -275,14 +276,20 @@ impl Store {
                 _ => None,
             };
             let Some(cancelled) = cancelled else { return Err(StoreError::dynamo(op, err)) };
-            let reasons: Vec<_> = cancelled.iter().map(|r| r.code().filter(|c| *c != "None").map(str::to_string)).collect();
-            let only_conflicts = reasons.iter().flatten().all(|r| r == "TransactionConflict");
-            if !only_conflicts {
+            let codes: Vec<&str> = cancelled.iter().map(|r| r.code().unwrap_or("None")).collect();
+            // Only a failed condition is an answer about the data; `reason(i)` sees nothing else.
+            if codes.contains(&"ConditionalCheckFailed") {
+                let reasons = codes.iter().map(|c| (*c == "ConditionalCheckFailed").then(|| c.to_string())).collect();
                 let old = cancelled.iter().map(|r| r.item().cloned()).collect();
                 return Err(StoreError::ConditionFailed { reasons, old });
             }
+            // A concurrent transaction on the same items, or an item's partition throttled: not now.
+            let passing = ["None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"];
+            if let Some(other) = codes.iter().find(|c| !passing.contains(c)) {
+                return Err(StoreError::Dynamo { op, detail: format!("transaction cancelled: {other}") });
+            }
             if attempt >= 8 {
-                return Err(StoreError::Unavailable { op, detail: "transaction conflicts persisted".into() });
+                return Err(StoreError::Unavailable { op, detail: format!("transaction cancelled: {}", codes.join(", ")) });
             }
             tokio::time::sleep(delay + Duration::from_millis(rand_jitter(delay.as_millis() as u64))).await;
             delay = (delay * 2).min(Duration::from_millis(500));

@@ -99,6 +99,15 @@ pub enum CancelRun {
     Missing,
 }
 
+/// How ending a pending run went.
+#[derive(Debug, PartialEq, Eq)]
+enum PendingEnd {
+    Ended,
+    /// It was not pending any more.
+    Changed,
+    PipelineGone,
+}
+
 impl Store {
     /// The transaction items that release slots of a pipeline's `SLOTS` (`active` and
     /// `running` are negative or zero) and, for `active`, the tenant's runs in flight. Refused
@@ -154,7 +163,9 @@ impl Store {
     }
 
     /// The transaction item that counts one more run in a pipeline's `SLOTS` (`counter` is
-    /// `active` or `running`), refused once `max` are counted.
+    /// `active` or `running`), refused once `max` are counted. A run writes its pipeline's
+    /// `SLOTS` (`active`); taking a `running` slot needs it still there, so a claim made after
+    /// its pipeline was deleted cannot bring back the `SLOTS` the delete gave back.
     fn take_slot(
         &self,
         tenant: &TenantId,
@@ -168,9 +179,16 @@ impl Store {
             .update_expression(format!("ADD {counter} :one"))
             .expression_attribute_values(":one", n(1));
         if let Some(max) = max {
-            slots = slots
-                .condition_expression(format!("attribute_not_exists({counter}) OR {counter} < :max"))
-                .expression_attribute_values(":max", n(max as i64));
+            slots = slots.expression_attribute_values(":max", n(max as i64));
+        }
+        let within = max.map(|_| format!("(attribute_not_exists({counter}) OR {counter} < :max)"));
+        let condition = match (counter, within) {
+            ("running", Some(within)) => Some(format!("attribute_exists(PK) AND {within}")),
+            ("running", None) => Some("attribute_exists(PK)".to_string()),
+            (_, within) => within,
+        };
+        if let Some(condition) = condition {
+            slots = slots.condition_expression(condition);
         }
         tx_update(slots)
     }
@@ -539,7 +557,7 @@ impl Store {
     /// Fails a run that is still `pending` (its message never reached the queue). `false`: it
     /// was not pending any more.
     pub async fn fail_pending_run(&self, tenant: &TenantId, run: &Run, error: RunError, now: &str) -> Result<bool, StoreError> {
-        self.end_pending(tenant, run, RunStatus::Failed, Some(error), now).await
+        Ok(self.end_pending(tenant, run, RunStatus::Failed, Some(error), now).await? == PendingEnd::Ended)
     }
 
     async fn end_pending(
@@ -549,7 +567,7 @@ impl Store {
         status: RunStatus,
         error: Option<RunError>,
         now: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<PendingEnd, StoreError> {
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(run_key(tenant, &run.pipeline_id, &run.id)))
@@ -569,10 +587,11 @@ impl Store {
         match self.transact("TransactWriteItems", items).await {
             Ok(()) => {
                 self.set_latest_status(tenant, &run.pipeline_id, &run.id, status).await?;
-                Ok(true)
+                Ok(PendingEnd::Ended)
             }
-            // The run changed, or its pipeline was deleted (its `SLOTS` with it).
-            Err(e) if e.reason(0).is_some() || e.reason(1).is_some() => Ok(false),
+            Err(e) if e.reason(0).is_some() => Ok(PendingEnd::Changed),
+            // Its pipeline was deleted (its `SLOTS` with it): the run is going with it.
+            Err(e) if e.reason(1).is_some() => Ok(PendingEnd::PipelineGone),
             Err(e) => Err(e),
         }
     }
@@ -582,12 +601,14 @@ impl Store {
         for _ in 0..3 {
             let Some(run) = self.get_run(tenant, pipeline, run_id).await? else { return Ok(CancelRun::Missing) };
             match run.status {
-                RunStatus::Pending => {
-                    if self.end_pending(tenant, &run, RunStatus::Cancelled, None, now).await? {
+                RunStatus::Pending => match self.end_pending(tenant, &run, RunStatus::Cancelled, None, now).await? {
+                    PendingEnd::Ended => {
                         let run = self.get_run(tenant, pipeline, run_id).await?;
                         return Ok(run.map_or(CancelRun::Missing, CancelRun::Cancelled));
                     }
-                }
+                    PendingEnd::PipelineGone => return Ok(CancelRun::Missing),
+                    PendingEnd::Changed => {}
+                },
                 RunStatus::Running => {
                     let out = self
                         .client

@@ -140,6 +140,8 @@ pub(super) async fn delete_schema(app: &dyn Queues, caller: &Caller, req: &Reque
     let id = query_id(req, id_of::<Schema>, Schema::NAME)?;
     let schema = app.store().get::<Schema>(&caller.tenant, &id).await?.ok_or_else(|| ApiError::not_found(Schema::NAME, &id))?;
     let purge = Purge::Rows { tenant_id: caller.tenant.to_string(), schema_id: schema.id.clone(), generation: schema.generation.clone() };
-    app.queue().send_purge(purge, true).await.map_err(|e| ApiError::Unavailable(format!("the schema was not deleted: {e}")))?;
-    delete::<Schema>(app, caller, req).await
+    app.queue().send_purge(purge.clone(), true).await.map_err(|e| ApiError::Unavailable(format!("the schema was not deleted: {e}")))?;
+    let reply = delete::<Schema>(app, caller, req).await?;
+    super::purge_again(app, purge).await;
+    Ok(reply)
 }

@@ -79,6 +79,16 @@ functions! {
     not_found_route NotFound Stores => unrouted;
 }
 
+/// Sends a deletion's purge once more, now that the delete committed: the first, sent before it
+/// and delayed, may have found the item still there if the delete took longer than its delay.
+/// Best effort: a lost second send leaves the first, and runs of a gone pipeline are also
+/// removed when any of their messages arrives.
+async fn purge_again(app: &dyn Queues, purge: crate::domain::purge::Purge) {
+    if let Err(e) = app.queue().send_purge(purge, false).await {
+        tracing::warn!(cause = %e, "the purge was not sent again after the delete");
+    }
+}
+
 /// The `$default` route's handler (never reached past authentication: [`super::handle`] answers
 /// it first, so that a wrong path is a 404 before it is a 401).
 async fn unrouted(_: &dyn Stores, _: &Caller, req: &Request) -> Result<Reply, ApiError> {

@@ -146,15 +146,19 @@ pub(super) async fn update(app: &dyn Stores, caller: &Caller, req: &Request) -> 
 /// leaves nothing behind, and a purge whose delete failed finds the pipeline and does nothing).
 pub(super) async fn delete(app: &dyn Queues, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = query_id(req, PipelineId::parse, "pipeline")?;
+    let purge = Purge::Runs { tenant_id: caller.tenant.to_string(), pipeline_id: id.clone() };
     let mut purging = false;
     for _ in 0..WRITE_ATTEMPTS {
         let current = load(app, caller, &id).await?;
         if !purging {
-            let purge = Purge::Runs { tenant_id: caller.tenant.to_string(), pipeline_id: id.clone() };
-            app.queue().send_purge(purge, true).await.map_err(|e| ApiError::Unavailable(format!("the pipeline was not deleted: {e}")))?;
+            app.queue()
+                .send_purge(purge.clone(), true)
+                .await
+                .map_err(|e| ApiError::Unavailable(format!("the pipeline was not deleted: {e}")))?;
             purging = true;
         }
         if app.store().delete_pipeline(&caller.tenant, &current).await?.is_ok() {
+            super::purge_again(app, purge).await;
             return Ok(no_content());
         }
     }
