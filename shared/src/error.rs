@@ -21,6 +21,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// `If-Match` named another version than the one stored.
+    #[error("{0}")]
+    PreconditionFailed(String),
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the query string is longer than {limit} bytes")]
@@ -71,6 +74,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => 405,
             Self::Conflict(_) => 409,
             Self::Unprocessable(_) => 422,
+            Self::PreconditionFailed(_) => 412,
             Self::PayloadTooLarge { .. } => 413,
             Self::UriTooLong { .. } => 414,
             Self::HeadersTooLarge { .. } => 431,
@@ -89,6 +93,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::Conflict(_) => "CONFLICT",
             Self::Unprocessable(_) => "UNPROCESSABLE_ENTITY",
+            Self::PreconditionFailed(_) => "PRECONDITION_FAILED",
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             Self::UriTooLong { .. } => "URI_TOO_LONG",
             Self::HeadersTooLarge { .. } => "REQUEST_HEADER_FIELDS_TOO_LARGE",

@@ -59,6 +59,7 @@ pub async fn trigger(
     let config = &pipeline.execution_config;
     let skip_at = config.max_concurrent_runs.filter(|_| config.overlap() == Overlap::Skip);
     let mut run = Run::new(pipeline.id.clone(), how, &now());
+    run.pipeline_version = Some(pipeline.revision);
     let slot_taken = slot.is_some();
     let next = slot.as_ref().map(|s| (s.slot, s.next.map(stamp)));
     run.scheduled_for = next.as_ref().map(|(slot, _)| slot.to_string());

@@ -150,6 +150,8 @@ async fn every_call_of_every_function_is_granted_to_it() {
     let cases: Vec<Case> = vec![
         ("list-pipelines", Method::GET, "/pipelines".into(), None, None),
         ("get-pipeline", Method::GET, format!("/pipelines/{pid}"), None, None),
+        ("get-pipeline", Method::GET, format!("/pipelines/{pid}?version=1"), None, None),
+        ("list-pipeline-versions", Method::GET, format!("/pipelines/{pid}/versions"), None, None),
         ("create-pipeline", Method::POST, "/pipelines".into(), Some(body.clone()), None),
         ("create-pipeline", Method::POST, "/pipelines".into(), Some(body.clone()), Some("grants-1")),
         ("create-pipeline", Method::POST, "/pipelines".into(), Some(body.clone()), Some("grants-1")),

@@ -17,3 +17,4 @@ mod quotas;
 mod runs;
 mod secrets;
 mod support;
+mod versions;

@@ -208,8 +208,50 @@ pub struct Pipeline {
     pub next_run_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
-    /// Bumped by every write: the condition of the next one (optimistic concurrency).
+    /// Bumped by every write: the condition of the next one (optimistic concurrency). Runs and
+    /// the schedule move it too, so clients see `revision` instead.
     pub version: u64,
+    /// What clients call the pipeline's `version` (and its `ETag`): 1 when created, and one more
+    /// for every change a client makes; never moved by runs or the schedule.
+    #[serde(default = "first_revision")]
+    pub revision: u64,
+}
+
+fn first_revision() -> u64 {
+    1
+}
+
+/// Past versions kept per pipeline: the newest 50.
+pub const VERSIONS_KEPT: u64 = 50;
+
+/// A version of a pipeline as a client last saved it: what `GET /pipelines/{id}?version=N` and
+/// `/versions` show, and what a run records it ran (`pipelineVersion`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineVersion {
+    pub version: u64,
+    pub saved_at: String,
+    pub pipeline: Pipeline,
+}
+
+impl PipelineVersion {
+    pub fn of(pipeline: &Pipeline) -> Self {
+        Self { version: pipeline.revision, saved_at: pipeline.updated_at.clone(), pipeline: pipeline.clone() }
+    }
+}
+
+/// An `If-Match` header against a pipeline's version: `"3"`, `W/"3"`, `3`, a list of them, or
+/// `*` (any). `None` when it names no version we could have sent (a 412 too).
+pub fn if_match(header: &str, revision: u64) -> bool {
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/").trim_matches('"').parse::<u64>().is_ok_and(|v| v == revision))
+}
+
+/// The `ETag` of a pipeline's version.
+pub fn etag(revision: u64) -> String {
+    format!("\"{revision}\"")
 }
 
 impl Pipeline {
@@ -316,6 +358,7 @@ impl NewPipeline {
             created_at: stamp.clone(),
             updated_at: stamp,
             version: 1,
+            revision: 1,
         };
         pipeline.schedule_next(now);
         pipeline
@@ -420,6 +463,7 @@ impl PipelineUpdate {
         }
         next.updated_at = now.to_rfc3339_opts(SecondsFormat::Millis, true);
         next.version = current.version + 1;
+        next.revision = current.revision + 1;
         Ok(next)
     }
 }
@@ -427,6 +471,17 @@ impl PipelineUpdate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn if_match_takes_our_etags_in_every_form() {
+        for header in ["\"3\"", "W/\"3\"", "3", "\"1\", \"3\"", "*"] {
+            assert!(if_match(header, 3), "{header}");
+        }
+        for header in ["\"2\"", "", "\"three\"", "W/\"4\""] {
+            assert!(!if_match(header, 3), "{header}");
+        }
+        assert_eq!(etag(7), "\"7\"");
+    }
 
     #[test]
     fn partitioning_has_a_meaning_and_is_checked() {

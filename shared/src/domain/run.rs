@@ -199,6 +199,9 @@ pub struct Run {
     pub attempt: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_for: Option<String>,
+    /// The pipeline's version when the run was triggered: the graph it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_version: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -301,6 +304,7 @@ impl Run {
             created_at: now.to_string(),
             attempt: 0,
             scheduled_for: None,
+            pipeline_version: None,
             started_at: None,
             completed_at: None,
             duration_ms: None,

@@ -57,7 +57,14 @@ const GET: &[&str] = &["dynamodb:GetItem"];
 pub fn grants(function: &str) -> Option<&'static [Grant]> {
     let grants: &'static [Grant] = match function {
         "not-found" | "get-openapi" => &[],
-        "list-pipelines" | "get-pipeline" | "list-runs" | "get-run" | "list-connectors" | "get-connector" | "list-schemas"
+        "list-pipelines"
+        | "get-pipeline"
+        | "list-pipeline-versions"
+        | "list-runs"
+        | "get-run"
+        | "list-connectors"
+        | "get-connector"
+        | "list-schemas"
         | "get-schema" => &[(Table, READ)],
         "list-dead-letters" | "list-records" => &[(Table, GET), (RecordsTable, &["dynamodb:Query"])],
         "create-pipeline" => &[(Table, &["dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"])],

@@ -12,6 +12,7 @@ pub enum Endpoint {
     UpdatePipeline,
     DeletePipeline,
     GetPipeline,
+    ListPipelineVersions,
     TriggerRun,
     ListRuns,
     GetRun,
@@ -66,6 +67,7 @@ routes! {
     UpdatePipeline "PUT" "/api/v1/pipelines" "update-pipeline" W;
     DeletePipeline "DELETE" "/api/v1/pipelines" "delete-pipeline" W;
     GetPipeline "GET" "/api/v1/pipelines/{id}" "get-pipeline" R;
+    ListPipelineVersions "GET" "/api/v1/pipelines/{id}/versions" "list-pipeline-versions" R;
     TriggerRun "POST" "/api/v1/pipelines/{id}/run" "trigger-run" W;
     ListRuns "GET" "/api/v1/pipelines/{id}/runs" "list-runs" R;
     GetRun "GET" "/api/v1/pipelines/{id}/runs/{runId}" "get-run" R;

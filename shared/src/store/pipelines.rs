@@ -3,9 +3,11 @@
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 use super::entity::{to_item, Entity};
-use super::{index, n, IdempotencyRecord, Item, SavedReply, Store, StoreError};
+use super::runs::runs_pk;
+use super::{index, n, s, IdempotencyRecord, Item, SavedReply, Store, StoreError};
 use crate::domain::connector::Connector;
-use crate::domain::pipeline::Pipeline;
+use crate::domain::ids::PipelineId;
+use crate::domain::pipeline::{Pipeline, PipelineVersion, VERSIONS_KEPT};
 use crate::domain::schema::Schema;
 use crate::domain::tenant::TenantId;
 
@@ -51,7 +53,81 @@ pub struct PipelineQuotas {
     pub frequent_schedules: u32,
 }
 
+/// A saved version: beside its pipeline's runs (`T#<t>#P#<pipelineId>`), so the purge of a
+/// deleted pipeline's runs removes its versions too; zero-padded, so versions sort by number.
+fn version_key(tenant: &TenantId, pipeline: &PipelineId, version: u64) -> Item {
+    Store::key(runs_pk(tenant, pipeline), format!("VER#{version:010}"))
+}
+
 impl Store {
+    /// The transaction items that save `p` as its version `p.revision`, and drop the version
+    /// that falls out of the newest [`VERSIONS_KEPT`].
+    fn save_version(&self, tenant: &TenantId, p: &Pipeline) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut item: Item = serde_dynamo::to_item(PipelineVersion::of(p)).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        item.extend(version_key(tenant, &p.id, p.revision));
+        let put = Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        if p.revision > VERSIONS_KEPT {
+            let old = version_key(tenant, &p.id, p.revision - VERSIONS_KEPT);
+            let delete = aws_sdk_dynamodb::types::Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(old))
+                .build()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        Ok(items)
+    }
+
+    /// A saved version of a pipeline, if it is among the newest kept.
+    pub async fn pipeline_version(
+        &self,
+        tenant: &TenantId,
+        pipeline: &PipelineId,
+        version: u64,
+    ) -> Result<Option<PipelineVersion>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(version_key(tenant, pipeline, version)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("GetItem", e))?;
+        out.item.map(super::entity::from_item).transpose()
+    }
+
+    /// A page of a pipeline's saved versions, newest first, below version `before`.
+    pub async fn pipeline_versions(
+        &self,
+        tenant: &TenantId,
+        pipeline: &PipelineId,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<(Vec<PipelineVersion>, bool), StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :ver)")
+            .expression_attribute_values(":pk", s(runs_pk(tenant, pipeline)))
+            .expression_attribute_values(":ver", s("VER#"))
+            .scan_index_forward(false)
+            .consistent_read(true);
+        let mut pages = super::Pager::new(query, before.map(|v| version_key(tenant, pipeline, v)));
+        let mut out = Vec::with_capacity(limit + 1);
+        while out.len() <= limit {
+            let Some(items) = pages.next(Some(limit + 1 - out.len())).await.map_err(|e| StoreError::dynamo("Query", e))? else { break };
+            for item in items {
+                out.push(super::entity::from_item(item)?);
+            }
+        }
+        let more = out.len() > limit;
+        out.truncate(limit);
+        Ok((out, more))
+    }
+
     fn frequent_delta(&self, tenant: &TenantId, delta: i64, max: u32) -> Result<TransactWriteItem, StoreError> {
         self.tenant_count(&self.table, tenant, FREQUENT, delta, (delta > 0).then_some(max))
     }
@@ -78,6 +154,7 @@ impl Store {
             items.push(self.frequent_delta(tenant, 1, quotas.frequent_schedules)?);
             rest.push(PipelineConflict::FrequentQuota);
         }
+        items.extend(self.save_version(tenant, p)?);
         let key_at = items.len();
         if let Some(saved) = saved {
             items.push(self.save_reply(tenant, saved)?);
@@ -124,6 +201,9 @@ impl Store {
             _ => {}
         }
         moved.push(PipelineConflict::FrequentQuota);
+        if next.revision != prev.revision {
+            items.extend(self.save_version(tenant, next)?);
+        }
         Self::conflict(self.transact("TransactWriteItems", items).await, 1, moved)
     }
 

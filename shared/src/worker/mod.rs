@@ -115,11 +115,20 @@ async fn process(
         app.store().delete_runs(tenant, &message.pipeline_id).await?;
         return Ok(Outcome::Ignored("pipeline no longer exists"));
     };
+    let run = app.store().get_run(tenant, &pipeline.id, &message.run_id).await?;
+    // A run runs the version it was triggered at, even if the pipeline changed since.
+    let pipeline = match run.as_ref().and_then(|r| r.pipeline_version) {
+        Some(v) if v != pipeline.revision => match app.store().pipeline_version(tenant, &pipeline.id, v).await? {
+            Some(saved) => saved.pipeline,
+            None => pipeline,
+        },
+        _ => pipeline,
+    };
     if let Some(index) = message.partition {
         return partitions::run_partition(app, engine, settings, tenant, &pipeline, message, index).await;
     }
     // A run out with its partitions is coordinated, never claimed again.
-    if let Some(run) = app.store().get_run(tenant, &pipeline.id, &message.run_id).await? {
+    if let Some(run) = run {
         if run.partitions.is_some() && run.status == RunStatus::Running {
             return partitions::coordinate(app, engine, settings, tenant, &pipeline, &run, message).await;
         }

@@ -56,6 +56,7 @@ functions! {
     update_pipeline UpdatePipeline Stores => pipelines::update;
     delete_pipeline DeletePipeline Queues => pipelines::delete;
     get_pipeline GetPipeline Stores => pipelines::get;
+    list_pipeline_versions ListPipelineVersions Stores => pipelines::versions;
     trigger_run TriggerRun Queues => runs::trigger_run;
     list_runs ListRuns Stores => runs::list;
     get_run GetRun Stores => runs::get;

@@ -5,12 +5,12 @@ use serde_json::{json, Value};
 
 use crate::context::{Queues, Stores};
 use crate::domain::ids::PipelineId;
-use crate::domain::pipeline::{NewPipeline, Pipeline, PipelineUpdate};
+use crate::domain::pipeline::{etag, if_match, NewPipeline, Pipeline, PipelineUpdate};
 use crate::domain::purge::Purge;
 use crate::domain::tenant::Caller;
 use crate::error::ApiError;
 use crate::http::page::{list_body, PageRequest};
-use crate::http::request::{body_names_something, json_body, path_id, query_id};
+use crate::http::request::{body_names_something, json_body, path_id, query, query_id};
 use crate::http::{claim, json, no_content, replay, Endpoint, Reply};
 use crate::store::{PipelineConflict, PipelineQuotas, Refs, StoreError};
 
@@ -37,7 +37,31 @@ fn view(p: &Pipeline, refs: &Refs) -> Value {
         "nextRunAt": p.next_run_at,
         "createdAt": p.created_at,
         "updatedAt": p.updated_at,
+        "version": p.revision,
     })
+}
+
+/// A pipeline's answer with its `ETag` (its version).
+fn tagged(status: u16, p: &Pipeline, body: &Value) -> Reply {
+    let mut reply = json(status, body);
+    if let Ok(tag) = etag(p.revision).parse() {
+        reply.headers_mut().insert("etag", tag);
+    }
+    reply
+}
+
+/// Refuses a write whose `If-Match` names another version than `current`'s (412).
+fn check_if_match(req: &Request, current: &Pipeline) -> Result<(), ApiError> {
+    let Some(header) = req.headers().get("if-match") else { return Ok(()) };
+    match header.to_str().is_ok_and(|h| if_match(h, current.revision)) {
+        true => Ok(()),
+        false => Err(ApiError::PreconditionFailed(format!(
+            "pipeline {} is at version {} (ETag {}), not the one If-Match names",
+            current.id,
+            current.revision,
+            etag(current.revision)
+        ))),
+    }
 }
 
 async fn view_one(app: &dyn Stores, caller: &Caller, p: &Pipeline) -> Result<Value, ApiError> {
@@ -87,10 +111,50 @@ pub(super) async fn list(app: &dyn Stores, caller: &Caller, req: &Request) -> Re
     Ok(json(200, &list_body(&page, page_req.limit, data, |p| p.id.as_str())))
 }
 
+/// The pipeline, or with `?version=N` the graph and settings it had at version N (among the
+/// newest 50).
 pub(super) async fn get(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let id = path_id(req, PipelineId::parse, "pipeline")?;
+    if let Some(raw) = query(req, "version") {
+        let bad = || ApiError::field("version", "must be a version number (1, 2, ...)");
+        let version = raw.parse::<u64>().ok().filter(|v| *v >= 1).ok_or_else(bad)?;
+        let saved = app.store().pipeline_version(&caller.tenant, &id, version).await?;
+        let missing = || ApiError::NotFound(format!("pipeline {id} has no version {version} (the newest 50 are kept)"));
+        let saved = saved.ok_or_else(missing)?;
+        return Ok(tagged(200, &saved.pipeline, &view_one(app, caller, &saved.pipeline).await?));
+    }
     let p = load(app, caller, &id).await?;
-    Ok(json(200, &view_one(app, caller, &p).await?))
+    Ok(tagged(200, &p, &view_one(app, caller, &p).await?))
+}
+
+/// A pipeline's saved versions, newest first: `{data: [{version, savedAt, name, ...}], hasMore}`.
+pub(super) async fn versions(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let id = path_id(req, PipelineId::parse, "pipeline")?;
+    let page = PageRequest::parse(query(req, "limit").as_deref(), None, |_| true)?;
+    let before = match query(req, "before") {
+        None => None,
+        Some(raw) => Some(raw.parse::<u64>().map_err(|_| ApiError::field("before", "must be a version number"))?),
+    };
+    let (current, versions) =
+        futures::join!(load(app, caller, &id), app.store().pipeline_versions(&caller.tenant, &id, page.limit, before));
+    let current = current?;
+    let (versions, has_more) = versions?;
+    let data: Vec<Value> = versions
+        .iter()
+        .map(|v| {
+            json!({
+                "version": v.version,
+                "savedAt": v.saved_at,
+                "name": v.pipeline.name,
+                "status": v.pipeline.status,
+                "schedule": v.pipeline.schedule,
+                "nodes": v.pipeline.nodes.len(),
+                "edges": v.pipeline.edges.len(),
+            })
+        })
+        .collect();
+    let next = versions.last().filter(|_| has_more).map(|v| v.version);
+    Ok(json(200, &json!({ "data": data, "hasMore": has_more, "nextBefore": next, "current": current.revision })))
 }
 
 /// Under an `Idempotency-Key` the reply is saved in the pipeline's own transaction, so it is
@@ -113,7 +177,7 @@ pub(super) async fn create(app: &dyn Stores, caller: &Caller, req: &Request) -> 
         }
     };
     match written? {
-        Ok(()) => Ok(json(201, &reply?)),
+        Ok(()) => Ok(tagged(201, &p, &reply?)),
         Err(PipelineConflict::KeyTaken(record)) => replay(claim, *record),
         Err(conflict) => Err(reference_error(app, conflict).unwrap_or_else(|| ApiError::Internal("a new pipeline id was taken".into()))),
     }
@@ -125,13 +189,14 @@ pub(super) async fn update(app: &dyn Stores, caller: &Caller, req: &Request) -> 
     let update = PipelineUpdate::parse(&body)?;
     for _ in 0..WRITE_ATTEMPTS {
         let current = load(app, caller, &update.id).await?;
+        check_if_match(req, &current)?;
         let next = update.apply(&current, chrono::Utc::now())?;
         let (written, refs) = futures::join!(
             app.store().update_pipeline(&caller.tenant, &current, &next, app.quotas().frequent_schedules),
             refs_of(app, caller, &next)
         );
         match written? {
-            Ok(()) => return Ok(json(200, &view(&next, &refs?))),
+            Ok(()) => return Ok(tagged(200, &next, &view(&next, &refs?))),
             Err(conflict) => {
                 if let Some(e) = reference_error(app, conflict) {
                     return Err(e);
@@ -150,6 +215,7 @@ pub(super) async fn delete(app: &dyn Queues, caller: &Caller, req: &Request) -> 
     let mut purging = false;
     for _ in 0..WRITE_ATTEMPTS {
         let current = load(app, caller, &id).await?;
+        check_if_match(req, &current)?;
         if !purging {
             app.queue()
                 .send_purge(purge.clone(), true)
