@@ -60,7 +60,7 @@ async fn main() -> Result<(), shared::app::Error> {
     let mut rates = Vec::new();
     for i in 1..=RUNS {
         let started = Instant::now();
-        let run: Run = trigger(&app, &tenant, &pipeline, Trigger::Manual, None, None).await.map_err(|e| e.to_string())?;
+        let run: Run = trigger(&app, &tenant, &pipeline, Trigger::Manual, None, None, None).await.map_err(|e| e.to_string())?;
         loop {
             local::runner::poll_once(&app, &engine, &settings, 1).await?;
             let current = app.store().get_run(&tenant, &pipeline.id, &run.id).await?.ok_or("run vanished")?;

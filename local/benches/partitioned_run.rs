@@ -93,7 +93,8 @@ async fn main() -> Result<(), shared::app::Error> {
         }
         let written = sink.rows.load(Ordering::Relaxed);
         let started = Instant::now();
-        let run = shared::trigger::trigger(&*app, &tenant, &pipeline, Trigger::Manual, None, None).await.map_err(|e| e.to_string())?;
+        let run =
+            shared::trigger::trigger(&*app, &tenant, &pipeline, Trigger::Manual, None, None, None).await.map_err(|e| e.to_string())?;
         let ended = loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
             let current = app.store().get_run(&tenant, &pipeline.id, &run.id).await?.ok_or("run vanished")?;

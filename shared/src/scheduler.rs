@@ -48,7 +48,7 @@ async fn fire_due(app: &impl Queues, shard: u32, now: DateTime<Utc>, report: &mu
         let Some((tenant, pipeline)) = decode::<Pipeline>(item) else { continue };
         let Some(slot) = pipeline.next_run_at.clone() else { continue };
         let next = pipeline.next_slot_after(now);
-        match trigger(app, &tenant, &pipeline, Trigger::Schedule, Some(Slot { slot: &slot, next }), None).await {
+        match trigger(app, &tenant, &pipeline, Trigger::Schedule, Some(Slot { slot: &slot, next }), None, None).await {
             Ok(_) => report.fired += 1,
             // Another tick fired it, or it was deleted or rescheduled meanwhile.
             Err(TriggerError::PipelineGone) => {}

@@ -45,7 +45,8 @@ pub fn created(run: &Run) -> (u16, serde_json::Value) {
     (201, run.view())
 }
 
-/// Creates a pending run of `pipeline` and enqueues it. With `overlap: skip` and
+/// Creates a pending run of `pipeline` and enqueues it; with `rerun_of`, a run of that ended
+/// run's pipeline version. With `overlap: skip` and
 /// `maxConcurrentRuns` reached, nothing is created (`AtCapacity`). Under `claim`, the reply
 /// ([`created`]) is saved with the run.
 pub async fn trigger(
@@ -55,11 +56,16 @@ pub async fn trigger(
     how: Trigger,
     slot: Option<Slot<'_>>,
     claim: Option<&Claim>,
+    rerun_of: Option<&Run>,
 ) -> Result<Run, TriggerError> {
     let config = &pipeline.execution_config;
     let skip_at = config.max_concurrent_runs.filter(|_| config.overlap() == Overlap::Skip);
     let mut run = Run::new(pipeline.id.clone(), how, &now());
     run.pipeline_version = Some(pipeline.revision);
+    if let Some(first) = rerun_of {
+        run.rerun_of = Some(first.id.clone());
+        run.pipeline_version = first.pipeline_version.or(run.pipeline_version);
+    }
     let slot_taken = slot.is_some();
     let next = slot.as_ref().map(|s| (s.slot, s.next.map(stamp)));
     run.scheduled_for = next.as_ref().map(|(slot, _)| slot.to_string());

@@ -163,6 +163,7 @@ async fn every_call_of_every_function_is_granted_to_it() {
         ("list-runs", Method::GET, format!("/pipelines/{pid}/runs"), None, None),
         ("get-run", Method::GET, format!("/pipelines/{pid}/runs/{run}"), None, None),
         ("cancel-run", Method::POST, format!("/pipelines/{pid}/runs/{run}/cancel"), None, None),
+        ("rerun-run", Method::POST, format!("/pipelines/{pid}/runs/{run}/rerun"), None, None),
         ("list-dead-letters", Method::GET, format!("/pipelines/{pid}/runs/{run}/dead-letters"), None, None),
         ("list-connectors", Method::GET, "/connectors".into(), None, None),
         ("get-connector", Method::GET, format!("/connectors/{conn}"), None, None),

@@ -105,3 +105,33 @@ async fn a_run_runs_the_version_it_was_triggered_at() {
     let next = app.trigger(&pid).await;
     assert_eq!(app.run(&pid, &next).await["pipelineVersion"], 2);
 }
+
+#[tokio::test]
+async fn a_rerun_runs_an_ended_run_again_at_its_version() {
+    let app = spawn_app().await;
+    let conn = connector(&app, "inline", json!({"records": [{"x": 1}, {"x": 2}]})).await;
+    let target = schema(&app, json!([{"name": "x", "type": "integer"}])).await;
+    let pid = chain(&app, &conn, &target, vec![], json!({})).await;
+    let first = crate::engine::run_to_end(&app, &pid, &settings()).await;
+    let first_id = first["id"].as_str().unwrap();
+    assert_eq!(app.put("/pipelines", &json!({"id": pid, "name": "v2"})).await.body["version"], 2);
+
+    let rerun = app.post(&format!("/pipelines/{pid}/runs/{first_id}/rerun"), &json!({})).await;
+    assert_eq!(rerun.status, 201, "{}", rerun.body);
+    assert_eq!(
+        (rerun.body["trigger"].as_str(), rerun.body["rerunOf"].as_str(), rerun.body["pipelineVersion"].as_u64()),
+        (Some("rerun"), Some(first_id), Some(1))
+    );
+    // Only an ended run runs again; a rerun is idempotent under its key.
+    let pending = rerun.body["id"].as_str().unwrap().to_string();
+    assert_error(&app.post(&format!("/pipelines/{pid}/runs/{pending}/rerun"), &json!({})).await, 409, "CONFLICT");
+    let keyed =
+        |key: &str| app.req(Method::POST, &format!("/pipelines/{pid}/runs/{first_id}/rerun")).header("Idempotency-Key", key.to_string());
+    let (a, b) = (app.send(keyed("rerun-1")).await, app.send(keyed("rerun-1")).await);
+    assert_eq!((a.status, b.status, a.body["id"].clone()), (201, 201, b.body["id"].clone()));
+    assert_error(
+        &app.post(&format!("/pipelines/{pid}/runs/run_019ad0c0a0a07000800000000000c0c5/rerun"), &json!({})).await,
+        404,
+        "NOT_FOUND",
+    );
+}

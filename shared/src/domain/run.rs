@@ -56,6 +56,8 @@ pub enum Trigger {
     Manual,
     Schedule,
     Api,
+    /// Again, as an ended run was (`rerunOf`): the same pipeline version.
+    Rerun,
 }
 
 /// Every code a run can end with: the `error.code` clients see (the manual lists them, with
@@ -202,6 +204,9 @@ pub struct Run {
     /// The pipeline's version when the run was triggered: the graph it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_version: Option<u64>,
+    /// The ended run this one runs again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<RunId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -305,6 +310,7 @@ impl Run {
             attempt: 0,
             scheduled_for: None,
             pipeline_version: None,
+            rerun_of: None,
             started_at: None,
             completed_at: None,
             duration_ms: None,

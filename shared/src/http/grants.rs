@@ -81,7 +81,7 @@ pub fn grants(function: &str) -> Option<&'static [Grant]> {
         // GetItem: a refused delete reads the connector to tell 409 (in use) from 404.
         "delete-connector" => &[(Table, &["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"])],
         // DeleteItem: a trigger whose message could not be queued deletes its idempotency record.
-        "trigger-run" => &[
+        "trigger-run" | "rerun-run" => &[
             (Table, &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]),
             (RunQueue, &["sqs:SendMessage"]),
         ],

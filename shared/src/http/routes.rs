@@ -17,6 +17,7 @@ pub enum Endpoint {
     ListRuns,
     GetRun,
     CancelRun,
+    RerunRun,
     ListDeadLetters,
     ListConnectors,
     CreateConnector,
@@ -72,6 +73,7 @@ routes! {
     ListRuns "GET" "/api/v1/pipelines/{id}/runs" "list-runs" R;
     GetRun "GET" "/api/v1/pipelines/{id}/runs/{runId}" "get-run" R;
     CancelRun "POST" "/api/v1/pipelines/{id}/runs/{runId}/cancel" "cancel-run" W;
+    RerunRun "POST" "/api/v1/pipelines/{id}/runs/{runId}/rerun" "rerun-run" W;
     ListDeadLetters "GET" "/api/v1/pipelines/{id}/runs/{runId}/dead-letters" "list-dead-letters" R;
     ListConnectors "GET" "/api/v1/connectors" "list-connectors" R;
     CreateConnector "POST" "/api/v1/connectors" "create-connector" W;
@@ -98,10 +100,10 @@ impl Endpoint {
         ROUTES.iter().find(|r| r.endpoint == self)
     }
 
-    /// Whether `Idempotency-Key` is honoured (creating pipelines, triggering runs): the handler
+    /// Whether `Idempotency-Key` is honoured (creating pipelines, triggering and rerunning runs): the handler
     /// saves its reply in its own write ([`crate::idempotency`]).
     pub fn idempotent(self) -> bool {
-        matches!(self, Self::CreatePipeline | Self::TriggerRun)
+        matches!(self, Self::CreatePipeline | Self::TriggerRun | Self::RerunRun)
     }
 
     /// API Gateway's route key: `GET /api/v1/pipelines/{id}`, or `$default`.

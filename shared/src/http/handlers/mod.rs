@@ -61,6 +61,7 @@ functions! {
     list_runs ListRuns Stores => runs::list;
     get_run GetRun Stores => runs::get;
     cancel_run CancelRun Stores => runs::cancel;
+    rerun_run RerunRun Queues => runs::rerun;
     list_dead_letters ListDeadLetters Records => records::dead_letters;
     list_records ListRecords Records => records::rows;
     list_connectors ListConnectors Stores => catalog::list::<Connector>;

@@ -6,7 +6,7 @@ use super::pipelines::load;
 use crate::context::{Queues, Stores};
 use crate::domain::ids::{PipelineId, RunId};
 use crate::domain::now;
-use crate::domain::run::{RunStatus, Trigger};
+use crate::domain::run::{Run, RunStatus, Trigger};
 use crate::domain::tenant::Caller;
 use crate::error::ApiError;
 use crate::http::page::{encode_cursor, fitting, PageRequest};
@@ -26,7 +26,27 @@ pub(super) async fn trigger_run(app: &dyn Queues, caller: &Caller, req: &Request
     let id = path_id(req, PipelineId::parse, "pipeline")?;
     let claim = claim(Endpoint::TriggerRun, req)?;
     let pipeline = load(app, caller, &id).await?;
-    match trigger(app, &caller.tenant, &pipeline, Trigger::Manual, None, claim.as_ref()).await {
+    let answer = trigger(app, &caller.tenant, &pipeline, Trigger::Manual, None, claim.as_ref(), None).await;
+    triggered(&id, claim, answer)
+}
+
+/// `POST …/runs/{runId}/rerun`: a new run of an ended run's pipeline version (`rerunOf` names
+/// it). A run still pending or running is a 409.
+pub(super) async fn rerun(app: &dyn Queues, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+    let (id, run_id) = run_path(req)?;
+    let claim = claim(Endpoint::RerunRun, req)?;
+    let pipeline = load(app, caller, &id).await?;
+    let first = app.store().get_run(&caller.tenant, &id, &run_id).await?.ok_or_else(|| ApiError::not_found("run", run_id.as_str()))?;
+    if !first.status.is_finished() {
+        return Err(ApiError::Conflict(format!("run {run_id} is {}; only an ended run can run again", first.status.as_str())));
+    }
+    let answer = trigger(app, &caller.tenant, &pipeline, Trigger::Rerun, None, claim.as_ref(), Some(&first)).await;
+    triggered(&id, claim, answer)
+}
+
+/// A trigger's answer: 201 and the run, or why not.
+fn triggered(id: &PipelineId, claim: Option<crate::idempotency::Claim>, answer: Result<Run, TriggerError>) -> Result<Reply, ApiError> {
+    match answer {
         Ok(run) => {
             let (status, body) = created(&run);
             Ok(json(status, &body))
