@@ -566,3 +566,41 @@ async fn the_worker_removes_the_runs_of_a_pipeline_that_is_gone() {
     assert!(store.get_run(&tenant, &pipeline_id, &run_id).await.unwrap().is_none(), "the orphan run is gone");
     assert!(store.list_runs(&tenant, &pipeline_id, 10).await.unwrap().is_empty());
 }
+
+/// `executionConfig.timeoutSeconds` ends a run that outlasts it as failed with `TIMED_OUT`,
+/// counted from its start, across continuations (issue 10).
+#[tokio::test]
+async fn a_run_past_its_timeout_fails_timed_out_across_continuations() {
+    let app = spawn_app().await;
+    let records: Vec<Value> = (1..=60).map(|i| json!({"id": i})).collect();
+    let conn = crate::engine::connector(&app, "inline", json!({"records": records})).await;
+    let target = crate::engine::schema(&app, json!([{"name": "id", "type": "integer", "primaryKey": true}])).await;
+    let pid = crate::engine::chain(&app, &conn, &target, vec![], json!({"timeoutSeconds": 1, "batchSize": 1})).await;
+    assert_eq!(app.get(&format!("/pipelines/{pid}")).await.body["executionConfig"]["timeoutSeconds"], 1);
+    // A continuation after every batch (no time budget): 60 invocations outlast a second.
+    let s = RunSettings { time_budget: std::time::Duration::ZERO, ..settings(5_000, 3) };
+    let engine = app.engine();
+    let rid = app.trigger(&pid).await;
+    for _ in 0..200 {
+        poll(&app, &engine, &s).await;
+        if app.run(&pid, &rid).await["status"] == "failed" {
+            break;
+        }
+    }
+    let run = app.run(&pid, &rid).await;
+    assert_eq!((run["status"].as_str(), run["error"]["code"].as_str()), (Some("failed"), Some("TIMED_OUT")), "{run}");
+    assert!(run["log"].to_string().contains("continuing in a follow-up"), "it was continued before it timed out: {run}");
+
+    // Within its timeout the same run completes; the limit is checked on input.
+    assert_eq!(app.put("/pipelines", &json!({"id": pid, "executionConfig": {"timeoutSeconds": 600}})).await.status, 200);
+    let rid = app.trigger(&pid).await;
+    for _ in 0..200 {
+        poll(&app, &engine, &s).await;
+        if app.run(&pid, &rid).await["status"] == "completed" {
+            break;
+        }
+    }
+    assert_eq!(app.run(&pid, &rid).await["status"], "completed");
+    let r = app.put("/pipelines", &json!({"id": pid, "executionConfig": {"timeoutSeconds": 0}})).await;
+    assert_eq!(detail_fields(&r.body), ["executionConfig.timeoutSeconds"]);
+}

@@ -69,6 +69,10 @@ pub struct ExecutionConfig {
     pub max_concurrent_runs: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlap: Option<Overlap>,
+    /// How long a run may take from its start (`startedAt`), continuations and partitions
+    /// included, before it fails with `TIMED_OUT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
 }
 
 impl Default for ExecutionConfig {
@@ -81,6 +85,7 @@ impl Default for ExecutionConfig {
             load_mode: None,
             max_concurrent_runs: None,
             overlap: None,
+            timeout_seconds: None,
         }
     }
 }
@@ -143,8 +148,11 @@ impl ExecutionConfig {
         }
     }
 
-    const FIELDS: [&'static str; 7] =
-        ["batchSize", "parallelism", "partitioning", "errorHandling", "loadMode", "maxConcurrentRuns", "overlap"];
+    const FIELDS: [&'static str; 8] =
+        ["batchSize", "parallelism", "partitioning", "errorHandling", "loadMode", "maxConcurrentRuns", "overlap", "timeoutSeconds"];
+
+    /// The longest `timeoutSeconds`: a week.
+    pub const MAX_TIMEOUT_SECONDS: i64 = 7 * 24 * 3600;
 
     pub fn overlap(&self) -> Overlap {
         self.overlap.unwrap_or_default()
@@ -177,6 +185,9 @@ impl ExecutionConfig {
         }
         if let Some(p) = check.patch(&obj, "overlap", one_of("queue, skip")) {
             out.overlap = p.apply(out.overlap);
+        }
+        if let Some(p) = check.patch(&obj, "timeoutSeconds", int_in(1, Self::MAX_TIMEOUT_SECONDS)) {
+            out.timeout_seconds = p.apply(out.timeout_seconds.map(i64::from)).map(|n| n as u32);
         }
         Some(out)
     }

@@ -84,12 +84,15 @@ pub enum RunErrorCode {
     WriteFailed,
     /// A partition failed, under `errorHandling: fail`, without an error of its own.
     PartitionFailed,
+    /// The run outlasted its pipeline's `executionConfig.timeoutSeconds`.
+    TimedOut,
 }
 
 impl RunErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::EnqueueFailed => "ENQUEUE_FAILED",
+            Self::TimedOut => "TIMED_OUT",
             Self::AttemptsExhausted => "ATTEMPTS_EXHAUSTED",
             Self::InvalidGraph => "INVALID_GRAPH",
             Self::UnsupportedNode => "UNSUPPORTED_NODE",

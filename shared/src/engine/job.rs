@@ -42,6 +42,8 @@ pub enum Stop {
     LeaseLost,
     /// Another partition of the run failed: the rest of the run's work is moot.
     Halted,
+    /// The run outlasted its `timeoutSeconds`.
+    TimedOut,
 }
 
 /// What an engine calls between batches: says whether to go on, and hears how far the run got.

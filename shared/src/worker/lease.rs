@@ -36,11 +36,19 @@ pub(super) struct Lease {
     renewer: tokio::task::JoinHandle<()>,
 }
 
+/// When a run must have ended: its start plus its pipeline's `timeoutSeconds`, whichever attempt,
+/// continuation or partition is executing it.
+pub(super) fn timeout_at(run: &Run, timeout_seconds: Option<u32>) -> Option<chrono::DateTime<Utc>> {
+    let started = chrono::DateTime::parse_from_rfc3339(run.started_at.as_deref()?).ok()?.with_timezone(&Utc);
+    Some(started + Duration::seconds(i64::from(timeout_seconds?)))
+}
+
 struct Beat {
     store: Store,
     tenant: TenantId,
     held: Held,
     lease: Duration,
+    timeout_at: Option<chrono::DateTime<Utc>>,
     state: Mutex<BeatState>,
 }
 
@@ -51,12 +59,19 @@ struct BeatState {
 }
 
 impl Lease {
-    pub(super) fn hold(app: &App, tenant: &TenantId, held: Held, settings: &RunSettings) -> Lease {
+    pub(super) fn hold(
+        app: &App,
+        tenant: &TenantId,
+        held: Held,
+        settings: &RunSettings,
+        timeout_at: Option<chrono::DateTime<Utc>>,
+    ) -> Lease {
         let beat = Arc::new(Beat {
             store: app.store().clone(),
             tenant: tenant.clone(),
             held,
             lease: settings.lease,
+            timeout_at,
             state: Mutex::new(BeatState { stop: None, stats: None, last: Instant::now() }),
         });
         let every = (settings.lease / 3).to_std().unwrap_or(BEAT_EVERY).max(BEAT_EVERY);
@@ -64,7 +79,7 @@ impl Lease {
         let renewer = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                if background.stopped().is_some() {
+                if background.stopped().is_some() || background.timed_out() {
                     return;
                 }
                 if background.since_last() >= every / 2 {
@@ -94,6 +109,15 @@ impl Beat {
 
     fn stopped(&self) -> Option<Stop> {
         self.lock().stop
+    }
+
+    /// Past the run's timeout: the stop it hears from now on.
+    fn timed_out(&self) -> bool {
+        let late = self.timeout_at.is_some_and(|at| Utc::now() >= at);
+        if late {
+            self.lock().stop.get_or_insert(Stop::TimedOut);
+        }
+        late
     }
 
     fn since_last(&self) -> std::time::Duration {
@@ -143,6 +167,9 @@ impl Control for Lease {
                 state.stats = serde_json::to_value(stats).ok();
                 state.stop.is_none() && state.last.elapsed() >= BEAT_EVERY
             };
+            if self.beat.timed_out() {
+                return Err(Stop::TimedOut);
+            }
             if due {
                 self.beat.renew().await;
             }
