@@ -32,12 +32,42 @@ pub fn init_tracing() {
     // engine `EnvFilter` links.
     let filter = std::env::var("RUST_LOG").ok().and_then(|v| v.parse::<Targets>().ok());
     let filter = filter.unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
-    let registry = tracing_subscriber::registry().with(filter);
+    // Metric lines are not logs: they go out raw, each a line of its own (see `metrics`).
+    let logs = filter.with_target(crate::metrics::TARGET, tracing_subscriber::filter::LevelFilter::OFF);
     let _ = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
-        registry.with(tracing_subscriber::fmt::layer().json().with_current_span(true).with_span_list(false).without_time()).try_init()
+        let metrics = MetricLines::new(|line| println!("{line}")).with_filter(crate::metrics::only());
+        let json = tracing_subscriber::fmt::layer().json().with_current_span(true).with_span_list(false).without_time();
+        tracing_subscriber::registry().with(metrics).with(json.with_filter(logs)).try_init()
     } else {
-        registry.with(tracing_subscriber::fmt::layer().compact()).try_init()
+        // On a laptop the metric lines would only crowd the logs: no CloudWatch reads them.
+        tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().compact().with_filter(logs)).try_init()
     };
+}
+
+/// Hands each metric event's message, an EMF line, to its writer as it is (in Lambda, stdout;
+/// in tests, a buffer).
+pub struct MetricLines<W>(W);
+
+impl<W: Fn(&str) + Send + Sync + 'static> MetricLines<W> {
+    pub fn new(write: W) -> Self {
+        Self(write)
+    }
+}
+
+impl<S: tracing::Subscriber, W: Fn(&str) + Send + Sync + 'static> tracing_subscriber::Layer<S> for MetricLines<W> {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        (self.0)(&message.0);
+    }
 }
 
 /// A single-threaded runtime: a Lambda container serves one request at a time, and this starts

@@ -24,6 +24,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod idempotency;
+pub mod metrics;
 pub mod queue;
 pub mod scheduler;
 pub mod settings;

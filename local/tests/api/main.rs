@@ -9,6 +9,7 @@ mod engine;
 mod faults;
 mod grants;
 mod lifecycle;
+mod metrics;
 mod partitions;
 mod pipelines;
 mod proxy;

@@ -147,13 +147,14 @@ async fn respond_now<'x>(app: &'x dyn Stores, endpoint: Endpoint, handler: &'x B
     // What the client claims, as the logs show it: bounded, whatever was sent.
     let tenant: String = header(req, "x-tenant-id").unwrap_or_default().chars().take(64).collect();
     let span = tracing::info_span!("request", request_id = %request_id(req), tenant = %tenant, route = %endpoint.route_key());
+    let started = std::time::Instant::now();
     async move {
         let result = match (request::check_envelope(req), endpoint.route()) {
             (Err(e), _) => Err(e),
             (Ok(()), None) => Err(handlers::not_found(req)),
             (Ok(()), Some(route)) => authenticated(app, handler, route, req).await,
         };
-        match result {
+        let reply = match result {
             Ok(reply) => {
                 tracing::info!(status = reply.status().as_u16(), "handled");
                 reply
@@ -165,7 +166,9 @@ async fn respond_now<'x>(app: &'x dyn Stores, endpoint: Endpoint, handler: &'x B
                 }
                 error_reply(&e)
             }
-        }
+        };
+        crate::metrics::request(&endpoint.route_key(), reply.status().as_u16(), started.elapsed().as_secs_f64() * 1000.0);
+        reply
     }
     .instrument(span)
     .await

@@ -139,7 +139,12 @@ async fn process(
     let terms = ClaimTerms { now: &now_stamp, lease_until: &lease_until, max_attempts: settings.max_attempts, max_running };
     let claim = app.store().claim_run(tenant, &pipeline.id, &message.run_id, &terms).await?;
     let run = match claim {
-        Claim::Claimed(run) => run,
+        Claim::Claimed(run) => {
+            if run.attempt == 1 && run.checkpoint.is_none() {
+                crate::metrics::run_started(tenant);
+            }
+            run
+        }
         Claim::Missing => return Ok(Outcome::Ignored("run no longer exists")),
         Claim::Finished(_) => return Ok(Outcome::Ignored("run already ended")),
         Claim::Busy => return Ok(Outcome::Ignored("run is held by a live worker")),
@@ -169,6 +174,7 @@ async fn process(
         Err(RunFailure::Failed { error, stats, log }) => (RunStatus::Failed, Some(error), stats, log),
         Err(RunFailure::Stopped(Stop::Cancelled | Stop::Halted)) => (RunStatus::Cancelled, None, None, vec![]),
         Err(RunFailure::Stopped(Stop::LeaseLost)) => return Ok(Outcome::Ignored("lease lost to another attempt")),
+        Err(RunFailure::Stopped(Stop::TimedOut)) => (RunStatus::Failed, Some(timed_out(&pipeline)), None, vec![]),
         Err(RunFailure::Suspended { checkpoint, stats, mut log }) => {
             log.push(LogEntry::new(
                 "checkpoint",
@@ -196,10 +202,17 @@ async fn process(
     if !app.store().finish_run(tenant, &run, &finish).await? {
         return Ok(Outcome::Ignored("lease lost to another attempt"));
     }
+    crate::metrics::run_finished(tenant, status, finish.stats.as_ref(), duration_ms);
     app.store().set_latest_status(tenant, &pipeline.id, &run.id, status).await?;
     release_slot(app, tenant, &pipeline).await;
     generations::tidy(app, tenant, &pipeline, &run.id, status, shown).await;
     Ok(Outcome::Finished(status))
+}
+
+/// The error of a run that outlasted its pipeline's `timeoutSeconds`.
+pub(super) fn timed_out(pipeline: &Pipeline) -> RunError {
+    let seconds = pipeline.execution_config.timeout_seconds.unwrap_or_default();
+    RunError::new(RunErrorCode::TimedOut, format!("the run took longer than its timeoutSeconds ({seconds} s)"))
 }
 
 /// What a run (or a partition) executes: its graph checked into a plan, and the connector and
@@ -236,7 +249,8 @@ async fn execute(
         checkpoint: run.checkpoint.as_ref(),
         scope: None,
     };
-    let lease = Lease::hold(app, tenant, Held::Run(run.clone()), settings);
+    let lease =
+        Lease::hold(app, tenant, Held::Run(run.clone()), settings, lease::timeout_at(run, pipeline.execution_config.timeout_seconds));
     engine.execute(&job, &lease).await
 }
 

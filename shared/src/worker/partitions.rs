@@ -232,7 +232,8 @@ pub(super) async fn run_partition(
             return Ok(Outcome::PartitionEnded(RunStatus::Failed));
         }
     };
-    let lease = Lease::hold(app, tenant, Held::Partition { pipeline: pipeline.id.clone(), part: part.clone() }, settings);
+    let timeout = super::lease::timeout_at(&run, pipeline.execution_config.timeout_seconds);
+    let lease = Lease::hold(app, tenant, Held::Partition { pipeline: pipeline.id.clone(), part: part.clone() }, settings, timeout);
     let result = execute(app, engine, tenant, pipeline, &run, &part, &lease).await;
     let end = match result {
         Ok(report) => {
@@ -244,6 +245,9 @@ pub(super) async fn run_partition(
             PartEnd { status: RunStatus::Cancelled, stats: lease.last_stats(), error: None }
         }
         Err(RunFailure::Stopped(Stop::LeaseLost)) => return Ok(Outcome::Ignored("lease lost to another attempt")),
+        Err(RunFailure::Stopped(Stop::TimedOut)) => {
+            PartEnd { status: RunStatus::Failed, stats: lease.last_stats(), error: Some(super::timed_out(pipeline)) }
+        }
         Err(RunFailure::Suspended { checkpoint, stats, .. }) => {
             if !app.store().suspend_partition(tenant, &pipeline.id, &part, &checkpoint, &stats, &crate::domain::now()).await? {
                 return Ok(Outcome::Ignored("lease lost to another attempt"));
@@ -344,6 +348,7 @@ async fn finish_run(app: &App, tenant: &TenantId, pipeline: &Pipeline, run: &Run
     let shown = super::generations::show(app, tenant, pipeline, &run.id, status).await?;
     let finish = Finish { status, error, stats: Some(stats_value), log: cap_log(log), now: stamp(now), duration_ms };
     if app.store().finish_partitioned_run(tenant, run, &finish).await? {
+        crate::metrics::run_finished(tenant, status, finish.stats.as_ref(), duration_ms);
         app.store().set_latest_status(tenant, &pipeline.id, &run.id, status).await?;
         release_slot(app, tenant, pipeline).await;
         super::generations::tidy(app, tenant, pipeline, &run.id, status, shown).await;
