@@ -12,7 +12,7 @@ LOCAL_ENV := AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000 AWS_ENDPOINT_URL_SQ
 	AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
 SAM_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local SAM_CLI_TELEMETRY=0
 
-.PHONY: dev test fuzz key lint fmt template-check sam-build stack-start stack-stop bench
+.PHONY: dev test fuzz console-test key lint fmt template-check sam-build stack-start stack-stop bench
 
 dev:
 	cargo build -q -p local --bin dev
@@ -26,6 +26,12 @@ test:
 fuzz:
 	cargo build -q -p local --bin dev
 	$(STACK) run env $(LOCAL_ENV) scripts/fuzz-api.sh
+
+# The console in headless Chromium (Playwright), on a dev server of its own; screenshots into
+# docs/images/.
+console-test:
+	cargo build -q -p local --bin dev
+	$(STACK) run env $(LOCAL_ENV) scripts/console-test.sh
 
 # make key TENANT=acme ROLE=editor [NAME=ci]. With TABLE_NAME (and AUTH_TABLE_NAME) set, it uses
 # the plain AWS environment (production bootstrap); without, the running local stack's tables.

@@ -210,7 +210,9 @@ fn the_openapi_document_is_the_route_table() {
         let first = parts.next().unwrap_or_default().to_string();
         first + &parts.map(|p| p[..1].to_uppercase() + &p[1..]).collect::<String>()
     };
-    let routes: BTreeSet<_> = ROUTES.iter().map(|r| (r.method.to_string(), r.path.to_string(), camel(r.function))).collect();
+    // The API's routes; the console's page is not part of the API.
+    let api = ROUTES.iter().filter(|r| r.path.starts_with("/api/v1/"));
+    let routes: BTreeSet<_> = api.map(|r| (r.method.to_string(), r.path.to_string(), camel(r.function))).collect();
     assert_eq!(documented, routes);
 }
 

@@ -182,6 +182,7 @@ async fn every_call_of_every_function_is_granted_to_it() {
         ("delete-api-key", Method::DELETE, format!("/api-keys?id={admin}"), None, None),
         ("not-found", Method::GET, "/nothing-here".into(), None, None),
         ("get-openapi", Method::GET, "/openapi.json".into(), None, None),
+        ("get-console", Method::GET, "/".into(), None, None),
     ];
     // Refusals take other paths (a refused delete reads what it could not delete, to tell 409
     // from 404): the same functions, answering 4xx.
@@ -212,7 +213,12 @@ async fn every_call_of_every_function_is_granted_to_it() {
     let expected = cases.len();
     for (i, (function, method, path, body, key)) in cases.into_iter().chain(refusals).enumerate() {
         recorder.take();
-        let mut req = app.http.request(method, format!("{base}{path}")).bearer_auth(&app.key).header("X-Tenant-Id", &app.tenant);
+        // The console's page is at the root, beside the API.
+        let url = match function {
+            "get-console" => format!("{}{path}", base.trim_end_matches("/api/v1")),
+            _ => format!("{base}{path}"),
+        };
+        let mut req = app.http.request(method, url).bearer_auth(&app.key).header("X-Tenant-Id", &app.tenant);
         if let Some(body) = &body {
             req = req.json(body);
         }

@@ -56,7 +56,7 @@ const GET: &[&str] = &["dynamodb:GetItem"];
 /// template.
 pub fn grants(function: &str) -> Option<&'static [Grant]> {
     let grants: &'static [Grant] = match function {
-        "not-found" | "get-openapi" => &[],
+        "not-found" | "get-openapi" | "get-console" => &[],
         "list-pipelines"
         | "get-pipeline"
         | "list-pipeline-versions"
@@ -134,7 +134,7 @@ pub fn grants(function: &str) -> Option<&'static [Grant]> {
 
 /// Whether `function` serves requests, and so needs [`AUTHENTICATE`]'s grants.
 pub fn authenticates(function: &str) -> bool {
-    !matches!(function, "worker" | "scheduler" | "not-found" | "get-openapi")
+    !matches!(function, "worker" | "scheduler" | "not-found" | "get-openapi" | "get-console")
 }
 
 /// Every grant of `function`, authentication's included.

@@ -35,6 +35,8 @@ pub enum Endpoint {
     DeleteApiKey,
     /// The API's OpenAPI document: public, no key.
     GetOpenapi,
+    /// The web console's page: public (it asks for a key, and sends it to the API only).
+    GetConsole,
     /// API Gateway's `$default` route: whatever matched no other route (404 or 405).
     NotFound,
 }
@@ -90,6 +92,7 @@ routes! {
     CreateApiKey "POST" "/api/v1/api-keys" "create-api-key" A;
     DeleteApiKey "DELETE" "/api/v1/api-keys" "delete-api-key" A;
     GetOpenapi "GET" "/api/v1/openapi.json" "get-openapi" PUBLIC;
+    GetConsole "GET" "/" "get-console" PUBLIC;
 }
 
 /// The `$default` route's function.

@@ -2,6 +2,7 @@
 
 mod api_keys;
 mod catalog;
+mod console;
 mod openapi;
 mod pipelines;
 mod records;
@@ -78,6 +79,7 @@ functions! {
     create_api_key CreateApiKey Stores => api_keys::create;
     delete_api_key DeleteApiKey Stores => api_keys::delete;
     get_openapi GetOpenapi Stores => openapi::get;
+    get_console GetConsole Stores => console::get;
     not_found_route NotFound Stores => unrouted;
 }
 
