@@ -1,6 +1,7 @@
 //! `make dev`: the whole system on a laptop. Creates the table and queue on the local stack,
 //! and the source bucket, runs the worker (polling the queue) and the scheduler (every minute),
-//! issues an admin key for the `demo` tenant, and serves the API on 127.0.0.1:$PORT (3000).
+//! issues an admin key for the `demo` tenant, and serves the API and the console on
+//! 127.0.0.1:$PORT (3000).
 
 use shared::context::Stores;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ async fn main() -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let base = format!("http://127.0.0.1:{port}");
     println!("\nPipelines is serving {base}/api/v1 (table {table}; Ctrl-C stops everything)\n");
+    println!("Console: {base}/ (sign in with tenant 'demo' and the key below)\n");
     let bucket = local::stack::source_bucket();
     println!("Source bucket: {bucket}; tenant 'demo' reads s3://{bucket}/tenants/demo/ (moto on :4566)\n");
     println!("Admin key for tenant 'demo':\n  {}\n", key.key);
