@@ -26,6 +26,7 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
     pub s3: aws_sdk_s3::Client,
     pub sts: aws_sdk_sts::Client,
+    pub events: aws_sdk_eventbridge::Client,
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -51,11 +52,15 @@ pub async fn clients() -> Clients {
         .force_path_style(true)
         .build();
     let sts = aws_sdk_sts::config::Builder::from(&sdk).endpoint_url(env_or("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:4566")).build();
+    let events = aws_sdk_eventbridge::config::Builder::from(&sdk)
+        .endpoint_url(env_or("AWS_ENDPOINT_URL_EVENTBRIDGE", "http://127.0.0.1:4566"))
+        .build();
     Clients {
         dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
         sqs: aws_sdk_sqs::Client::from_conf(sqs),
         s3: aws_sdk_s3::Client::from_conf(s3),
         sts: aws_sdk_sts::Client::from_conf(sts),
+        events: aws_sdk_eventbridge::Client::from_conf(events),
     }
 }
 
@@ -131,6 +136,39 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, work_index:
     }
 }
 
+/// The bus runs' ends are announced on, beside the queue `queue`.
+pub fn event_bus(queue: &str) -> String {
+    format!("{queue}-events")
+}
+
+/// Creates the event bus `bus` (moto's EventBridge) with a rule that delivers every `Run
+/// Finished` event to the queue `<bus>-inbox`, where the local stack keeps them for tests and a
+/// curious developer; returns that queue's URL.
+pub async fn ensure_event_bus(c: &Clients, bus: &str) -> Result<String, Error> {
+    if let Err(e) = c.events.create_event_bus().name(bus).send().await {
+        if !e.as_service_error().is_some_and(|se| se.is_resource_already_exists_exception()) {
+            return Err(format!("creating event bus {bus}: {}", aws_sdk_eventbridge::error::DisplayErrorContext(&e)).into());
+        }
+    }
+    let inbox = c.sqs.create_queue().queue_name(format!("{bus}-inbox")).send().await?;
+    let inbox_url = inbox.queue_url().unwrap_or_default().to_string();
+    let arn = c
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&inbox_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap_or_default();
+    let pattern = serde_json::json!({ "source": [shared::events::SOURCE], "detail-type": [shared::events::RUN_FINISHED] });
+    c.events.put_rule().name("run-finished-inbox").event_bus_name(bus).event_pattern(pattern.to_string()).send().await?;
+    let target = aws_sdk_eventbridge::types::Target::builder().id("inbox").arn(arn).build()?;
+    c.events.put_targets().rule("run-finished-inbox").event_bus_name(bus).targets(target).send().await?;
+    Ok(inbox_url)
+}
+
 /// Creates a queue with a dead-letter queue (as in `template.yaml`) and returns its URL.
 pub async fn ensure_queue(client: &aws_sdk_sqs::Client, name: &str) -> Result<String, Error> {
     let dlq = client.create_queue().queue_name(format!("{name}-dlq")).send().await?;
@@ -163,7 +201,11 @@ pub async fn app(table: &str, queue: &str) -> Result<(App, DataEngine), Error> {
     let queue_url = ensure_queue(&c.sqs, queue).await?;
     let bucket = source_bucket();
     ensure_bucket(&c.s3, &bucket).await?;
-    let app = App::new(c.dynamodb.clone(), c.sqs.clone(), table, &queue_url, &records_table(table)).with_source_bucket(&bucket);
+    let bus = event_bus(queue);
+    ensure_event_bus(&c, &bus).await?;
+    let app = App::new(c.dynamodb.clone(), c.sqs.clone(), table, &queue_url, &records_table(table))
+        .with_source_bucket(&bucket)
+        .with_events(c.events.clone(), &bus);
     let engine = DataEngine::new(app.records.clone(), sources(&c, &bucket));
     Ok((app, engine))
 }

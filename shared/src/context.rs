@@ -101,6 +101,15 @@ fn endpoint(service: &str) -> Option<String> {
     std::env::var(format!("AWS_ENDPOINT_URL_{service}")).ok().filter(|url| !url.is_empty())
 }
 
+#[cfg(feature = "engine")]
+fn eventbridge(sdk: &aws_config::SdkConfig) -> aws_sdk_eventbridge::Client {
+    let config = aws_sdk_eventbridge::config::Builder::from(sdk);
+    aws_sdk_eventbridge::Client::from_conf(match endpoint("EVENTBRIDGE") {
+        Some(url) => config.endpoint_url(url).build(),
+        None => config.build(),
+    })
+}
+
 fn dynamodb(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
     let config = aws_sdk_dynamodb::config::Builder::from(sdk);
     aws_sdk_dynamodb::Client::from_conf(match endpoint("DYNAMODB") {
@@ -227,13 +236,29 @@ pub struct App {
     pub api: Api,
     pub queue: RunQueue,
     pub records: RecordsTable,
+    /// Where runs' ends are announced (`EVENT_BUS_NAME`); none, none announced.
+    #[cfg(feature = "engine")]
+    pub events: Option<crate::events::RunEvents>,
 }
 
 impl App {
     pub fn new(dynamodb: aws_sdk_dynamodb::Client, sqs: aws_sdk_sqs::Client, table: &str, queue_url: &str, records_table: &str) -> Self {
         let api = Api::new(dynamodb, table);
         let records = RecordsTable::new(api.store.client().clone(), records_table);
-        Self { api, queue: RunQueue::new(sqs, queue_url), records }
+        Self {
+            api,
+            queue: RunQueue::new(sqs, queue_url),
+            records,
+            #[cfg(feature = "engine")]
+            events: None,
+        }
+    }
+
+    /// Announces runs' ends on `bus`.
+    #[cfg(feature = "engine")]
+    pub fn with_events(mut self, client: aws_sdk_eventbridge::Client, bus: &str) -> Self {
+        self.events = Some(crate::events::RunEvents::new(client, bus));
+        self
     }
 
     pub fn with_quotas(mut self, quotas: Quotas) -> Self {
@@ -257,7 +282,16 @@ impl Context for App {
         let api = Api::from_settings(sdk, false)?;
         let queue = RunQueue::new(sqs(sdk), setting("QUEUE_URL")?);
         let records = RecordsTable::new(api.store.client().clone(), setting("RECORDS_TABLE_NAME")?);
-        Ok(Self { api, queue, records })
+        #[cfg(feature = "engine")]
+        let events =
+            std::env::var("EVENT_BUS_NAME").ok().filter(|b| !b.is_empty()).map(|bus| crate::events::RunEvents::new(eventbridge(sdk), bus));
+        Ok(Self {
+            api,
+            queue,
+            records,
+            #[cfg(feature = "engine")]
+            events,
+        })
     }
 }
 

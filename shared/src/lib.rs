@@ -22,6 +22,8 @@ pub mod domain;
 #[cfg(feature = "engine")]
 pub mod engine;
 pub mod error;
+#[cfg(feature = "engine")]
+pub mod events;
 pub mod http;
 pub mod idempotency;
 pub mod metrics;

@@ -6,6 +6,7 @@ mod catalog;
 mod chaos;
 mod contract;
 mod engine;
+mod events;
 mod faults;
 mod grants;
 mod lifecycle;

@@ -26,6 +26,8 @@ pub struct TestApp {
     pub sts: aws_sdk_sts::Client,
     /// The deployment's source bucket, as `make dev` has it.
     pub source_bucket: String,
+    /// Where the emitted `Run Finished` events land (every test app's, on one bus).
+    pub events_inbox: String,
 }
 
 pub struct Response {
@@ -71,9 +73,12 @@ async fn spawn(table: &str, queue_url: Option<&str>, quotas: Quotas) -> TestApp 
     let queue_url = queue_url.map(str::to_string).unwrap_or(own_queue);
     let source_bucket = local::stack::source_bucket();
     local::stack::ensure_bucket(&clients.s3, &source_bucket).await.expect("source bucket");
+    let bus = local::stack::event_bus("pipelines-test");
+    let events_inbox = local::stack::ensure_event_bus(&clients, &bus).await.expect("event bus");
     let app = App::new(clients.dynamodb.clone(), clients.sqs.clone(), table, &queue_url, &local::stack::records_table(table))
         .with_source_bucket(&source_bucket)
-        .with_quotas(quotas);
+        .with_quotas(quotas)
+        .with_events(clients.events.clone(), &bus);
     let engine_sources = local::stack::sources(&clients, &source_bucket);
     let app = Arc::new(app);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -95,6 +100,7 @@ async fn spawn(table: &str, queue_url: Option<&str>, quotas: Quotas) -> TestApp 
         s3: clients.s3.clone(),
         sts: engine_sources.sts.clone(),
         source_bucket,
+        events_inbox,
     };
     test.key = test.key_for(&tenant, Role::Admin).await;
     test

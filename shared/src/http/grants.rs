@@ -24,6 +24,8 @@ pub enum Resource {
     SourceBucket,
     /// Roles in other accounts that a connector names.
     ExternalRoles,
+    /// The bus runs' ends are announced on.
+    EventBus,
 }
 
 impl Resource {
@@ -38,6 +40,7 @@ impl Resource {
             Self::SourceObjects => "${SourceBucket.Arn}/*",
             Self::SourceBucket => "SourceBucket.Arn",
             Self::ExternalRoles => "arn:${AWS::Partition}:iam::*:role/*",
+            Self::EventBus => "RunEventBus.Arn",
         }
     }
 }
@@ -121,6 +124,7 @@ pub fn grants(function: &str) -> Option<&'static [Grant]> {
             (SourceObjects, &["s3:GetObject"]),
             (SourceBucket, &["s3:ListBucket"]),
             (ExternalRoles, &["sts:AssumeRole"]),
+            (EventBus, &["events:PutEvents"]),
         ],
         "scheduler" => &[
             (Table, &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]),

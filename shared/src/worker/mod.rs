@@ -87,6 +87,8 @@ pub enum WorkerError {
     /// Worth retrying too.
     #[error(transparent)]
     Queue(#[from] crate::queue::QueueError),
+    #[error(transparent)]
+    Event(#[from] crate::events::EventError),
 }
 
 /// Handles one message body from the run queue.
@@ -146,7 +148,11 @@ async fn process(
             run
         }
         Claim::Missing => return Ok(Outcome::Ignored("run no longer exists")),
-        Claim::Finished(_) => return Ok(Outcome::Ignored("run already ended")),
+        Claim::Finished(_) => {
+            // Its end may not have been announced (the message comes back when the emit failed).
+            announce(app, tenant, &pipeline.id, &message.run_id).await?;
+            return Ok(Outcome::Ignored("run already ended"));
+        }
         Claim::Busy => return Ok(Outcome::Ignored("run is held by a live worker")),
         Claim::AtCapacity => return Ok(Outcome::Waiting),
         Claim::Exhausted => {
@@ -206,7 +212,24 @@ async fn process(
     app.store().set_latest_status(tenant, &pipeline.id, &run.id, status).await?;
     release_slot(app, tenant, &pipeline).await;
     generations::tidy(app, tenant, &pipeline, &run.id, status, shown).await;
+    announce(app, tenant, &pipeline.id, &run.id).await?;
     Ok(Outcome::Finished(status))
+}
+
+/// Emits the `Run Finished` event of a run that has ended (`events`). A failure fails the
+/// message, which comes back, finds the run ended, and emits again: at least once.
+pub(super) async fn announce(
+    app: &App,
+    tenant: &TenantId,
+    pipeline: &PipelineId,
+    run: &crate::domain::ids::RunId,
+) -> Result<(), WorkerError> {
+    let Some(events) = &app.events else { return Ok(()) };
+    let Some(run) = app.store().get_run(tenant, pipeline, run).await? else { return Ok(()) };
+    if run.status.is_finished() {
+        events.run_finished(tenant, &run).await?;
+    }
+    Ok(())
 }
 
 /// The error of a run that outlasted its pipeline's `timeoutSeconds`.

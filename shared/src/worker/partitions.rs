@@ -352,6 +352,7 @@ async fn finish_run(app: &App, tenant: &TenantId, pipeline: &Pipeline, run: &Run
         app.store().set_latest_status(tenant, &pipeline.id, &run.id, status).await?;
         release_slot(app, tenant, pipeline).await;
         super::generations::tidy(app, tenant, pipeline, &run.id, status, shown).await;
+        super::announce(app, tenant, &pipeline.id, &run.id).await?;
     }
     Ok(())
 }
