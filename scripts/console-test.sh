@@ -17,19 +17,12 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import playwright' 2>
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'playwright==1.65.*'
 fi
-log=$(mktemp)
-PORT=$port TABLE_NAME="console-$(date +%s)" "$root/target/debug/dev" >"$log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 1 60); do
-  grep -q "is serving" "$log" && break
-  kill -0 $server 2>/dev/null || { cat "$log" >&2; echo "console-test: the dev server stopped" >&2; exit 1; }
-  sleep 1
-done
-key=$(grep -o "Bearer pl[^' ]*" "$log" | head -n1 | cut -d' ' -f2)
+# shellcheck source=scripts/dev-server.sh
+. "$root/scripts/dev-server.sh"
+start_dev_server "$port" "console-$(date +%s)" console-test
 mkdir -p "$root/docs/images"
-"$venv/bin/python" "$root/console/tests/test_console.py" "http://127.0.0.1:$port" "$key" demo "$root/docs/images" || {
+"$venv/bin/python" "$root/console/tests/test_console.py" "http://127.0.0.1:$port" "$dev_key" demo "$root/docs/images" || {
   echo "console-test: failed; the dev server's last lines:" >&2
-  tail -20 "$log" >&2
+  tail -20 "$dev_log" >&2
   exit 1
 }

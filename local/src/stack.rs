@@ -152,16 +152,7 @@ pub async fn ensure_event_bus(c: &Clients, bus: &str) -> Result<String, Error> {
     }
     let inbox = c.sqs.create_queue().queue_name(format!("{bus}-inbox")).send().await?;
     let inbox_url = inbox.queue_url().unwrap_or_default().to_string();
-    let arn = c
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&inbox_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .unwrap_or_default();
+    let arn = queue_arn(&c.sqs, &inbox_url).await?;
     let pattern = serde_json::json!({ "source": [shared::events::SOURCE], "detail-type": [shared::events::RUN_FINISHED] });
     c.events.put_rule().name("run-finished-inbox").event_bus_name(bus).event_pattern(pattern.to_string()).send().await?;
     let target = aws_sdk_eventbridge::types::Target::builder().id("inbox").arn(arn).build()?;
@@ -169,18 +160,16 @@ pub async fn ensure_event_bus(c: &Clients, bus: &str) -> Result<String, Error> {
     Ok(inbox_url)
 }
 
+/// The ARN of the queue at `url`.
+async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> Result<String, Error> {
+    let out = client.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await?;
+    Ok(out.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned()).unwrap_or_default())
+}
+
 /// Creates a queue with a dead-letter queue (as in `template.yaml`) and returns its URL.
 pub async fn ensure_queue(client: &aws_sdk_sqs::Client, name: &str) -> Result<String, Error> {
     let dlq = client.create_queue().queue_name(format!("{name}-dlq")).send().await?;
-    let dlq_arn = client
-        .get_queue_attributes()
-        .queue_url(dlq.queue_url().unwrap_or_default())
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .unwrap_or_default();
+    let dlq_arn = queue_arn(client, dlq.queue_url().unwrap_or_default()).await?;
     let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5" }).to_string();
     let queue = client
         .create_queue()
