@@ -194,7 +194,8 @@ pub async fn app(table: &str, queue: &str) -> Result<(App, DataEngine), Error> {
     ensure_event_bus(&c, &bus).await?;
     let app = App::new(c.dynamodb.clone(), c.sqs.clone(), table, &queue_url, &records_table(table))
         .with_source_bucket(&bucket)
-        .with_events(c.events.clone(), &bus);
-    let engine = DataEngine::new(app.records.clone(), sources(&c, &bucket));
+        .with_events(c.events.clone(), &bus)
+        .with_sources(sources(&c, &bucket));
+    let engine = DataEngine::new(app.records.clone(), app.sources.clone());
     Ok((app, engine))
 }

@@ -15,7 +15,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use crate::context::App;
 use crate::context::{Context, QueueApi, Stores};
 #[cfg(feature = "engine")]
-use crate::engine::{execute::DataEngine, job::Engine, source::SourceContext};
+use crate::engine::{execute::DataEngine, job::Engine};
 use crate::http::{handle, Function, Reply};
 use crate::settings::RunSettings;
 #[cfg(feature = "engine")]
@@ -164,8 +164,8 @@ pub async fn worker_batch(app: &App, engine: &dyn Engine, settings: &RunSettings
 /// The engine of a deployment: sources through the AWS environment, rows into the records
 /// table. `SOURCES_ALLOW_PRIVATE=1` lets `http` sources reach private and loopback addresses.
 #[cfg(feature = "engine")]
-pub fn data_engine(app: &App, sdk: &aws_config::SdkConfig) -> Result<DataEngine, Error> {
-    Ok(DataEngine::new(app.records.clone(), SourceContext::from_env(sdk)))
+pub fn data_engine(app: &App) -> Result<DataEngine, Error> {
+    Ok(DataEngine::new(app.records.clone(), app.sources.clone()))
 }
 
 #[cfg(feature = "engine")]
@@ -175,7 +175,7 @@ pub fn serve_worker() -> Result<(), Error> {
         init_tracing();
         let sdk = crate::context::load_aws_config().await;
         let app: &'static App = Box::leak(Box::new(App::from_sdk(&sdk)?));
-        let engine: &'static DataEngine = Box::leak(Box::new(data_engine(app, &sdk)?));
+        let engine: &'static DataEngine = Box::leak(Box::new(data_engine(app)?));
         let settings: &'static RunSettings = Box::leak(Box::new(RunSettings::from_env()));
         lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
             let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);

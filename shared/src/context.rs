@@ -44,6 +44,12 @@ pub trait Records: Stores {
     fn records(&self) -> &RecordsTable;
 }
 
+/// Functions that read tenants' sources (previews, connector tests, the worker).
+#[cfg(feature = "engine")]
+pub trait Sources: Stores {
+    fn sources(&self) -> &crate::engine::source::SourceContext;
+}
+
 /// A context built from the deployment's environment.
 pub trait Context: Stores + Sized {
     fn from_sdk(sdk: &aws_config::SdkConfig) -> Result<Self, Error>;
@@ -116,6 +122,17 @@ fn dynamodb(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
         Some(url) => config.endpoint_url(url).build(),
         None => config.build(),
     })
+}
+
+/// Sources through this function's AWS environment (`SOURCES_ALLOW_PRIVATE`, `SOURCE_BUCKET`),
+/// with the emulators' endpoints when set.
+#[cfg(feature = "engine")]
+fn sources(sdk: &aws_config::SdkConfig) -> crate::engine::source::SourceContext {
+    let mut config = sdk.to_builder();
+    if let Some(url) = endpoint("S3") {
+        config.set_endpoint_url(Some(url));
+    }
+    crate::engine::source::SourceContext::from_env(&config.build())
 }
 
 fn sqs(sdk: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
@@ -200,6 +217,28 @@ impl Context for RecordsApi {
     }
 }
 
+/// [`Api`] and tenants' sources: previews and connector tests.
+#[cfg(feature = "engine")]
+#[derive(Clone, Debug)]
+pub struct SourcesApi {
+    pub api: Api,
+    pub sources: crate::engine::source::SourceContext,
+}
+
+#[cfg(feature = "engine")]
+impl Context for SourcesApi {
+    fn from_sdk(sdk: &aws_config::SdkConfig) -> Result<Self, Error> {
+        Ok(Self { api: Api::from_sdk(sdk)?, sources: sources(sdk) })
+    }
+}
+
+#[cfg(feature = "engine")]
+impl Sources for SourcesApi {
+    fn sources(&self) -> &crate::engine::source::SourceContext {
+        &self.sources
+    }
+}
+
 macro_rules! stores_through_api {
     ($($t:ty),*) => {$(
         impl Stores for $t {
@@ -216,6 +255,8 @@ macro_rules! stores_through_api {
     )*};
 }
 stores_through_api!(QueueApi, RecordsApi, App);
+#[cfg(feature = "engine")]
+stores_through_api!(SourcesApi);
 
 impl Queues for QueueApi {
     fn queue(&self) -> &RunQueue {
@@ -239,6 +280,9 @@ pub struct App {
     /// Where runs' ends are announced (`EVENT_BUS_NAME`); none, none announced.
     #[cfg(feature = "engine")]
     pub events: Option<crate::events::RunEvents>,
+    /// Tenants' sources; [`App::new`]'s reach none until [`App::with_sources`].
+    #[cfg(feature = "engine")]
+    pub sources: crate::engine::source::SourceContext,
 }
 
 impl App {
@@ -251,7 +295,15 @@ impl App {
             records,
             #[cfg(feature = "engine")]
             events: None,
+            #[cfg(feature = "engine")]
+            sources: crate::engine::source::SourceContext::new(&aws_config::SdkConfig::builder().build(), false),
         }
+    }
+
+    #[cfg(feature = "engine")]
+    pub fn with_sources(mut self, sources: crate::engine::source::SourceContext) -> Self {
+        self.sources = sources;
+        self
     }
 
     /// Announces runs' ends on `bus`.
@@ -291,6 +343,8 @@ impl Context for App {
             records,
             #[cfg(feature = "engine")]
             events,
+            #[cfg(feature = "engine")]
+            sources: sources(sdk),
         })
     }
 }
@@ -323,6 +377,20 @@ impl<T: Stores> Stores for std::sync::Arc<T> {
 impl<T: Queues> Queues for std::sync::Arc<T> {
     fn queue(&self) -> &RunQueue {
         (**self).queue()
+    }
+}
+
+#[cfg(feature = "engine")]
+impl Sources for App {
+    fn sources(&self) -> &crate::engine::source::SourceContext {
+        &self.sources
+    }
+}
+
+#[cfg(feature = "engine")]
+impl<T: Sources> Sources for std::sync::Arc<T> {
+    fn sources(&self) -> &crate::engine::source::SourceContext {
+        (**self).sources()
     }
 }
 

@@ -17,6 +17,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod backfill;
 pub mod context;
 pub mod domain;
 #[cfg(feature = "engine")]

@@ -38,6 +38,11 @@ impl RunQueue {
         self.send_body(&PurgeMessage { purge }, if delayed { PURGE_DELAY_SECONDS } else { 0 }).await
     }
 
+    /// Any message the worker reads (a backfill's next step), invisible for `delay_seconds`.
+    pub async fn send_delayed(&self, message: &impl serde::Serialize, delay_seconds: i32) -> Result<(), QueueError> {
+        self.send_body(message, delay_seconds).await
+    }
+
     async fn send_body(&self, message: &impl serde::Serialize, delay_seconds: i32) -> Result<(), QueueError> {
         let body = serde_json::to_string(message).map_err(|e| QueueError(e.to_string()))?;
         let send = self.client.send_message().queue_url(&self.url).message_body(body);

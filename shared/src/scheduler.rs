@@ -54,7 +54,8 @@ async fn fire_due(app: &impl Queues, shard: u32, now: DateTime<Utc>, report: &mu
             Err(TriggerError::PipelineGone) => {}
             // A slot that cannot run now is skipped, as `overlap: skip` asks; one over the
             // tenant's quota too, so a tenant at its quota cannot pile up late slots.
-            Err(why @ (TriggerError::AtCapacity(_) | TriggerError::TenantAtQuota(_))) => {
+            // A backfill filled this slot while the schedule was behind: it is not run twice.
+            Err(why @ (TriggerError::AtCapacity(_) | TriggerError::TenantAtQuota(_) | TriggerError::SlotTaken { .. })) => {
                 if app.store().advance_schedule(&tenant, &pipeline.id, &slot, next.map(stamp).as_deref()).await? {
                     tracing::info!(pipeline_id = %pipeline.id, %slot, reason = %why, "slot skipped");
                     report.skipped += 1;

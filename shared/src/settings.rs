@@ -17,6 +17,8 @@ pub struct RunSettings {
     pub time_budget: std::time::Duration,
     /// Items one purge message deletes before it sends the rest on in a new one.
     pub purge_batch: u64,
+    /// How long a backfill waits before it looks again for room for its next runs.
+    pub backfill_step_delay: std::time::Duration,
 }
 
 impl Default for RunSettings {
@@ -27,6 +29,7 @@ impl Default for RunSettings {
             pending_resend: Duration::seconds(120),
             time_budget: std::time::Duration::from_secs(90),
             purge_batch: crate::domain::purge::PURGE_BATCH,
+            backfill_step_delay: std::time::Duration::from_secs(crate::domain::backfill::STEP_DELAY_SECONDS as u64),
         }
     }
 }
@@ -43,6 +46,7 @@ impl RunSettings {
             pending_resend: num("RUN_PENDING_RESEND_SECONDS").map_or(d.pending_resend, Duration::seconds),
             time_budget: num("RUN_TIME_BUDGET_SECONDS").map_or(d.time_budget, |n| std::time::Duration::from_secs(n as u64)),
             purge_batch: d.purge_batch,
+            backfill_step_delay: d.backfill_step_delay,
         }
     }
 }

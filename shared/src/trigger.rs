@@ -9,6 +9,7 @@
 //! ([`crate::idempotency`]): a retry finds it there, and no run is ever made twice.
 
 use crate::context::Queues;
+use crate::domain::ids::BackfillId;
 use crate::domain::pipeline::{Overlap, Pipeline};
 use crate::domain::run::RunErrorCode;
 use crate::domain::run::{Run, RunError, RunMessage, Trigger};
@@ -28,6 +29,9 @@ pub enum TriggerError {
     /// A live record held the idempotency key: nothing was written; answer from it.
     #[error("the idempotency key is taken")]
     KeyTaken(Box<IdempotencyRecord>),
+    /// The slot already has a run (`backfill`: the backfill that made it, if one did).
+    #[error("the slot already has a run")]
+    SlotTaken { backfill: Option<String>, run: Option<String> },
     #[error("the run could not be queued: {cause}")]
     NotQueued { run: Box<Run>, cause: String },
     #[error(transparent)]
@@ -75,13 +79,8 @@ pub async fn trigger(
         c.save(status, body.to_string())
     });
     let max_in_flight = app.quotas().runs_in_flight;
-    match app.store().create_run(tenant, &run, skip_at, max_in_flight, schedule, saved.as_ref()).await? {
-        CreateRun::Created => {}
-        CreateRun::PipelineGone => return Err(TriggerError::PipelineGone),
-        CreateRun::AtCapacity => return Err(TriggerError::AtCapacity(skip_at.unwrap_or_default())),
-        CreateRun::TenantAtQuota => return Err(TriggerError::TenantAtQuota(max_in_flight)),
-        CreateRun::KeyTaken(record) => return Err(TriggerError::KeyTaken(record)),
-    }
+    let created = app.store().create_run(tenant, &run, skip_at, max_in_flight, schedule, saved.as_ref()).await?;
+    made(created, skip_at, max_in_flight)?;
     if let Err(e) = app.queue().send(&RunMessage::new(tenant, &run)).await {
         // A schedule's slot has no client to retry it: its run stays pending, and the sweep
         // sends it again (`RUN_PENDING_RESEND_SECONDS`), so the slot is neither lost nor doubled.
@@ -99,4 +98,39 @@ pub async fn trigger(
     }
     tracing::info!(run_id = %run.id, pipeline_id = %pipeline.id, trigger = ?how, "run queued");
     Ok(run)
+}
+
+/// A backfill's run of the past slot `slot`, made only while fewer than `window` runs of the
+/// pipeline are pending or running, and only if the slot has no run yet. A run whose message
+/// cannot be sent stays pending for the sweep, as a scheduled one does.
+pub async fn trigger_backfill(
+    app: &dyn Queues,
+    tenant: &TenantId,
+    pipeline: &Pipeline,
+    backfill: &BackfillId,
+    slot: &str,
+    window: u32,
+) -> Result<Run, TriggerError> {
+    let mut run = Run::new(pipeline.id.clone(), Trigger::Backfill, &now());
+    run.pipeline_version = Some(pipeline.revision);
+    run.scheduled_for = Some(slot.to_string());
+    run.backfill_id = Some(backfill.clone());
+    let max_in_flight = app.quotas().runs_in_flight;
+    made(app.store().create_run(tenant, &run, Some(window), max_in_flight, None, None).await?, Some(window), max_in_flight)?;
+    if let Err(e) = app.queue().send(&RunMessage::new(tenant, &run)).await {
+        tracing::warn!(run_id = %run.id, cause = %e, "backfill run not queued; the sweep will send it");
+    }
+    Ok(run)
+}
+
+/// A run's creation as the trigger's answer.
+fn made(created: CreateRun, skip_at: Option<u32>, max_in_flight: u32) -> Result<(), TriggerError> {
+    match created {
+        CreateRun::Created => Ok(()),
+        CreateRun::PipelineGone => Err(TriggerError::PipelineGone),
+        CreateRun::AtCapacity => Err(TriggerError::AtCapacity(skip_at.unwrap_or_default())),
+        CreateRun::TenantAtQuota => Err(TriggerError::TenantAtQuota(max_in_flight)),
+        CreateRun::KeyTaken(record) => Err(TriggerError::KeyTaken(record)),
+        CreateRun::SlotTaken { backfill, run } => Err(TriggerError::SlotTaken { backfill, run }),
+    }
 }

@@ -94,7 +94,7 @@ fn faults(seed: u64) -> Faults {
 }
 
 /// The number `n` of an item of the main table (a count), 0 when there is none.
-async fn number(app: &TestApp, pk: String, sk: &str, attribute: &str) -> i64 {
+pub(crate) async fn number(app: &TestApp, pk: String, sk: &str, attribute: &str) -> i64 {
     let store = app.app.store();
     let out = store
         .client()

@@ -64,6 +64,7 @@ const SAMPLE_SCHEMA: &str = "schema_019ad0c0a0a07000800000000000c0c2";
 const SAMPLE_PIPELINE: &str = "pipe_019ad0c0a0a07000800000000000c0c3";
 const SAMPLE_KEY: &str = "key_019ad0c0a0a07000800000000000c0c4";
 const SAMPLE_RUN: &str = "run_019ad0c0a0a07000800000000000c0c5";
+const SAMPLE_BACKFILL: &str = "bf_019ad0c0a0a07000800000000000c0c6";
 
 /// Every `events/` file is a valid API Gateway event its function accepts: each runs through the
 /// function's handler (with the sample ids swapped for real ones in a fresh tenant) and succeeds.
@@ -76,6 +77,8 @@ async fn every_sample_event_is_accepted_by_its_function() {
     // The create-pipeline event uses the sample connector and schema too: deletes get unused ones.
     let (unused_connector, unused_schema) = (app.create_connector().await, app.create_schema().await);
     let run = app.trigger(pipeline["id"].as_str().unwrap()).await;
+    let days = json!({"from": "2026-11-01T00:00:00Z", "to": "2026-11-03T00:00:00Z"});
+    let backfill = app.post(&format!("/pipelines/{}/backfill", pipeline["id"].as_str().unwrap()), &days).await.body;
     let swap = |text: String, deleting: bool| {
         let (connector, schema) = if deleting { (&unused_connector, &unused_schema) } else { (&connector, &schema) };
         text.replace(SAMPLE_CONNECTOR, connector)
@@ -83,6 +86,7 @@ async fn every_sample_event_is_accepted_by_its_function() {
             .replace(SAMPLE_PIPELINE, pipeline["id"].as_str().unwrap())
             .replace(SAMPLE_KEY, extra["id"].as_str().unwrap())
             .replace(SAMPLE_RUN, &run)
+            .replace(SAMPLE_BACKFILL, backfill["id"].as_str().unwrap())
             .replace("\\\"tenantId\\\":\\\"demo\\\"", &format!("\\\"tenantId\\\":\\\"{}\\\"", app.tenant))
     };
 

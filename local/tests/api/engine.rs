@@ -383,7 +383,7 @@ async fn s3_and_http_sources_run_end_to_end() {
 
 /// A graph of `nodes` (temporary ids) and `edges` (pairs of them) between the connector and the
 /// schema; returns the pipeline id and the permanent node ids by temporary id.
-async fn dag(
+pub(crate) async fn dag(
     app: &TestApp,
     connector: &str,
     schema: &str,
@@ -413,7 +413,7 @@ async fn dag(
     (created["id"].as_str().unwrap().to_string(), ids)
 }
 
-fn end(node_type: &str) -> Value {
+pub(crate) fn end(node_type: &str) -> Value {
     json!({"nodeType": node_type, "label": node_type})
 }
 

@@ -98,7 +98,9 @@ async fn recorded(app: &TestApp, table: &str) -> (Arc<App>, String, Recorder) {
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(clients.dynamodb.config().to_builder().interceptor(recorder.clone()).build());
     let sqs = aws_sdk_sqs::Client::from_conf(clients.sqs.config().to_builder().interceptor(recorder.clone()).build());
     let recorded = Arc::new(
-        App::new(dynamodb, sqs, table, &app.queue_url, &local::stack::records_table(table)).with_source_bucket(&app.source_bucket),
+        App::new(dynamodb, sqs, table, &app.queue_url, &local::stack::records_table(table))
+            .with_source_bucket(&app.source_bucket)
+            .with_sources(local::stack::sources(&clients, &app.source_bucket)),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}/api/v1", listener.local_addr().expect("addr"));
@@ -137,6 +139,12 @@ async fn every_call_of_every_function_is_granted_to_it() {
     let admin = app.post("/api-keys", &json!({"name": "admin", "role": "admin"})).await.body["id"].as_str().unwrap().to_string();
     let spare_conn = app.create_connector().await;
     let spare_schema = app.create_schema().await;
+    // An hourly pipeline with a backfill, for the backfill functions.
+    let mut hourly = body.clone();
+    hourly["schedule"] = json!("0 * * * *");
+    let hourly = app.create_pipeline(&hourly).await["id"].as_str().unwrap().to_string();
+    let hours = json!({"from": "2026-11-01T00:00:00Z", "to": "2026-11-01T03:00:00Z"});
+    let backfill = app.post(&format!("/pipelines/{hourly}/backfill"), &hours).await.body["id"].as_str().unwrap().to_string();
 
     let mut renamed = body.clone();
     renamed["id"] = json!(pid);
@@ -165,6 +173,13 @@ async fn every_call_of_every_function_is_granted_to_it() {
         ("cancel-run", Method::POST, format!("/pipelines/{pid}/runs/{run}/cancel"), None, None),
         ("rerun-run", Method::POST, format!("/pipelines/{pid}/runs/{run}/rerun"), None, None),
         ("list-dead-letters", Method::GET, format!("/pipelines/{pid}/runs/{run}/dead-letters"), None, None),
+        ("preview-pipeline", Method::POST, format!("/pipelines/{pid}/preview"), Some(json!({"limit": 2})), None),
+        ("test-connector", Method::POST, format!("/connectors/{conn}/test"), None, None),
+        ("backfill-pipeline", Method::POST, format!("/pipelines/{hourly}/backfill"), Some(hours.clone()), None),
+        ("backfill-pipeline", Method::POST, format!("/pipelines/{hourly}/backfill"), Some(hours.clone()), Some("grants-3")),
+        ("backfill-pipeline", Method::POST, format!("/pipelines/{hourly}/backfill"), Some(hours.clone()), Some("grants-3")),
+        ("get-backfill", Method::GET, format!("/pipelines/{hourly}/backfills/{backfill}"), None, None),
+        ("cancel-backfill", Method::POST, format!("/pipelines/{hourly}/backfills/{backfill}/cancel"), None, None),
         ("list-connectors", Method::GET, "/connectors".into(), None, None),
         ("get-connector", Method::GET, format!("/connectors/{conn}"), None, None),
         ("create-connector", Method::POST, "/connectors".into(), Some(json!({"name": "c", "type": "snowflake", "config": {}})), None),
@@ -200,6 +215,8 @@ async fn every_call_of_every_function_is_granted_to_it() {
             None,
         ),
         ("trigger-run", Method::POST, "/pipelines/pipe_019ad0c0a0a07000800000000000c0c3/run".into(), None, None),
+        ("preview-pipeline", Method::POST, "/pipelines/pipe_019ad0c0a0a07000800000000000c0c3/preview".into(), None, None),
+        ("backfill-pipeline", Method::POST, format!("/pipelines/{pid}/backfill"), Some(json!({"from": "x", "to": "y"})), None),
         ("delete-api-key", Method::DELETE, format!("/api-keys?id={own_key}"), None, None),
         (
             "update-connector",

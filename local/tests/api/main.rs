@@ -1,6 +1,7 @@
 //! Black-box tests of the API through the local gateway, against DynamoDB Local and moto.
 
 mod auth;
+mod backfills;
 mod calls;
 mod catalog;
 mod chaos;
@@ -13,6 +14,7 @@ mod lifecycle;
 mod metrics;
 mod partitions;
 mod pipelines;
+mod preview;
 mod proxy;
 mod purges;
 mod quotas;

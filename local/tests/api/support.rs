@@ -78,7 +78,8 @@ async fn spawn(table: &str, queue_url: Option<&str>, quotas: Quotas) -> TestApp 
     let app = App::new(clients.dynamodb.clone(), clients.sqs.clone(), table, &queue_url, &local::stack::records_table(table))
         .with_source_bucket(&source_bucket)
         .with_quotas(quotas)
-        .with_events(clients.events.clone(), &bus);
+        .with_events(clients.events.clone(), &bus)
+        .with_sources(local::stack::sources(&clients, &source_bucket));
     let engine_sources = local::stack::sources(&clients, &source_bucket);
     let app = Arc::new(app);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -60,6 +60,7 @@ id_type!(RunId, "run");
 id_type!(ApiKeyId, "key");
 id_type!(NodeId, "node");
 id_type!(EdgeId, "edge");
+id_type!(BackfillId, "bf");
 
 #[cfg(test)]
 mod tests {

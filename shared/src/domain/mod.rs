@@ -2,11 +2,13 @@
 //! decide what a request may change.
 
 pub mod api_key;
+pub mod backfill;
 pub mod connector;
 pub mod graph;
 pub mod ids;
 pub mod input;
 pub mod pipeline;
+pub mod preview;
 pub mod purge;
 pub mod report;
 pub mod run;

@@ -58,6 +58,8 @@ pub enum Trigger {
     Api,
     /// Again, as an ended run was (`rerunOf`): the same pipeline version.
     Rerun,
+    /// A past schedule slot, for a backfill (`backfillId`, `scheduledFor`).
+    Backfill,
 }
 
 /// Every code a run can end with: the `error.code` clients see (the manual lists them, with
@@ -210,6 +212,9 @@ pub struct Run {
     /// The ended run this one runs again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerun_of: Option<RunId>,
+    /// The backfill this run fills a slot of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill_id: Option<super::ids::BackfillId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -314,6 +319,7 @@ impl Run {
             scheduled_for: None,
             pipeline_version: None,
             rerun_of: None,
+            backfill_id: None,
             started_at: None,
             completed_at: None,
             duration_ms: None,

@@ -11,6 +11,7 @@
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use super::coerce::{conform, FieldIssue};
 use super::dedupe::Marks;
@@ -85,6 +86,8 @@ pub struct Processor {
     copies: bool,
     target: String,
     fields: Vec<Field>,
+    /// What each node passed on, up to so many records per node (previews only).
+    samples: Option<(usize, BTreeMap<String, Vec<Record>>)>,
 }
 
 impl Processor {
@@ -108,7 +111,19 @@ impl Processor {
             copies,
             target: plan.target.id.clone(),
             fields: schema.fields.clone(),
+            samples: None,
         })
+    }
+
+    /// Keeps the first `per_node` records each step and the target pass on ([`Self::samples`]).
+    pub fn sampling(mut self, per_node: usize) -> Self {
+        self.samples = Some((per_node, BTreeMap::new()));
+        self
+    }
+
+    /// The records kept by [`Self::sampling`], by node id.
+    pub fn samples(&mut self) -> BTreeMap<String, Vec<Record>> {
+        self.samples.as_mut().map(|(_, kept)| std::mem::take(kept)).unwrap_or_default()
     }
 
     /// Processes numbered rows (ascending, as the source gave them); `deduplicate` nodes claim
@@ -149,8 +164,10 @@ impl Processor {
             let count = stats.node_counts.entry(node_id.clone()).or_default();
             count.rows_in += before as u64;
             count.rows_out += output.len() as u64;
+            keep_sample(&mut self.samples, node_id, output.iter().map(|(_, r)| r));
             flow.steps[i] = Some(output);
         }
+
         let arrived = flow.gather(&self.target_inputs);
         stats.node_counts.entry(self.target.clone()).or_default().rows_in += arrived.len() as u64;
 
@@ -175,7 +192,16 @@ impl Processor {
                 }
             }
         }
+        keep_sample(&mut self.samples, &self.target, processed.good.iter().map(|(_, r)| r));
         Ok(processed)
+    }
+}
+
+fn keep_sample<'r>(samples: &mut Option<(usize, BTreeMap<String, Vec<Record>>)>, node: &str, records: impl Iterator<Item = &'r Record>) {
+    if let Some((cap, kept)) = samples {
+        let kept = kept.entry(node.to_string()).or_default();
+        let room = cap.saturating_sub(kept.len());
+        kept.extend(records.take(room).cloned());
     }
 }
 

@@ -11,6 +11,7 @@ pub mod execute;
 pub mod filter;
 pub mod job;
 pub mod plan;
+pub mod preview;
 pub mod record;
 pub mod sink;
 pub mod source;

@@ -88,6 +88,18 @@ pub fn grants(function: &str) -> Option<&'static [Grant]> {
             (Table, &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]),
             (RunQueue, &["sqs:SendMessage"]),
         ],
+        // Tenants' sources, as the worker reads them; nothing written.
+        "preview-pipeline" | "test-connector" => {
+            &[(Table, GET), (SourceObjects, &["s3:GetObject"]), (SourceBucket, &["s3:ListBucket"]), (ExternalRoles, &["sts:AssumeRole"])]
+        }
+        // DeleteItem: a backfill whose first step could not be queued is removed, with its
+        // idempotency record.
+        "backfill-pipeline" => {
+            &[(Table, &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]), (RunQueue, &["sqs:SendMessage"])]
+        }
+        "get-backfill" => &[(Table, GET)],
+        // PutItem: the backfill, saved over the version read; UpdateItem: its runs cancelled.
+        "cancel-backfill" => &[(Table, &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"])],
         "cancel-run" => &[(Table, &["dynamodb:GetItem", "dynamodb:UpdateItem"])],
         "list-api-keys" => &[(AuthTable, &["dynamodb:Query"])],
         "create-api-key" => &[(AuthTable, &["dynamodb:PutItem", "dynamodb:UpdateItem"])],

@@ -13,17 +13,25 @@ pub enum Endpoint {
     DeletePipeline,
     GetPipeline,
     ListPipelineVersions,
+    /// The graph over the first records of its source, writing nothing.
+    PreviewPipeline,
     TriggerRun,
     ListRuns,
     GetRun,
     CancelRun,
     RerunRun,
+    /// One run per past schedule slot of a range, queued a window at a time.
+    BackfillPipeline,
+    GetBackfill,
+    CancelBackfill,
     ListDeadLetters,
     ListConnectors,
     CreateConnector,
     UpdateConnector,
     DeleteConnector,
     GetConnector,
+    /// The connector's source opened, one record read.
+    TestConnector,
     ListSchemas,
     CreateSchema,
     UpdateSchema,
@@ -71,17 +79,22 @@ routes! {
     DeletePipeline "DELETE" "/api/v1/pipelines" "delete-pipeline" W;
     GetPipeline "GET" "/api/v1/pipelines/{id}" "get-pipeline" R;
     ListPipelineVersions "GET" "/api/v1/pipelines/{id}/versions" "list-pipeline-versions" R;
+    PreviewPipeline "POST" "/api/v1/pipelines/{id}/preview" "preview-pipeline" W;
     TriggerRun "POST" "/api/v1/pipelines/{id}/run" "trigger-run" W;
     ListRuns "GET" "/api/v1/pipelines/{id}/runs" "list-runs" R;
     GetRun "GET" "/api/v1/pipelines/{id}/runs/{runId}" "get-run" R;
     CancelRun "POST" "/api/v1/pipelines/{id}/runs/{runId}/cancel" "cancel-run" W;
     RerunRun "POST" "/api/v1/pipelines/{id}/runs/{runId}/rerun" "rerun-run" W;
+    BackfillPipeline "POST" "/api/v1/pipelines/{id}/backfill" "backfill-pipeline" W;
+    GetBackfill "GET" "/api/v1/pipelines/{id}/backfills/{backfillId}" "get-backfill" R;
+    CancelBackfill "POST" "/api/v1/pipelines/{id}/backfills/{backfillId}/cancel" "cancel-backfill" W;
     ListDeadLetters "GET" "/api/v1/pipelines/{id}/runs/{runId}/dead-letters" "list-dead-letters" R;
     ListConnectors "GET" "/api/v1/connectors" "list-connectors" R;
     CreateConnector "POST" "/api/v1/connectors" "create-connector" W;
     UpdateConnector "PUT" "/api/v1/connectors" "update-connector" W;
     DeleteConnector "DELETE" "/api/v1/connectors" "delete-connector" W;
     GetConnector "GET" "/api/v1/connectors/{id}" "get-connector" R;
+    TestConnector "POST" "/api/v1/connectors/{id}/test" "test-connector" W;
     ListSchemas "GET" "/api/v1/schemas" "list-schemas" R;
     CreateSchema "POST" "/api/v1/schemas" "create-schema" W;
     UpdateSchema "PUT" "/api/v1/schemas" "update-schema" W;
@@ -103,10 +116,10 @@ impl Endpoint {
         ROUTES.iter().find(|r| r.endpoint == self)
     }
 
-    /// Whether `Idempotency-Key` is honoured (creating pipelines, triggering and rerunning runs): the handler
-    /// saves its reply in its own write ([`crate::idempotency`]).
+    /// Whether `Idempotency-Key` is honoured (creating pipelines, triggering and rerunning runs,
+    /// backfilling): the handler saves its reply in its own write ([`crate::idempotency`]).
     pub fn idempotent(self) -> bool {
-        matches!(self, Self::CreatePipeline | Self::TriggerRun | Self::RerunRun)
+        matches!(self, Self::CreatePipeline | Self::TriggerRun | Self::RerunRun | Self::BackfillPipeline)
     }
 
     /// API Gateway's route key: `GET /api/v1/pipelines/{id}`, or `$default`.

@@ -52,6 +52,7 @@
 //! - Find due schedules, runs left pending, expired leases: Query `GSI1` per shard up to now.
 
 mod api_keys;
+mod backfills;
 pub(crate) mod batch;
 mod catalog;
 pub(crate) mod entity;

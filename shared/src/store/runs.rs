@@ -5,6 +5,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteIte
 
 use super::entity::{from_item, sk};
 use super::{index, n, s, tenant_pk, written, IdempotencyRecord, Item, Pager, SavedReply, Store, StoreError};
+use crate::domain::backfill::SLOT_MEMORY_DAYS;
 use crate::domain::ids::{PipelineId, RunId};
 use crate::domain::pipeline::Pipeline;
 use crate::domain::run::{attempts_exhausted, claimable, Claimable, LogEntry, Run, RunError, RunStatus};
@@ -50,6 +51,29 @@ pub enum CreateRun {
     TenantAtQuota,
     /// A live record holds the idempotency key (this one): nothing was written.
     KeyTaken(Box<IdempotencyRecord>),
+    /// The run's `scheduledFor` slot already has a run (made by the backfill named, if any).
+    SlotTaken {
+        backfill: Option<String>,
+        run: Option<String>,
+    },
+}
+
+/// The marker that a schedule slot of a pipeline has its run (`SLOT#<scheduledFor>`), kept
+/// [`SLOT_MEMORY_DAYS`] past the slot.
+fn slot_marker(table: &str, tenant: &TenantId, run: &Run, slot: &str) -> Result<TransactWriteItem, StoreError> {
+    let mut item = Store::key(runs_pk(tenant, &run.pipeline_id), format!("SLOT#{slot}"));
+    item.insert("runId".into(), s(run.id.as_str()));
+    if let Some(backfill) = &run.backfill_id {
+        item.insert("backfillId".into(), s(backfill.as_str()));
+    }
+    let slot_at = chrono::DateTime::parse_from_rfc3339(slot).map(|t| t.timestamp()).unwrap_or_default();
+    item.insert("expiresAt".into(), n(slot_at + SLOT_MEMORY_DAYS * 86_400));
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(PK)")
+        .return_values_on_condition_check_failure(aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld);
+    Ok(TransactWriteItem::builder().put(put.build().map_err(corrupt)?).build())
 }
 
 /// The outcome of a worker's attempt to take a run.
@@ -241,8 +265,18 @@ impl Store {
         if let Some(saved) = saved {
             items.push(self.save_reply(tenant, saved)?);
         }
+        // A slot's run is claimed with it: the schedule and backfills never make a second.
+        let marker =
+            run.scheduled_for.as_deref().map(|slot| slot_marker(&self.table, tenant, run, slot).map(|m| (items.len(), m))).transpose()?;
+        let marker_at = marker.as_ref().map(|(i, _)| *i);
+        items.extend(marker.map(|(_, m)| m));
         match self.transact("TransactWriteItems", items).await {
             Ok(()) => Ok(CreateRun::Created),
+            Err(e) if marker_at.is_some_and(|i| e.reason(i).is_some()) => {
+                let old = marker_at.and_then(|i| e.old_item(i)).unwrap_or_default();
+                let text = |name: &str| old.get(name).and_then(|v| v.as_s().ok()).cloned();
+                Ok(CreateRun::SlotTaken { backfill: text("backfillId"), run: text("runId") })
+            }
             // The key first: a retry of a trigger that went through must replay it, whatever
             // the pipeline's state since.
             Err(e) if e.reason(4).is_some() => Ok(CreateRun::KeyTaken(Self::taken_key(e, 4)?)),

@@ -26,8 +26,8 @@ const BEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the lease is on.
 pub(super) enum Held {
-    Run(Run),
-    Partition { pipeline: PipelineId, part: Partition },
+    Run(Box<Run>),
+    Partition { pipeline: PipelineId, part: Box<Partition> },
 }
 
 pub(super) struct Lease {

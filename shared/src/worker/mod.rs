@@ -26,6 +26,7 @@ use chrono::Utc;
 use tracing::Instrument;
 
 use crate::context::{App, Stores};
+use crate::domain::backfill::BackfillMessage;
 use crate::domain::connector::Connector;
 use crate::domain::ids::PipelineId;
 use crate::domain::pipeline::Pipeline;
@@ -74,6 +75,8 @@ pub enum Outcome {
     Coordinated,
     /// A purge deleted this many items; when not `done`, a new message goes on with the rest.
     Purged { deleted: u64, done: bool },
+    /// A backfill's step.
+    Backfilled(crate::backfill::Stepped),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +98,14 @@ pub enum WorkerError {
 pub async fn process_message(app: &App, engine: &dyn Engine, settings: &RunSettings, body: &str) -> Result<Outcome, WorkerError> {
     if let Ok(PurgeMessage { purge: what }) = serde_json::from_str::<PurgeMessage>(body) {
         return purge::purge(app, settings, &what).await;
+    }
+    if let Ok(BackfillMessage { backfill: step }) = serde_json::from_str::<BackfillMessage>(body) {
+        let tenant = TenantId::parse(&step.tenant_id).map_err(WorkerError::Malformed)?;
+        return match crate::backfill::step(app, &tenant, &step, settings.backfill_step_delay).await {
+            Ok(stepped) => Ok(Outcome::Backfilled(stepped)),
+            Err(crate::backfill::BackfillError::Store(e)) => Err(e.into()),
+            Err(crate::backfill::BackfillError::Queue(e)) => Err(e.into()),
+        };
     }
     let message: RunMessage = serde_json::from_str(body).map_err(|e| WorkerError::Malformed(e.to_string()))?;
     let tenant = TenantId::parse(&message.tenant_id).map_err(WorkerError::Malformed)?;
@@ -273,7 +284,7 @@ async fn execute(
         scope: None,
     };
     let lease =
-        Lease::hold(app, tenant, Held::Run(run.clone()), settings, lease::timeout_at(run, pipeline.execution_config.timeout_seconds));
+        Lease::hold(app, tenant, Held::Run(Box::new(run.clone())), settings, lease::timeout_at(run, pipeline.execution_config.timeout_seconds));
     engine.execute(&job, &lease).await
 }
 

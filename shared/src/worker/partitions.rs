@@ -233,7 +233,7 @@ pub(super) async fn run_partition(
         }
     };
     let timeout = super::lease::timeout_at(&run, pipeline.execution_config.timeout_seconds);
-    let lease = Lease::hold(app, tenant, Held::Partition { pipeline: pipeline.id.clone(), part: part.clone() }, settings, timeout);
+    let lease = Lease::hold(app, tenant, Held::Partition { pipeline: pipeline.id.clone(), part: Box::new(part.clone()) }, settings, timeout);
     let result = execute(app, engine, tenant, pipeline, &run, &part, &lease).await;
     let end = match result {
         Ok(report) => {

@@ -1,10 +1,13 @@
 //! The handlers, one per endpoint, and the one `match` that routes to them.
 
 mod api_keys;
+mod backfills;
 mod catalog;
 mod console;
 mod openapi;
 mod pipelines;
+#[cfg(feature = "engine")]
+mod preview;
 mod records;
 mod runs;
 
@@ -13,6 +16,8 @@ use lambda_http::Request;
 
 use super::routes::{resolve, Endpoint, Resolved};
 use super::{Handler, Reply};
+#[cfg(feature = "engine")]
+use crate::context::Sources;
 use crate::context::{Queues, Records, Stores};
 use crate::domain::connector::Connector;
 use crate::domain::schema::Schema;
@@ -25,28 +30,34 @@ pub struct Function<C> {
     pub handler: Handler<C>,
 }
 
+/// One function per endpoint (`$name`), each over the narrowest context its handler needs.
+/// Those after `@engine` read tenants' sources, and exist with the `engine` feature only.
 macro_rules! functions {
-    ($($name:ident $endpoint:ident $needs:ident => $handler:expr;)*) => {
-        $(
-            #[doc = concat!("The `", stringify!($endpoint), "` endpoint, over any context with [`", stringify!($needs), "`].")]
-            pub fn $name<C: $needs>() -> Function<C> {
-                // Not generic, so the handler and all it calls are compiled once, in this
-                // crate: each function binary then only compiles the few lines that bind it to
-                // its context (≈1 s instead of ≈10 s per binary in a release build).
-                fn boxed<'a>(app: &'a dyn $needs, caller: &'a Caller, req: &'a Request) -> BoxFuture<'a, Result<Reply, ApiError>> {
-                    Box::pin($handler(app, caller, req))
-                }
-                Function { endpoint: Endpoint::$endpoint, handler: |app, caller, req| boxed(app, caller, req) }
-            }
-        )*
+    ($($name:ident $endpoint:ident $needs:ident => $handler:expr;)* @engine $($ename:ident $eendpoint:ident $eneeds:ident => $ehandler:expr;)*) => {
+        $(functions!(@one $name $endpoint $needs $handler);)*
+        $(#[cfg(feature = "engine")] functions!(@one $ename $eendpoint $eneeds $ehandler);)*
 
         /// Any endpoint's function, over a context that has everything (the local stack serves
         /// every endpoint from one process). Functions in AWS name theirs instead, and link no
         /// other handler.
-        pub fn function<C: Queues + Records>(endpoint: Endpoint) -> Function<C> {
+        #[cfg(feature = "engine")]
+        pub fn function<C: Queues + Records + Sources>(endpoint: Endpoint) -> Function<C> {
             match endpoint {
                 $(Endpoint::$endpoint => $name::<C>(),)*
+                $(Endpoint::$eendpoint => $ename::<C>(),)*
             }
+        }
+    };
+    (@one $name:ident $endpoint:ident $needs:ident $handler:expr) => {
+        #[doc = concat!("The `", stringify!($endpoint), "` endpoint, over any context with [`", stringify!($needs), "`].")]
+        pub fn $name<C: $needs>() -> Function<C> {
+            // Not generic, so the handler and all it calls are compiled once, in this
+            // crate: each function binary then only compiles the few lines that bind it to
+            // its context (≈1 s instead of ≈10 s per binary in a release build).
+            fn boxed<'a>(app: &'a dyn $needs, caller: &'a Caller, req: &'a Request) -> BoxFuture<'a, Result<Reply, ApiError>> {
+                Box::pin($handler(app, caller, req))
+            }
+            Function { endpoint: Endpoint::$endpoint, handler: |app, caller, req| boxed(app, caller, req) }
         }
     };
 }
@@ -63,6 +74,9 @@ functions! {
     get_run GetRun Stores => runs::get;
     cancel_run CancelRun Stores => runs::cancel;
     rerun_run RerunRun Queues => runs::rerun;
+    backfill_pipeline BackfillPipeline Queues => backfills::create;
+    get_backfill GetBackfill Stores => backfills::get;
+    cancel_backfill CancelBackfill Stores => backfills::cancel;
     list_dead_letters ListDeadLetters Records => records::dead_letters;
     list_records ListRecords Records => records::rows;
     list_connectors ListConnectors Stores => catalog::list::<Connector>;
@@ -81,6 +95,9 @@ functions! {
     get_openapi GetOpenapi Stores => openapi::get;
     get_console GetConsole Stores => console::get;
     not_found_route NotFound Stores => unrouted;
+    @engine
+    preview_pipeline PreviewPipeline Sources => preview::preview;
+    test_connector TestConnector Sources => preview::test;
 }
 
 /// Sends a deletion's purge once more, now that the delete committed: the first, sent before it
