@@ -19,6 +19,8 @@ pub struct RunSettings {
     pub purge_batch: u64,
     /// How long a backfill waits before it looks again for room for its next runs.
     pub backfill_step_delay: std::time::Duration,
+    /// The wait before a webhook's second attempt (each later one 6 times longer).
+    pub webhook_retry_base: std::time::Duration,
 }
 
 impl Default for RunSettings {
@@ -30,6 +32,7 @@ impl Default for RunSettings {
             time_budget: std::time::Duration::from_secs(90),
             purge_batch: crate::domain::purge::PURGE_BATCH,
             backfill_step_delay: std::time::Duration::from_secs(crate::domain::backfill::STEP_DELAY_SECONDS as u64),
+            webhook_retry_base: std::time::Duration::from_secs(crate::domain::webhook::RETRY_BASE_SECONDS),
         }
     }
 }
@@ -47,6 +50,7 @@ impl RunSettings {
             time_budget: num("RUN_TIME_BUDGET_SECONDS").map_or(d.time_budget, |n| std::time::Duration::from_secs(n as u64)),
             purge_batch: d.purge_batch,
             backfill_step_delay: d.backfill_step_delay,
+            webhook_retry_base: d.webhook_retry_base,
         }
     }
 }

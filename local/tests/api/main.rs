@@ -22,3 +22,4 @@ mod runs;
 mod secrets;
 mod support;
 mod versions;
+mod webhooks;

@@ -17,6 +17,7 @@ pub mod schema;
 pub mod secrets;
 pub mod source_access;
 pub mod tenant;
+pub mod webhook;
 
 /// Now, as the product writes timestamps: RFC 3339, UTC, milliseconds (`2026-01-15T09:00:00.000Z`).
 /// Fixed width, so that stored timestamps sort as strings (sort keys, lease comparisons).

@@ -8,6 +8,7 @@ use super::graph::{Edge, Graph, GraphInput, Node};
 use super::ids::{ConnectorId, PipelineId, SchemaId};
 use super::input::{any_text, int_in, one_of, text, Check, Object, Patch};
 use super::schedule::{CronSchedule, Timezone};
+use super::webhook::Notifications;
 use crate::domain::input::InputError;
 
 pub const MAX_NAME: usize = 200;
@@ -209,6 +210,9 @@ pub struct Pipeline {
     pub schema_id: SchemaId,
     pub nodes: Vec<Node>,
     pub edges: Vec<Edge>,
+    /// Where runs' ends are posted (a webhook), if anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Notifications>,
     pub last_run_at: Option<String>,
     pub last_run_status: Option<String>,
     /// The run `lastRunAt` and `lastRunStatus` describe (internal).
@@ -291,8 +295,20 @@ impl Pipeline {
     }
 }
 
-const CREATE_FIELDS: [&str; 11] =
-    ["name", "description", "status", "schedule", "timezone", "executionConfig", "connectorId", "schemaId", "nodes", "edges", "id"];
+const CREATE_FIELDS: [&str; 12] = [
+    "name",
+    "description",
+    "status",
+    "schedule",
+    "timezone",
+    "executionConfig",
+    "connectorId",
+    "schemaId",
+    "nodes",
+    "edges",
+    "notifications",
+    "id",
+];
 
 fn connector_id(v: &Value) -> Result<ConnectorId, String> {
     v.as_str().and_then(ConnectorId::parse).ok_or_else(|| "must be a connector id (conn_...)".into())
@@ -322,13 +338,14 @@ pub struct NewPipeline {
     pub connector_id: ConnectorId,
     pub schema_id: SchemaId,
     pub graph: Option<GraphInput>,
+    pub notifications: Option<Notifications>,
 }
 
 impl NewPipeline {
     pub fn parse(body: &Value) -> Result<Self, InputError> {
         let obj = Object::root(body)?;
         let mut check = Check::new();
-        check.only_known(&obj, &CREATE_FIELDS[..10]);
+        check.only_known(&obj, &CREATE_FIELDS[..11]);
         let name = check.required(&obj, "name", text(MAX_NAME));
         let description = check.optional(&obj, "description", any_text(MAX_DESCRIPTION));
         let status = check.optional(&obj, "status", one_of(PipelineStatus::NAMES)).unwrap_or_default();
@@ -338,11 +355,21 @@ impl NewPipeline {
         let connector_id = check.required(&obj, "connectorId", connector_id);
         let schema_id = check.required(&obj, "schemaId", schema_id);
         let graph = GraphInput::read(&mut check, &obj);
+        let notifications = check.patch(&obj, "notifications", |v| Notifications::parse(v, None));
         check.finish()?;
-        match (name, connector_id, schema_id, graph) {
-            (Some(name), Some(connector_id), Some(schema_id), Some(graph)) => {
-                Ok(Self { name, description, status, schedule, timezone, execution_config, connector_id, schema_id, graph })
-            }
+        match (name, connector_id, schema_id, graph, notifications) {
+            (Some(name), Some(connector_id), Some(schema_id), Some(graph), Some(notifications)) => Ok(Self {
+                name,
+                description,
+                status,
+                schedule,
+                timezone,
+                execution_config,
+                connector_id,
+                schema_id,
+                graph,
+                notifications: notifications.apply(None),
+            }),
             _ => Err(InputError::Inconsistent("pipeline checks passed with a field missing")),
         }
     }
@@ -362,6 +389,7 @@ impl NewPipeline {
             schema_id: self.schema_id,
             nodes: graph.nodes,
             edges: graph.edges,
+            notifications: self.notifications,
             last_run_at: None,
             last_run_status: None,
             last_run_id: None,
@@ -389,6 +417,8 @@ pub struct PipelineUpdate {
     pub connector_id: Option<ConnectorId>,
     pub schema_id: Option<SchemaId>,
     graph: Option<GraphInput>,
+    /// Checked again in `apply`, where the stored secret is known.
+    notifications: Patch<Value>,
 }
 
 impl PipelineUpdate {
@@ -411,9 +441,14 @@ impl PipelineUpdate {
         let connector_id = check.optional(&obj, "connectorId", connector_id);
         let schema_id = check.optional(&obj, "schemaId", schema_id);
         let graph = GraphInput::read(&mut check, &obj);
+        // The mask stands for a stored secret, which `apply` knows: here any secret passes.
+        let notifications = check.patch(&obj, "notifications", |v| {
+            let stand_in = Notifications { webhook_url: String::new(), secret: String::new() };
+            Notifications::parse(v, Some(&stand_in)).map(|_| v.clone())
+        });
         check.finish()?;
-        match (id, description, schedule, timezone, graph) {
-            (Some(id), Some(description), Some(schedule), Some(timezone), Some(graph)) => Ok(Self {
+        match (id, description, schedule, timezone, graph, notifications) {
+            (Some(id), Some(description), Some(schedule), Some(timezone), Some(graph), Some(notifications)) => Ok(Self {
                 id,
                 name,
                 description,
@@ -424,6 +459,7 @@ impl PipelineUpdate {
                 connector_id,
                 schema_id,
                 graph,
+                notifications,
             }),
             _ => Err(InputError::Inconsistent("pipeline update checks passed with a field missing")),
         }
@@ -462,6 +498,13 @@ impl PipelineUpdate {
         if let Some(id) = &self.schema_id {
             next.schema_id = id.clone();
         }
+        next.notifications = match &self.notifications {
+            Patch::Absent => current.notifications.clone(),
+            Patch::Clear => None,
+            Patch::Set(v) => {
+                Some(Notifications::parse(v, current.notifications.as_ref()).map_err(|m| InputError::field("notifications", m))?)
+            }
+        };
         if let Some(graph) = &self.graph {
             let graph = graph.clone().assign(&current.graph());
             next.nodes = graph.nodes;

@@ -240,6 +240,9 @@ pub struct Run {
     pub checkpoint: Option<Value>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub continuation: bool,
+    /// Its webhook's delivery attempts, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<super::webhook::DeliveryAttempt>,
     /// A partitioned run: how its partitions stand (absent for a run read by one worker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitions: Option<PartitionCounts>,
@@ -320,6 +323,7 @@ impl Run {
             pipeline_version: None,
             rerun_of: None,
             backfill_id: None,
+            deliveries: Vec::new(),
             started_at: None,
             completed_at: None,
             duration_ms: None,

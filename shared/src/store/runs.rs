@@ -790,6 +790,26 @@ impl Store {
         self.fail_running(tenant, run, attempts_exhausted(run.attempt, None), now).await
     }
 
+    /// Adds one webhook delivery attempt to a run's log.
+    pub async fn log_delivery(
+        &self,
+        tenant: &TenantId,
+        pipeline: &PipelineId,
+        run: &RunId,
+        attempt: &crate::domain::webhook::DeliveryAttempt,
+    ) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key(tenant, pipeline, run)))
+            .update_expression("SET deliveries = list_append(if_not_exists(deliveries, :none), :one)")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":none", AttributeValue::L(vec![]))
+            .expression_attribute_values(":one", AttributeValue::L(vec![value(attempt)?]));
+        Self::update_if(update).await.map(|_| ())
+    }
+
     /// Removes every run of a pipeline (and its partitions and slots).
     pub async fn delete_runs(&self, tenant: &TenantId, pipeline: &PipelineId) -> Result<(), StoreError> {
         super::batch::clear_partition(&self.client, &self.table, &runs_pk(tenant, pipeline)).await.map(|_| ())

@@ -17,6 +17,7 @@ mod generations;
 mod lease;
 mod partitions;
 mod purge;
+pub mod webhook;
 
 pub use crate::domain::report::{totals, Summary};
 
@@ -36,6 +37,7 @@ use crate::domain::run::{cap_log, LogEntry, Run, RunError, RunMessage, RunStatus
 use crate::domain::schema::Schema;
 use crate::domain::stamp;
 use crate::domain::tenant::TenantId;
+use crate::domain::webhook::WebhookMessage;
 use crate::engine::job::{Engine, Job, Report, RunFailure, Stop};
 use crate::engine::plan::Plan;
 use crate::store::{Claim, ClaimTerms, Finish, StoreError};
@@ -77,6 +79,8 @@ pub enum Outcome {
     Purged { deleted: u64, done: bool },
     /// A backfill's step.
     Backfilled(crate::backfill::Stepped),
+    /// A webhook delivery's attempt.
+    Delivered { ok: bool, attempt: u32 },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +102,9 @@ pub enum WorkerError {
 pub async fn process_message(app: &App, engine: &dyn Engine, settings: &RunSettings, body: &str) -> Result<Outcome, WorkerError> {
     if let Ok(PurgeMessage { purge: what }) = serde_json::from_str::<PurgeMessage>(body) {
         return purge::purge(app, settings, &what).await;
+    }
+    if let Ok(WebhookMessage { webhook }) = serde_json::from_str::<WebhookMessage>(body) {
+        return webhook::deliver(app, settings, &webhook).await;
     }
     if let Ok(BackfillMessage { backfill: step }) = serde_json::from_str::<BackfillMessage>(body) {
         let tenant = TenantId::parse(&step.tenant_id).map_err(WorkerError::Malformed)?;
@@ -161,7 +168,7 @@ async fn process(
         Claim::Missing => return Ok(Outcome::Ignored("run no longer exists")),
         Claim::Finished(_) => {
             // Its end may not have been announced (the message comes back when the emit failed).
-            announce(app, tenant, &pipeline.id, &message.run_id).await?;
+            announce(app, tenant, &pipeline, &message.run_id).await?;
             return Ok(Outcome::Ignored("run already ended"));
         }
         Claim::Busy => return Ok(Outcome::Ignored("run is held by a live worker")),
@@ -223,24 +230,30 @@ async fn process(
     app.store().set_latest_status(tenant, &pipeline.id, &run.id, status).await?;
     release_slot(app, tenant, &pipeline).await;
     generations::tidy(app, tenant, &pipeline, &run.id, status, shown).await;
-    announce(app, tenant, &pipeline.id, &run.id).await?;
+    announce(app, tenant, &pipeline, &run.id).await?;
     Ok(Outcome::Finished(status))
 }
 
-/// Emits the `Run Finished` event of a run that has ended (`events`). A failure fails the
-/// message, which comes back, finds the run ended, and emits again: at least once.
+/// Emits the `Run Finished` event of a run that has ended (`events`), and queues its webhook's
+/// first delivery. A failure fails the message, which comes back, finds the run ended, and
+/// does both again: at least once.
 pub(super) async fn announce(
     app: &App,
     tenant: &TenantId,
-    pipeline: &PipelineId,
+    pipeline: &Pipeline,
     run: &crate::domain::ids::RunId,
 ) -> Result<(), WorkerError> {
-    let Some(events) = &app.events else { return Ok(()) };
-    let Some(run) = app.store().get_run(tenant, pipeline, run).await? else { return Ok(()) };
-    if run.status.is_finished() {
+    if app.events.is_none() && pipeline.notifications.is_none() {
+        return Ok(());
+    }
+    let Some(run) = app.store().get_run(tenant, &pipeline.id, run).await? else { return Ok(()) };
+    if !run.status.is_finished() {
+        return Ok(());
+    }
+    if let Some(events) = &app.events {
         events.run_finished(tenant, &run).await?;
     }
-    Ok(())
+    webhook::queue_first(app, tenant, pipeline, &run).await
 }
 
 /// The error of a run that outlasted its pipeline's `timeoutSeconds`.
@@ -283,8 +296,13 @@ async fn execute(
         checkpoint: run.checkpoint.as_ref(),
         scope: None,
     };
-    let lease =
-        Lease::hold(app, tenant, Held::Run(Box::new(run.clone())), settings, lease::timeout_at(run, pipeline.execution_config.timeout_seconds));
+    let lease = Lease::hold(
+        app,
+        tenant,
+        Held::Run(Box::new(run.clone())),
+        settings,
+        lease::timeout_at(run, pipeline.execution_config.timeout_seconds),
+    );
     engine.execute(&job, &lease).await
 }
 

@@ -233,7 +233,8 @@ pub(super) async fn run_partition(
         }
     };
     let timeout = super::lease::timeout_at(&run, pipeline.execution_config.timeout_seconds);
-    let lease = Lease::hold(app, tenant, Held::Partition { pipeline: pipeline.id.clone(), part: Box::new(part.clone()) }, settings, timeout);
+    let lease =
+        Lease::hold(app, tenant, Held::Partition { pipeline: pipeline.id.clone(), part: Box::new(part.clone()) }, settings, timeout);
     let result = execute(app, engine, tenant, pipeline, &run, &part, &lease).await;
     let end = match result {
         Ok(report) => {
@@ -352,7 +353,7 @@ async fn finish_run(app: &App, tenant: &TenantId, pipeline: &Pipeline, run: &Run
         app.store().set_latest_status(tenant, &pipeline.id, &run.id, status).await?;
         release_slot(app, tenant, pipeline).await;
         super::generations::tidy(app, tenant, pipeline, &run.id, status, shown).await;
-        super::announce(app, tenant, &pipeline.id, &run.id).await?;
+        super::announce(app, tenant, pipeline, &run.id).await?;
     }
     Ok(())
 }

@@ -432,7 +432,7 @@ pub fn install_tls() {
 }
 
 /// A client that connects `url`'s host only at the addresses vetted for it.
-async fn client_for(url: &Url, ctx: &SourceContext) -> Result<reqwest::Client, SourceError> {
+pub(crate) async fn client_for(url: &Url, ctx: &SourceContext) -> Result<reqwest::Client, SourceError> {
     let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
         return Err(failed(url, "the URL has no host"));
     };

@@ -231,6 +231,13 @@ impl Settings {
     }
 }
 
+/// An HTTP client for `url` that connects only at the addresses the guard vetted for its host
+/// (loopback and private ones only with `allow_private_addresses`): webhooks go out through it.
+pub async fn guarded_client(url: &str, ctx: &SourceContext) -> Result<(reqwest::Client, reqwest::Url), SourceError> {
+    let url = reqwest::Url::parse(url).map_err(|e| SourceError::config("url", format!("is not a valid URL ({e})")))?;
+    Ok((http::client_for(&url, ctx).await?, url))
+}
+
 /// Checks that a connector can be opened as a source, without opening it: the type is executable
 /// and its config is complete.
 pub fn check(connector: &Connector) -> Result<(), RunError> {

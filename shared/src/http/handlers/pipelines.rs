@@ -32,6 +32,7 @@ fn view(p: &Pipeline, refs: &Refs) -> Value {
         "schema": schema,
         "nodes": p.nodes,
         "edges": p.edges,
+        "notifications": p.notifications.as_ref().map(|n| n.view()),
         "lastRunAt": p.last_run_at,
         "lastRunStatus": p.last_run_status,
         "nextRunAt": p.next_run_at,
