@@ -3,7 +3,8 @@
     python console/tests/test_console.py <base-url> <admin-key> <tenant> <screenshots-dir>
 
 Sets up data through the public API, then signs in, sees a graph drawn, triggers a run and
-watches its status and node counts appear, sees a failed run mark its node, and checks that a
+watches its status and node counts appear, sees a failed run mark its node, edits a graph (drag,
+add, connect, configure, preview, save with If-Match, a stale save refused), and checks that a
 viewer key shows no write buttons. Screenshots go to <screenshots-dir> (the README shows them).
 """
 
@@ -143,6 +144,51 @@ with sync_playwright() as p:
     page.locator("button.rerun").first.click()
     expect(page.locator("#runs tr[data-run]")).to_have_count(2)
 
+    # The editor: drag a node, put a new filter between the two, edit its config, preview the
+    # draft (nothing saved yet), then save it with If-Match; a save over a newer version is refused.
+    page.goto(f"{BASE}/#/pipelines/{failing}")
+    page.click("#edit")
+    expect(page.locator("#edit-version")).to_have_attribute("data-version", "1")
+    expect(page.locator("svg#graph g.node")).to_have_count(2)
+    target = page.locator(f"g.node[data-node='{failing_target}']")
+    before = target.bounding_box()
+    page.mouse.move(before["x"] + 30, before["y"] + 20)
+    page.mouse.down()
+    page.mouse.move(before["x"] + 230, before["y"] + 80, steps=8)
+    page.mouse.up()
+    assert target.bounding_box()["x"] > before["x"] + 100, "the node moved with the pointer"
+    page.click("#add-filter")
+    page.fill("#node-label", "has e-mail")
+    page.fill("#node-config", json.dumps({"condition": {"field": "email", "op": "exists"}}))
+    page.click("#apply-node")
+    page.locator("button.drop-edge").first.click()
+    source_node = next(n["id"] for n in failing_made["nodes"] if n["nodeType"] == "source")
+    for a, b in [(source_node, "new-1"), ("new-1", failing_target)]:
+        page.click("#connect")
+        page.click(f"g.node[data-node='{a}']")
+        page.click(f"g.node[data-node='{b}']")
+    expect(page.locator("#edges li")).to_have_count(2)
+    page.click("#preview")
+    expect(page.locator("#preview-out")).to_contain_text("2 records read")
+    expect(page.locator("g.node[data-node='new-1'] .counts")).to_have_attribute("data-counts", "2/1")
+    assert api("GET", f"/pipelines/{failing}")["version"] == 1, "a preview saves nothing"
+    page.screenshot(path=f"{SHOTS}/console-editor.png")
+    page.click("#save")
+    expect(page.locator("#edit-note")).to_contain_text("Saved as version 2")
+    saved = api("GET", f"/pipelines/{failing}")
+    assert (saved["version"], len(saved["nodes"]), len(saved["edges"])) == (2, 3, 2), saved
+    moved = next(n for n in saved["nodes"] if n["id"] == failing_target)["position"]
+    assert moved["x"] > 100, moved
+    api("PUT", "/pipelines", {"id": failing, "description": "changed elsewhere"})
+    box = target.bounding_box()
+    page.mouse.move(box["x"] + 30, box["y"] + 20)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 30, box["y"] + 120, steps=5)
+    page.mouse.up()
+    page.click("#save")
+    expect(page.locator("#edit-error")).to_contain_text("changed this pipeline")
+    assert len(api("GET", f"/pipelines/{failing}")["nodes"]) == 3, "the stale save wrote nothing"
+
     # A viewer sees everything and no button that writes.
     page.click("#signout")
     sign_in(page, viewer)
@@ -150,7 +196,7 @@ with sync_playwright() as p:
     page.goto(f"{BASE}/#/pipelines/{branches}")
     expect(page.locator("svg#graph g.node")).to_have_count(5)
     expect(page.locator("#runs tr[data-run]")).to_have_count(2)
-    assert page.locator("#trigger, button.cancel, button.rerun").count() == 0, "no write buttons for a viewer"
+    assert page.locator("#trigger, #edit, button.cancel, button.rerun").count() == 0, "no write buttons for a viewer"
     page.screenshot(path=f"{SHOTS}/console-viewer.png")
 
     assert not errors, errors
