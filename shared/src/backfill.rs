@@ -8,7 +8,7 @@
 //! that loses to anything else leaves the chain to the winner. A redelivered step finds a newer
 //! version and does nothing, so the chain never forks.
 
-use crate::context::{Queues, Stores};
+use crate::context::Queues;
 use crate::domain::backfill::{Backfill, BackfillMessage, BackfillStatus, BackfillStep};
 use crate::domain::ids::{BackfillId, PipelineId, RunId};
 use crate::domain::now;
@@ -120,7 +120,7 @@ pub enum Cancelled {
 
 /// Cancels a backfill: no more runs are made, its pending runs are cancelled and its running
 /// ones asked to stop.
-pub async fn cancel(app: &dyn Stores, tenant: &TenantId, pipeline: &PipelineId, id: &BackfillId) -> Result<Cancelled, StoreError> {
+pub async fn cancel(app: &dyn Queues, tenant: &TenantId, pipeline: &PipelineId, id: &BackfillId) -> Result<Cancelled, StoreError> {
     let store = app.store();
     for _ in 0..5 {
         let Some(read) = store.get_backfill(tenant, pipeline, id).await? else { return Ok(Cancelled::Missing) };
@@ -148,14 +148,20 @@ pub async fn cancel(app: &dyn Stores, tenant: &TenantId, pipeline: &PipelineId, 
 }
 
 /// Cancels those of `runs` still pending or running (16 at a time): how many it stopped.
-async fn cancel_runs(app: &dyn Stores, tenant: &TenantId, pipeline: &PipelineId, runs: &[RunId]) -> Result<u32, StoreError> {
+async fn cancel_runs(app: &dyn Queues, tenant: &TenantId, pipeline: &PipelineId, runs: &[RunId]) -> Result<u32, StoreError> {
     let at = now();
     let mut stopped = 0;
     for chunk in runs.chunks(16) {
         let results = futures::future::join_all(chunk.iter().map(|run| app.store().cancel_run(tenant, pipeline, run, &at))).await;
         for result in results {
-            if matches!(result?, CancelRun::Cancelled(_) | CancelRun::Requested(_)) {
-                stopped += 1;
+            match result? {
+                // Ended here, not by a worker: the worker is asked to announce it.
+                CancelRun::Cancelled(run) => {
+                    app.queue().announce(tenant, &run).await;
+                    stopped += 1;
+                }
+                CancelRun::Requested(_) => stopped += 1,
+                CancelRun::Finished(_) | CancelRun::Missing => {}
             }
         }
     }

@@ -38,6 +38,15 @@ impl RunQueue {
         self.send_body(&PurgeMessage { purge }, if delayed { PURGE_DELAY_SECONDS } else { 0 }).await
     }
 
+    /// Asks the worker to announce `run`'s end (events, webhook), best effort: a failed send is
+    /// logged, and the run's end stands.
+    pub async fn announce(&self, tenant: &crate::domain::tenant::TenantId, run: &crate::domain::run::Run) {
+        let message = crate::domain::run::AnnounceMessage { announce: RunMessage::new(tenant, run) };
+        if let Err(e) = self.send_body(&message, 0).await {
+            tracing::warn!(run_id = %run.id, cause = %e, "the run's end was not queued for announcing");
+        }
+    }
+
     /// Any message the worker reads (a backfill's next step), invisible for `delay_seconds`.
     pub async fn send_delayed(&self, message: &impl serde::Serialize, delay_seconds: i32) -> Result<(), QueueError> {
         self.send_body(message, delay_seconds).await

@@ -103,6 +103,7 @@ async fn sweep_leases(
         // run's lapsed watchdog asks for coordination: always resend those.
         if run.attempt >= settings.max_attempts && !run.continuation && run.partitions.is_none() {
             if app.store().fail_exhausted(&tenant, &run, &stamp(now)).await? {
+                app.queue().announce(&tenant, &run).await;
                 report.failed += 1;
             }
         } else if app.store().reindex_run(&tenant, &run, &stamp(now + settings.lease)).await? && send(app, &tenant, &run).await {

@@ -56,4 +56,18 @@ async fn a_runs_end_is_announced_at_least_once_with_an_id_to_deduplicate_on() {
     assert_eq!(again.len(), 1, "{again:?}");
     assert_eq!(again[0]["detail"]["id"], rid);
     assert_eq!(app.run(&pid, &rid).await["attempt"], 1, "announced again, not run again");
+
+    // Cancelled while pending, a run ends without a worker: the API hands it to the worker,
+    // which announces it.
+    let pending = app.trigger(&pid).await;
+    let cancelled = app.post(&format!("/pipelines/{pid}/runs/{pending}/cancel"), &json!({})).await;
+    assert_eq!((cancelled.status, cancelled.body["status"].as_str()), (200, Some("cancelled")));
+    while local::runner::poll_once(&app.app, &app.engine(), &settings(), 1).await.unwrap() > 0 {}
+    // Its trigger's message, arriving after, finds it ended and announces it again: at least
+    // once, under the run's id.
+    let events = events_of(&app, &pending, 2).await;
+    assert!(!events.is_empty());
+    for e in &events {
+        assert_eq!((e["detail"]["id"].as_str(), e["detail"]["status"].as_str()), (Some(pending.as_str()), Some("cancelled")), "{e}");
+    }
 }

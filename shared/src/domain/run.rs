@@ -353,6 +353,13 @@ impl Run {
     }
 }
 
+/// Asks the worker to announce a run that ended without one (a pending run cancelled, a run
+/// out of attempts): `{"announce": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnounceMessage {
+    pub announce: RunMessage,
+}
+
 /// What the run queue carries: just enough to find the run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

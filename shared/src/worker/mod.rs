@@ -33,7 +33,7 @@ use crate::domain::ids::PipelineId;
 use crate::domain::pipeline::Pipeline;
 use crate::domain::purge::PurgeMessage;
 use crate::domain::run::RunErrorCode;
-use crate::domain::run::{cap_log, LogEntry, Run, RunError, RunMessage, RunStatus};
+use crate::domain::run::{cap_log, AnnounceMessage, LogEntry, Run, RunError, RunMessage, RunStatus};
 use crate::domain::schema::Schema;
 use crate::domain::stamp;
 use crate::domain::tenant::TenantId;
@@ -81,6 +81,8 @@ pub enum Outcome {
     Backfilled(crate::backfill::Stepped),
     /// A webhook delivery's attempt.
     Delivered { ok: bool, attempt: u32 },
+    /// A run that ended without a worker was announced.
+    Announced,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +104,14 @@ pub enum WorkerError {
 pub async fn process_message(app: &App, engine: &dyn Engine, settings: &RunSettings, body: &str) -> Result<Outcome, WorkerError> {
     if let Ok(PurgeMessage { purge: what }) = serde_json::from_str::<PurgeMessage>(body) {
         return purge::purge(app, settings, &what).await;
+    }
+    if let Ok(AnnounceMessage { announce: ended }) = serde_json::from_str::<AnnounceMessage>(body) {
+        let tenant = TenantId::parse(&ended.tenant_id).map_err(WorkerError::Malformed)?;
+        let Some(pipeline) = app.store().get::<Pipeline>(&tenant, ended.pipeline_id.as_str()).await? else {
+            return Ok(Outcome::Ignored("pipeline no longer exists"));
+        };
+        announce(app, &tenant, &pipeline, &ended.run_id).await?;
+        return Ok(Outcome::Announced);
     }
     if let Ok(WebhookMessage { webhook }) = serde_json::from_str::<WebhookMessage>(body) {
         return webhook::deliver(app, settings, &webhook).await;

@@ -55,7 +55,7 @@ pub(super) async fn get(app: &dyn Stores, caller: &Caller, req: &Request) -> Res
 
 /// Stops a backfill: 200 and the backfill (`cancelledRuns` counts the runs it stopped); 409 if
 /// it had already made every run.
-pub(super) async fn cancel(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn cancel(app: &dyn Queues, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let (pipeline, id) = backfill_path(req)?;
     match cancel_backfill(app, &caller.tenant, &pipeline, &id).await? {
         Cancelled::Cancelled(b) => Ok(json(200, &b.view())),

@@ -72,11 +72,11 @@ functions! {
     trigger_run TriggerRun Queues => runs::trigger_run;
     list_runs ListRuns Stores => runs::list;
     get_run GetRun Stores => runs::get;
-    cancel_run CancelRun Stores => runs::cancel;
+    cancel_run CancelRun Queues => runs::cancel;
     rerun_run RerunRun Queues => runs::rerun;
     backfill_pipeline BackfillPipeline Queues => backfills::create;
     get_backfill GetBackfill Stores => backfills::get;
-    cancel_backfill CancelBackfill Stores => backfills::cancel;
+    cancel_backfill CancelBackfill Queues => backfills::cancel;
     list_dead_letters ListDeadLetters Records => records::dead_letters;
     list_records ListRecords Records => records::rows;
     list_connectors ListConnectors Stores => catalog::list::<Connector>;

@@ -113,10 +113,14 @@ pub(super) async fn get(app: &dyn Stores, caller: &Caller, req: &Request) -> Res
 
 /// A pending run is cancelled at once; a running one is asked to stop at its next batch
 /// boundary (`cancelRequested`); a finished one cannot be cancelled (409).
-pub(super) async fn cancel(app: &dyn Stores, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
+pub(super) async fn cancel(app: &dyn Queues, caller: &Caller, req: &Request) -> Result<Reply, ApiError> {
     let (pipeline, run) = run_path(req)?;
     match app.store().cancel_run(&caller.tenant, &pipeline, &run, &now()).await? {
-        CancelRun::Cancelled(r) => Ok(json(200, &r.view())),
+        CancelRun::Cancelled(r) => {
+            // No worker will see this run end: the worker is asked to announce it.
+            app.queue().announce(&caller.tenant, &r).await;
+            Ok(json(200, &r.view()))
+        }
         CancelRun::Requested(r) => Ok(json(202, &r.view())),
         CancelRun::Finished(status) => Err(ApiError::Conflict(format!("run {run} already ended {}", status.as_str()))),
         CancelRun::Missing => Err(ApiError::not_found("run", run.as_str())),
