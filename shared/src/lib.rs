@@ -11,9 +11,9 @@
 //! - `engine`: what a run does with records.
 //! - [`app`]: the Lambda entrypoints.
 //!
-//! `engine` and `worker` exist only with the `engine` feature, which only the worker function
-//! (and the local stack) turns on: an API function cannot link the engine, reqwest or the S3
-//! and STS clients, because for it they are not compiled.
+//! `engine` and `worker` exist only with the `engine` feature, which the worker, the two API
+//! functions that read sources (`preview-pipeline`, `test-connector`) and the local stack turn
+//! on. Every other function's `main` reaches none of it, so its binary links none of it.
 
 pub mod app;
 pub mod auth;
