@@ -48,7 +48,8 @@ async fn drive(app: &TestApp, pid: &str, bid: &str) -> Value {
 #[tokio::test]
 async fn a_backfill_runs_each_past_slot_once_a_window_at_a_time() {
     let app = spawn_app().await;
-    let pid = hourly(&app, 2).await;
+    // maxConcurrentRuns 3: a window of 2, one place left to the schedule.
+    let pid = hourly(&app, 3).await;
     let range = json!({"from": "2026-11-01T00:00:00Z", "to": "2026-11-01T05:00:00Z"});
     let made = app.post(&format!("/pipelines/{pid}/backfill"), &range).await;
     assert_eq!(made.status, 202, "{}", made.body);
@@ -168,6 +169,19 @@ async fn a_cancelled_backfill_stops_its_runs_and_makes_no_more() {
     }
     assert_eq!(runs(&app, &pid).await.len(), 1);
     assert_eq!(app.post(&format!("/pipelines/{pid}/backfills/{bid}/cancel"), &json!({})).await.status, 200);
+
+    // A step that made a run and died before saving it: the cancel finds the run by its slot's
+    // marker and stops it too.
+    let crashed =
+        app.post(&format!("/pipelines/{pid}/backfill"), &json!({"from": "2026-11-05T00:00:00Z", "to": "2026-11-05T03:00:00Z"})).await;
+    let crashed_id = shared::domain::ids::BackfillId::parse(crashed.body["id"].as_str().unwrap()).unwrap();
+    let stored = app.app.store().get::<shared::domain::pipeline::Pipeline>(&app.tenant_id(), &pid).await.unwrap().unwrap();
+    let orphan = shared::trigger::trigger_backfill(&*app.app, &app.tenant_id(), &stored, &crashed_id, "2026-11-05T00:00:00.000Z", 1)
+        .await
+        .expect("a run of the first slot");
+    let stopped = app.post(&format!("/pipelines/{pid}/backfills/{crashed_id}/cancel"), &json!({})).await;
+    assert_eq!((stopped.status, stopped.body["cancelledRuns"].as_u64()), (200, Some(1)), "{}", stopped.body);
+    assert_eq!(app.run(&pid, orphan.id.as_str()).await["status"], "cancelled");
 
     // A completed backfill cannot be cancelled.
     let one = app.post(&format!("/pipelines/{pid}/backfill"), &json!({"from": "2026-11-04T00:00:00Z", "to": "2026-11-04T01:00:00Z"})).await;

@@ -22,8 +22,11 @@ pub const MAX_SLOTS: usize = 1000;
 pub const DEFAULT_WINDOW: u32 = 5;
 /// How long a backfill waits before it looks again for room for more runs.
 pub const STEP_DELAY_SECONDS: i32 = 10;
-/// How long a slot's marker remembers its run (DynamoDB's TTL removes it after).
+/// How long a slot's marker remembers its run, from when it is written (DynamoDB's TTL removes
+/// it after).
 pub const SLOT_MEMORY_DAYS: i64 = 400;
+/// The most runs one step makes: `maxConcurrentRuns` is at most 100.
+pub const MAX_WINDOW: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -55,6 +58,10 @@ pub struct Backfill {
     /// Bumped by every write: a step or a cancel writes only over what it read.
     #[serde(default)]
     pub version: u64,
+    /// The version whose step has been queued (claimed before the send, released if it fails):
+    /// one step message per version, so duplicates never fork the chain.
+    #[serde(default)]
+    pub queued: u64,
 }
 
 impl Backfill {
@@ -81,9 +88,20 @@ impl Backfill {
         self.slots.get(self.done..).unwrap_or_default()
     }
 
-    /// How many of its runs may be pending or running at once.
+    /// How many runs of the pipeline may be pending or running while it makes more: one place
+    /// under `maxConcurrentRuns` is left to the schedule (unless that is 1).
     pub fn window(pipeline: &Pipeline) -> u32 {
-        pipeline.execution_config.max_concurrent_runs.unwrap_or(DEFAULT_WINDOW).max(1)
+        match pipeline.execution_config.max_concurrent_runs {
+            Some(max) => max.saturating_sub(1).max(1),
+            None => DEFAULT_WINDOW,
+        }
+    }
+
+    /// The slots a step may have made runs for without saving them (a crash): the next
+    /// [`MAX_WINDOW`] after `done`.
+    pub fn unsaved_slots(&self) -> &[String] {
+        let end = (self.done + MAX_WINDOW).min(self.slots.len());
+        self.slots.get(self.done..end).unwrap_or_default()
     }
 }
 
@@ -173,6 +191,7 @@ impl NewBackfill {
             created_at: now.to_string(),
             updated_at: now.to_string(),
             version: 1,
+            queued: 1,
         }
     }
 }

@@ -336,14 +336,14 @@ impl GraphInput {
         Some(Some(GraphInput { nodes, edges }))
     }
 
-    /// Gives every node and edge its permanent id: ids that already belong to `existing` are
-    /// kept, others are replaced by fresh ones, and edges follow their nodes.
     /// The graph with the ids the client sent (a preview's, which is never stored: its answer
     /// names nodes as the draft does).
     pub fn as_sent(self) -> Graph {
         Graph { nodes: self.nodes, edges: self.edges }
     }
 
+    /// Gives every node and edge its permanent id: ids that already belong to `existing` are
+    /// kept, others are replaced by fresh ones, and edges follow their nodes.
     pub fn assign(self, existing: &Graph) -> Graph {
         let kept_nodes: HashSet<&str> = existing.nodes.iter().map(|n| n.id.as_str()).collect();
         let kept_edges: HashSet<&str> = existing.edges.iter().map(|e| e.id.as_str()).collect();

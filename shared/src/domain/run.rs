@@ -243,6 +243,9 @@ pub struct Run {
     /// Its webhook's delivery attempts, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deliveries: Vec<super::webhook::DeliveryAttempt>,
+    /// Its webhook's first delivery is queued (internal): one chain of attempts per run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub webhook_queued: bool,
     /// A partitioned run: how its partitions stand (absent for a run read by one worker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitions: Option<PartitionCounts>,
@@ -324,6 +327,7 @@ impl Run {
             rerun_of: None,
             backfill_id: None,
             deliveries: Vec::new(),
+            webhook_queued: false,
             started_at: None,
             completed_at: None,
             duration_ms: None,
@@ -342,7 +346,7 @@ impl Run {
     pub fn view(&self) -> Value {
         let mut v = serde_json::to_value(self).unwrap_or_default();
         if let Some(obj) = v.as_object_mut() {
-            for internal in ["leaseUntil", "checkpoint", "continuation", "partitions"] {
+            for internal in ["leaseUntil", "checkpoint", "continuation", "partitions", "webhookQueued"] {
                 obj.remove(internal);
             }
             if let Some(Value::Object(stats)) = obj.remove("stats") {

@@ -74,7 +74,7 @@ fn mask_value(value: &Value) -> Value {
 }
 
 /// An http(s) URL without its user info and credential query values; any other string as it is.
-fn mask_url(s: &str) -> String {
+pub(crate) fn mask_url(s: &str) -> String {
     let lower = s.trim_start().get(..8).unwrap_or_default().to_ascii_lowercase();
     if !(lower.starts_with("http://") || lower.starts_with("https://")) {
         return s.to_string();

@@ -12,7 +12,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use super::ids::{PipelineId, RunId};
-use super::secrets::MASK;
+use super::secrets::{mask_url, MASK};
 
 /// The header that carries the signature.
 pub const SIGNATURE_HEADER: &str = "x-pipelines-signature";
@@ -41,6 +41,11 @@ impl Notifications {
             return Err(format!("unknown field '{unknown}' (known: webhookUrl, secret)"));
         }
         let url = obj.get("webhookUrl").and_then(Value::as_str).ok_or("webhookUrl is required (an https URL)")?.trim();
+        // The masked URL a read showed stands for the stored one.
+        let url = match current {
+            Some(c) if !c.webhook_url.is_empty() && mask_url(&c.webhook_url) == url => c.webhook_url.as_str(),
+            _ => url,
+        };
         let parsed = url::Url::parse(url).map_err(|_| "webhookUrl must be an absolute http(s) URL".to_string())?;
         if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() || url.len() > MAX_URL {
             return Err(format!("webhookUrl must be an http(s) URL with a host, at most {MAX_URL} characters"));
@@ -56,9 +61,10 @@ impl Notifications {
         Ok(Self { webhook_url: url.to_string(), secret })
     }
 
-    /// As clients read it: the secret is write-only.
+    /// As clients read it: the secret is write-only, and so are credentials in the URL (a
+    /// token in its query), masked as a connector's are.
     pub fn view(&self) -> Value {
-        serde_json::json!({ "webhookUrl": self.webhook_url, "secret": MASK })
+        serde_json::json!({ "webhookUrl": mask_url(&self.webhook_url), "secret": MASK })
     }
 }
 
@@ -130,6 +136,14 @@ mod tests {
         assert_eq!(ok.view(), json!({"webhookUrl": "https://hooks.example.com/p", "secret": "********"}));
         let kept = Notifications::parse(&json!({"webhookUrl": "https://hooks.example.com/q", "secret": "********"}), Some(&ok)).unwrap();
         assert_eq!((kept.webhook_url.as_str(), kept.secret.as_str()), ("https://hooks.example.com/q", "0123456789abcdef"));
+        // A token in the URL is shown masked, and the masked URL sent back keeps it.
+        let tokened =
+            Notifications::parse(&json!({"webhookUrl": "https://h.example.com/x?token=abc123", "secret": "0123456789abcdef"}), None)
+                .unwrap();
+        let shown = tokened.view()["webhookUrl"].as_str().unwrap().to_string();
+        assert!(!shown.contains("abc123"), "{shown}");
+        let again = Notifications::parse(&json!({"webhookUrl": shown, "secret": "********"}), Some(&tokened)).unwrap();
+        assert_eq!(again, tokened);
         for bad in [
             json!({"webhookUrl": "ftp://x/y", "secret": "0123456789abcdef"}),
             json!({"webhookUrl": "https://u:p@x/y", "secret": "0123456789abcdef"}),

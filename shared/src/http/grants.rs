@@ -100,7 +100,11 @@ pub fn grants(function: &str) -> Option<&'static [Grant]> {
         "get-backfill" => &[(Table, GET)],
         // PutItem: the backfill, saved over the version read; UpdateItem: its runs cancelled.
         // SendMessage: a pending run cancelled is handed to the worker to announce.
-        "cancel-backfill" => &[(Table, &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]), (RunQueue, &["sqs:SendMessage"])],
+        // BatchGetItem: the slot markers of runs a step made but never saved.
+        "cancel-backfill" => &[
+            (Table, &["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]),
+            (RunQueue, &["sqs:SendMessage"]),
+        ],
         "cancel-run" => &[(Table, &["dynamodb:GetItem", "dynamodb:UpdateItem"]), (RunQueue, &["sqs:SendMessage"])],
         "list-api-keys" => &[(AuthTable, &["dynamodb:Query"])],
         "create-api-key" => &[(AuthTable, &["dynamodb:PutItem", "dynamodb:UpdateItem"])],

@@ -8,7 +8,7 @@ use super::entity::from_item;
 use super::runs::{corrupt, runs_pk};
 use super::{n, written, IdempotencyRecord, Item, SavedReply, Store, StoreError};
 use crate::domain::backfill::Backfill;
-use crate::domain::ids::{BackfillId, PipelineId};
+use crate::domain::ids::{BackfillId, PipelineId, RunId};
 use crate::domain::tenant::TenantId;
 
 fn backfill_key(tenant: &TenantId, pipeline: &PipelineId, id: &BackfillId) -> Item {
@@ -67,6 +67,54 @@ impl Store {
             .send()
             .await;
         Ok(written("PutItem", out)?.is_some())
+    }
+
+    /// Claims the queueing of the step at `version` (`false`: already claimed, or the backfill
+    /// moved on).
+    pub async fn claim_step(&self, tenant: &TenantId, backfill: &Backfill, version: u64) -> Result<bool, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(backfill_key(tenant, &backfill.pipeline_id, &backfill.id)))
+            .update_expression("SET queued = :v")
+            .condition_expression("version = :v AND (attribute_not_exists(queued) OR queued < :v)")
+            .expression_attribute_values(":v", n(version as i64));
+        Self::update_if(update).await
+    }
+
+    /// Gives back a claim whose send failed, so that the message's redelivery queues it again.
+    pub async fn release_step(&self, tenant: &TenantId, backfill: &Backfill, version: u64) -> Result<bool, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(backfill_key(tenant, &backfill.pipeline_id, &backfill.id)))
+            .update_expression("SET queued = :before")
+            .condition_expression("version = :v AND queued = :v")
+            .expression_attribute_values(":v", n(version as i64))
+            .expression_attribute_values(":before", n(version as i64 - 1));
+        Self::update_if(update).await
+    }
+
+    /// The runs the slot markers of `slots` name, with the backfill that made each (if one did).
+    pub async fn slot_runs(
+        &self,
+        tenant: &TenantId,
+        pipeline: &PipelineId,
+        slots: &[String],
+    ) -> Result<Vec<(RunId, Option<String>)>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in slots.chunks(100) {
+            let keys = chunk.iter().map(|slot| Store::key(runs_pk(tenant, pipeline), format!("SLOT#{slot}"))).collect::<Vec<_>>();
+            for item in self.batch_get(keys).await? {
+                let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+                if let Some(run) = text("runId").as_deref().and_then(RunId::parse) {
+                    found.push((run, text("backfillId")));
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Removes a backfill whose first step could not be queued.

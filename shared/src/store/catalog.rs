@@ -65,6 +65,27 @@ impl Store {
             }
         }
         let mut refs = Refs::default();
+        for item in self.batch_get(keys).await? {
+            let kind = item.get("SK").and_then(|v| v.as_s().ok()).map(|s| s.split('#').next().unwrap_or_default().to_string());
+            match kind.as_deref() {
+                Some(Connector::KIND) => {
+                    let c: Connector = from_item(item)?;
+                    refs.connectors.insert(c.id.clone(), c);
+                }
+                Some(Schema::KIND) => {
+                    let s: Schema = from_item(item)?;
+                    refs.schemas.insert(s.id.clone(), s);
+                }
+                _ => {}
+            }
+        }
+        Ok(refs)
+    }
+
+    /// The items of `keys` that exist (consistent reads, 100 keys a call; unprocessed keys are
+    /// asked again with backoff, then `Unavailable`).
+    pub(super) async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
         let mut pending: Vec<Item> = keys;
         let mut rounds = 0;
         while !pending.is_empty() {
@@ -82,20 +103,7 @@ impl Store {
                 .send()
                 .await
                 .map_err(|e| StoreError::dynamo("BatchGetItem", e))?;
-            for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
-                let kind = item.get("SK").and_then(|v| v.as_s().ok()).map(|s| s.split('#').next().unwrap_or_default().to_string());
-                match kind.as_deref() {
-                    Some(Connector::KIND) => {
-                        let c: Connector = from_item(item)?;
-                        refs.connectors.insert(c.id.clone(), c);
-                    }
-                    Some(Schema::KIND) => {
-                        let s: Schema = from_item(item)?;
-                        refs.schemas.insert(s.id.clone(), s);
-                    }
-                    _ => {}
-                }
-            }
+            found.extend(out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default());
             if let Some(left) = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
                 if rounds > 10 {
                     return Err(StoreError::Unavailable { op: "BatchGetItem", detail: "keys left unprocessed (throttled)".into() });
@@ -104,7 +112,7 @@ impl Store {
                 pending.extend(left.keys);
             }
         }
-        Ok(refs)
+        Ok(found)
     }
 }
 

@@ -59,15 +59,16 @@ pub enum CreateRun {
 }
 
 /// The marker that a schedule slot of a pipeline has its run (`SLOT#<scheduledFor>`), kept
-/// [`SLOT_MEMORY_DAYS`] past the slot.
+/// [`SLOT_MEMORY_DAYS`] past the slot or now, whichever is later.
 fn slot_marker(table: &str, tenant: &TenantId, run: &Run, slot: &str) -> Result<TransactWriteItem, StoreError> {
     let mut item = Store::key(runs_pk(tenant, &run.pipeline_id), format!("SLOT#{slot}"));
     item.insert("runId".into(), s(run.id.as_str()));
     if let Some(backfill) = &run.backfill_id {
         item.insert("backfillId".into(), s(backfill.as_str()));
     }
+    // From now, not from the slot: a backfill of a slot years back must remember it too.
     let slot_at = chrono::DateTime::parse_from_rfc3339(slot).map(|t| t.timestamp()).unwrap_or_default();
-    item.insert("expiresAt".into(), n(slot_at + SLOT_MEMORY_DAYS * 86_400));
+    item.insert("expiresAt".into(), n(slot_at.max(chrono::Utc::now().timestamp()) + SLOT_MEMORY_DAYS * 86_400));
     let put = Put::builder()
         .table_name(table)
         .set_item(Some(item))
@@ -277,8 +278,8 @@ impl Store {
                 let text = |name: &str| old.get(name).and_then(|v| v.as_s().ok()).cloned();
                 Ok(CreateRun::SlotTaken { backfill: text("backfillId"), run: text("runId") })
             }
-            // The key first: a retry of a trigger that went through must replay it, whatever
-            // the pipeline's state since.
+            // The key before the pipeline's state: a retry of a trigger that went through must
+            // replay it, whatever the pipeline's state since. (A slot's run has no key.)
             Err(e) if e.reason(4).is_some() => Ok(CreateRun::KeyTaken(Self::taken_key(e, 4)?)),
             Err(e) if e.reason(1).is_some() => Ok(CreateRun::PipelineGone),
             Err(e) if e.reason(2).is_some() => Ok(CreateRun::AtCapacity),
@@ -788,6 +789,31 @@ impl Store {
     /// Fails a running run found with an expired lease and no attempts left (the sweep's part).
     pub async fn fail_exhausted(&self, tenant: &TenantId, run: &Run, now: &str) -> Result<bool, StoreError> {
         self.fail_running(tenant, run, attempts_exhausted(run.attempt, None), now).await
+    }
+
+    /// Claims the queueing of a run's first webhook delivery (`false`: claimed before).
+    pub async fn claim_webhook(&self, tenant: &TenantId, pipeline: &PipelineId, run: &RunId) -> Result<bool, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key(tenant, pipeline, run)))
+            .update_expression("SET webhookQueued = :yes")
+            .condition_expression("attribute_exists(PK) AND attribute_not_exists(webhookQueued)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true));
+        Self::update_if(update).await
+    }
+
+    /// Gives back a claim whose send failed.
+    pub async fn release_webhook(&self, tenant: &TenantId, pipeline: &PipelineId, run: &RunId) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key(tenant, pipeline, run)))
+            .update_expression("REMOVE webhookQueued")
+            .condition_expression("attribute_exists(PK)");
+        Self::update_if(update).await.map(|_| ())
     }
 
     /// Adds one webhook delivery attempt to a run's log.

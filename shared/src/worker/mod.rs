@@ -253,9 +253,6 @@ pub(super) async fn announce(
     pipeline: &Pipeline,
     run: &crate::domain::ids::RunId,
 ) -> Result<(), WorkerError> {
-    if app.events.is_none() && pipeline.notifications.is_none() {
-        return Ok(());
-    }
     let Some(run) = app.store().get_run(tenant, &pipeline.id, run).await? else { return Ok(()) };
     if !run.status.is_finished() {
         return Ok(());
@@ -263,7 +260,7 @@ pub(super) async fn announce(
     if let Some(events) = &app.events {
         events.run_finished(tenant, &run).await?;
     }
-    webhook::queue_first(app, tenant, pipeline, &run).await
+    webhook::queue_first(app, tenant, &pipeline.id, &run).await
 }
 
 /// The error of a run that outlasted its pipeline's `timeoutSeconds`.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{App, Outcome, WorkerError};
 use crate::context::{Sources, Stores};
+use crate::domain::ids::PipelineId;
 use crate::domain::pipeline::Pipeline;
 use crate::domain::run::Run;
 use crate::domain::tenant::TenantId;
@@ -29,13 +30,23 @@ pub fn payload(tenant: &TenantId, run: &Run) -> serde_json::Value {
     })
 }
 
-/// Queues the first delivery of an ended run, when its pipeline has a webhook.
-pub(super) async fn queue_first(app: &App, tenant: &TenantId, pipeline: &Pipeline, run: &Run) -> Result<(), WorkerError> {
-    if pipeline.notifications.is_none() || run.deliveries.iter().any(|d| d.ok) {
+/// Queues the first delivery of an ended run when its pipeline has a webhook now (the current
+/// pipeline's, not the version the run ran), once: the run's `webhookQueued` is claimed first,
+/// so the announces of one end (a redelivered message, a cancel's announce) start one chain.
+pub(super) async fn queue_first(app: &App, tenant: &TenantId, pipeline: &PipelineId, run: &Run) -> Result<(), WorkerError> {
+    if run.webhook_queued {
         return Ok(());
     }
-    let first = Delivery { tenant_id: tenant.to_string(), pipeline_id: pipeline.id.clone(), run_id: run.id.clone(), attempt: 1 };
-    app.queue.send_delayed(&WebhookMessage { webhook: first }, 0).await?;
+    let Some(current) = app.store().get::<Pipeline>(tenant, pipeline.as_str()).await? else { return Ok(()) };
+    if current.notifications.is_none() || !app.store().claim_webhook(tenant, pipeline, &run.id).await? {
+        return Ok(());
+    }
+    let first = Delivery { tenant_id: tenant.to_string(), pipeline_id: pipeline.clone(), run_id: run.id.clone(), attempt: 1 };
+    if let Err(e) = app.queue.send_delayed(&WebhookMessage { webhook: first }, 0).await {
+        // Given back, so that the message's redelivery queues it.
+        app.store().release_webhook(tenant, pipeline, &run.id).await?;
+        return Err(e.into());
+    }
     Ok(())
 }
 
