@@ -147,7 +147,10 @@ with sync_playwright() as p:
     # The editor: drag a node, put a new filter between the two, edit its config, preview the
     # draft (nothing saved yet), then save it with If-Match; a save over a newer version is refused.
     page.goto(f"{BASE}/#/pipelines/{failing}")
+    # The page shown must be this pipeline's before its Edit link is used (the last one had one too).
+    expect(page.locator("main h2")).to_contain_text("Strict import")
     page.click("#edit")
+    expect(page.locator("main h2")).to_contain_text("Edit Strict import")
     expect(page.locator("#edit-version")).to_have_attribute("data-version", "1")
     expect(page.locator("svg#graph g.node")).to_have_count(2)
     target = page.locator(f"g.node[data-node='{failing_target}']")

@@ -17,7 +17,6 @@ use shared::engine::execute::DataEngine;
 use shared::engine::source::SourceContext;
 
 pub const DEFAULT_TABLE: &str = "pipelines";
-pub const DEFAULT_QUEUE: &str = "pipelines-runs";
 /// The deployment's source bucket on the local stack (`SOURCE_BUCKET` overrides).
 pub const DEFAULT_SOURCE_BUCKET: &str = "pipelines-sources";
 

@@ -15,7 +15,9 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| local::stack::DEFAULT_TABLE.into());
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3000);
-    let (app, engine) = local::stack::app(&table, local::stack::DEFAULT_QUEUE).await?;
+    // A queue per table (`pipelines-runs` for the default): dev servers over other tables (make
+    // fuzz, make console-test) never take each other's messages.
+    let (app, engine) = local::stack::app(&table, &format!("{table}-runs")).await?;
     let app = Arc::new(app);
 
     // The worker polls the queue and the scheduler ticks every minute, as in AWS.

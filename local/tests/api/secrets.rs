@@ -14,7 +14,7 @@ use shared::domain::tenant::Role;
 use crate::engine::{chain, run_to_end, schema, settings};
 use crate::support::*;
 
-const SECRETS: [&str; 3] = ["pw-user-3", "tok-query-2", "key-header-1"];
+const SECRETS: [&str; 5] = ["pw-user-3", "tok-query-2", "key-header-1", "whsec-secret-4-abcdef", "hook-token-5"];
 
 fn assert_no_secret(what: &str, text: &str) {
     for secret in SECRETS {
@@ -100,20 +100,41 @@ async fn connector_credentials_are_write_only() {
     // The run can only succeed with all three credentials intact.
     let schema_id = schema(&app, json!([{"name": "id", "type": "integer", "primaryKey": true}, {"name": "name", "type": "text"}])).await;
     let pid = chain(&app, &id, &schema_id, vec![], json!({})).await;
+    // A webhook with a secret and a token in its URL (nothing listens there: its failure is logged).
+    let hook = json!({"webhookUrl": "http://127.0.0.1:9/hook?token=hook-token-5", "secret": "whsec-secret-4-abcdef"});
+    let hooked = app.put("/pipelines", &json!({"id": pid, "notifications": hook})).await;
+    assert_eq!(hooked.status, 200, "{}", hooked.body);
+    assert_no_secret("the webhook's pipeline", &hooked.body.to_string());
+    // A preview and a connector test read the source with its credentials, and show none.
+    let preview = app.post(&format!("/pipelines/{pid}/preview"), &json!({})).await;
+    assert_eq!((preview.status, preview.body["recordsRead"].as_u64()), (200, Some(2)), "{}", preview.body);
+    assert_no_secret("preview", &preview.body.to_string());
+    assert_no_secret("connector test", &app.post(&format!("/connectors/{id}/test"), &json!({})).await.body.to_string());
     let run = run_to_end(&app, &pid, &settings()).await;
     assert_eq!((run["status"].as_str(), run["rowsOut"].as_u64()), (Some("completed"), Some(2)), "{run}");
     let rid = run["id"].as_str().unwrap();
+    // The webhook's attempt is made (and fails) before the runs are read.
+    for _ in 0..3 {
+        local::runner::poll_once(&app.app, &app.engine(), &settings(), 1).await.unwrap();
+    }
+    let attempts = app.run(&pid, rid).await["deliveries"].clone();
+    assert_eq!(attempts[0]["ok"], false, "{attempts}");
     for path in [format!("/pipelines/{pid}"), format!("/pipelines/{pid}/runs"), format!("/pipelines/{pid}/runs/{rid}")] {
         assert_no_secret(&path, &app.get(&path).await.body.to_string());
     }
 
-    // A failing run names the source without its credentials: its log and error included.
+    // A failing run names the source without its credentials: its log and error included; so do a
+    // preview and a connector test of the failing source.
     let mut broken = read["config"].clone();
     broken["url"] = json!(source().await.replace("/orders", "/missing"));
     assert_eq!(app.put("/connectors", &json!({"id": id, "config": broken})).await.status, 200);
     let run = run_to_end(&app, &pid, &settings()).await;
     assert_eq!(run["status"], "failed", "{run}");
     assert_no_secret("failed run", &run.to_string());
+    let preview = app.post(&format!("/pipelines/{pid}/preview"), &json!({})).await.body;
+    assert!(preview["error"].is_object(), "{preview}");
+    assert_no_secret("failing preview", &preview.to_string());
+    assert_no_secret("failing connector test", &app.post(&format!("/connectors/{id}/test"), &json!({})).await.body.to_string());
 
     let logs = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
     assert!(logs.contains("\"message\":\"handled\"") && logs.contains("run queued"), "the requests and runs were logged: {logs}");
