@@ -7,8 +7,11 @@
 //! - [`runner`]: the SQS event source mapping (queue to worker) and the EventBridge tick
 //!   (scheduler), as loops.
 //! - [`fixtures`]: the orders pipeline the benchmarks run.
+//! - [`fleet`]: many tenants' every-minute schedules, due at once, for the scheduler's scale
+//!   test and benchmark.
 
 pub mod fixtures;
+pub mod fleet;
 pub mod gateway;
 pub mod runner;
 pub mod stack;

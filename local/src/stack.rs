@@ -180,6 +180,14 @@ pub async fn ensure_queue(client: &aws_sdk_sqs::Client, name: &str) -> Result<St
     Ok(queue.queue_url().unwrap_or_default().to_string())
 }
 
+/// The scheduler's tick queue `name` (created when missing, with a dead-letter queue as in
+/// `template.yaml`), through `app`'s SQS client.
+pub async fn tick_queue(app: &App, name: &str) -> Result<shared::queue::RunQueue, Error> {
+    let client = app.queue.client().clone();
+    let url = ensure_queue(&client, name).await?;
+    Ok(shared::queue::RunQueue::new(client, url))
+}
+
 /// An [`App`] and its data engine on the local stack, with the tables and queue created when
 /// missing. Sources may reach loopback and private addresses here (a laptop's own services).
 pub async fn app(table: &str, queue: &str) -> Result<(App, DataEngine), Error> {

@@ -13,7 +13,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
 #[cfg(feature = "engine")]
 use crate::context::App;
-use crate::context::{Context, QueueApi, Stores};
+use crate::context::{Context, Queues, SchedulerApi, Stores};
 #[cfg(feature = "engine")]
 use crate::engine::{execute::DataEngine, job::Engine};
 use crate::http::{handle, Function, Reply};
@@ -186,18 +186,55 @@ pub fn serve_worker() -> Result<(), Error> {
     })
 }
 
-/// Runs the scheduler function (EventBridge rule, every minute).
+/// Runs the scheduler function: EventBridge's tick every minute, and the tick queue's shard
+/// messages (SQS event source with `ReportBatchItemFailures`).
 pub fn serve_scheduler() -> Result<(), Error> {
     runtime()?.block_on(async {
         init_tracing();
-        let app: &'static QueueApi = Box::leak(Box::new(QueueApi::from_sdk(&crate::context::load_aws_config().await)?));
+        let sdk = crate::context::load_aws_config().await;
+        let scheduler: &'static SchedulerApi = Box::leak(Box::new(SchedulerApi::from_sdk(&sdk)?));
         let settings: &'static RunSettings = Box::leak(Box::new(RunSettings::from_env()));
-        lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| async move {
-            let report = crate::scheduler::tick(app, settings, chrono::Utc::now()).await?;
-            Ok::<_, Error>(
-                serde_json::json!({ "fired": report.fired, "skipped": report.skipped, "resent": report.resent, "failed": report.failed }),
-            )
+        lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+            scheduler_event(scheduler, &scheduler.ticks, settings, event.payload)
         }))
         .await
     })
+}
+
+/// One scheduler event: a batch of shard messages (it has `Records`) is worked, each message
+/// one shard worker's share; anything else is EventBridge's tick, which fans out.
+pub async fn scheduler_event(
+    scheduler: &impl Queues,
+    ticks: &crate::queue::RunQueue,
+    settings: &RunSettings,
+    payload: serde_json::Value,
+) -> Result<serde_json::Value, Error> {
+    use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+    if payload.get("Records").is_none() {
+        let report = crate::scheduler::fan_out(scheduler, ticks, settings, chrono::Utc::now()).await?;
+        return Ok(
+            serde_json::json!({ "fired": report.fired, "skipped": report.skipped, "resent": report.resent, "failed": report.failed }),
+        );
+    }
+    let event: SqsEvent = serde_json::from_value(payload)?;
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let id = record.message_id.unwrap_or_default();
+        let now = chrono::Utc::now();
+        match serde_json::from_str::<crate::scheduler::ShardMessage>(record.body.as_deref().unwrap_or_default()) {
+            Ok(m) if m.shard.is_stale(now) => tracing::info!(message_id = %id, at = %m.shard.at, "stale shard message dropped"),
+            Ok(m) => {
+                if let Err(e) = crate::scheduler::shard(scheduler, settings, m.shard.worker, m.shard.of, now).await {
+                    // Redelivered: every fire is conditioned on its slot, so a second pass fires only what is left.
+                    tracing::warn!(message_id = %id, cause = %e, "shard worker failed; its message will be redelivered");
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = id;
+                    response.batch_item_failures.push(failure);
+                }
+            }
+            // Never anything but a shard message: dropped, as it could never succeed.
+            Err(e) => tracing::error!(message_id = %id, cause = %e, "not a shard message"),
+        }
+    }
+    Ok(serde_json::to_value(response)?)
 }

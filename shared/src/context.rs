@@ -6,7 +6,8 @@
 //! | reads, catalog and key writes | [`Api`] | `TABLE_NAME`, `AUTH_TABLE_NAME` (`SOURCE_BUCKET` optional) |
 //! | trigger | [`QueueApi`] | and `QUEUE_URL` |
 //! | rows and dead letters | [`RecordsApi`] | and `RECORDS_TABLE_NAME` |
-//! | worker, scheduler, the local stack | [`App`] | all of them but `AUTH_TABLE_NAME` (they serve no request) |
+//! | scheduler | [`SchedulerApi`] | [`QueueApi`]'s and `TICK_QUEUE_URL` (its shard messages) |
+//! | worker, the local stack | [`App`] | all of them but `AUTH_TABLE_NAME` (they serve no request) |
 //!
 //! A missing setting fails the container's init, naming it; no request ever meets a queue or a
 //! table that is not there. Each context builds only its own clients, so a function that reads
@@ -202,6 +203,20 @@ impl Context for QueueApi {
     }
 }
 
+/// The scheduler: [`QueueApi`] and the tick queue its shard messages go through.
+pub struct SchedulerApi {
+    pub api: Api,
+    pub queue: RunQueue,
+    pub ticks: RunQueue,
+}
+
+impl Context for SchedulerApi {
+    fn from_sdk(sdk: &aws_config::SdkConfig) -> Result<Self, Error> {
+        let QueueApi { api, queue } = QueueApi::from_sdk(sdk)?;
+        Ok(Self { api, queue, ticks: RunQueue::new(sqs(sdk), setting("TICK_QUEUE_URL")?) })
+    }
+}
+
 /// [`Api`] and the records table.
 #[derive(Clone, Debug)]
 pub struct RecordsApi {
@@ -254,11 +269,17 @@ macro_rules! stores_through_api {
         }
     )*};
 }
-stores_through_api!(QueueApi, RecordsApi, App);
+stores_through_api!(QueueApi, SchedulerApi, RecordsApi, App);
 #[cfg(feature = "engine")]
 stores_through_api!(SourcesApi);
 
 impl Queues for QueueApi {
+    fn queue(&self) -> &RunQueue {
+        &self.queue
+    }
+}
+
+impl Queues for SchedulerApi {
     fn queue(&self) -> &RunQueue {
         &self.queue
     }

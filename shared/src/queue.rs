@@ -52,6 +52,34 @@ impl RunQueue {
         self.send_body(message, delay_seconds).await
     }
 
+    /// Sends `messages` in `SendMessageBatch` calls of 10; returns the positions of those not sent
+    /// (an entry refused, or a call that failed), for the caller to leave to a sweep or retry.
+    pub async fn send_batch(&self, messages: &[impl serde::Serialize]) -> Vec<usize> {
+        let mut unsent = Vec::new();
+        for (chunk, batch) in messages.chunks(10).enumerate() {
+            let first = chunk * 10;
+            let mut entries = Vec::with_capacity(batch.len());
+            for (i, message) in batch.iter().enumerate() {
+                let entry = serde_json::to_string(message).ok().and_then(|body| {
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build().ok()
+                });
+                match entry {
+                    Some(entry) => entries.push(entry),
+                    None => unsent.push(first + i),
+                }
+            }
+            match self.client.send_message_batch().queue_url(&self.url).set_entries(Some(entries)).send().await {
+                Ok(out) => unsent.extend(out.failed.iter().filter_map(|f| f.id.parse::<usize>().ok()).map(|i| first + i)),
+                Err(e) => {
+                    tracing::warn!(cause = %e, "a SendMessageBatch call failed");
+                    let refused: Vec<usize> = unsent.iter().copied().filter(|i| *i >= first).collect();
+                    unsent.extend((first..first + batch.len()).filter(|i| !refused.contains(i)));
+                }
+            }
+        }
+        unsent
+    }
+
     async fn send_body(&self, message: &impl serde::Serialize, delay_seconds: i32) -> Result<(), QueueError> {
         let body = serde_json::to_string(message).map_err(|e| QueueError(e.to_string()))?;
         let send = self.client.send_message().queue_url(&self.url).message_body(body);

@@ -21,6 +21,52 @@ pub struct RunSettings {
     pub backfill_step_delay: std::time::Duration,
     /// The wait before a webhook's second attempt (each later one 6 times longer).
     pub webhook_retry_base: std::time::Duration,
+    /// How a tick spreads over shard workers.
+    pub fanout: Fanout,
+}
+
+/// The load the scheduler's defaults are sized for: this many due slots a minute, each fired
+/// within a minute of its time (docs/scale.md).
+pub const TARGET_SLOTS_PER_MINUTE: u32 = 100_000;
+
+/// What one shard worker is counted on to fire in one tick's budget: 100 slots a second for
+/// 40 s, a third of what 16 concurrent fires of about 50 ms each give (docs/scale.md).
+pub const SLOTS_PER_WORKER: u32 = 4_000;
+
+/// How a tick spreads over shard workers: each takes `1/workers` of the index's partitions,
+/// fires `concurrency` slots at a time, and stops firing at `budget` (the rest are the next
+/// tick's, late but fired once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fanout {
+    pub workers: u32,
+    pub concurrency: usize,
+    pub budget: std::time::Duration,
+}
+
+impl Fanout {
+    /// Workers for a target of `slots_per_minute`: enough at [`SLOTS_PER_WORKER`] each, as a
+    /// power of two so that each takes the same number of the index's partitions.
+    pub fn workers_for(slots_per_minute: u32) -> u32 {
+        slots_per_minute.div_ceil(SLOTS_PER_WORKER).next_power_of_two().clamp(1, crate::store::index::SHARDS)
+    }
+
+    /// `SCHEDULER_WORKERS` (at most the index's partitions), `SCHEDULER_CONCURRENCY`,
+    /// `SCHEDULER_BUDGET_SECONDS` override the defaults.
+    pub fn from_env() -> Self {
+        let num = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok()).filter(|n| *n > 0);
+        let d = Self::default();
+        Self {
+            workers: num("SCHEDULER_WORKERS").map_or(d.workers, |n| (n as u32).min(crate::store::index::SHARDS)),
+            concurrency: num("SCHEDULER_CONCURRENCY").map_or(d.concurrency, |n| n as usize),
+            budget: num("SCHEDULER_BUDGET_SECONDS").map_or(d.budget, std::time::Duration::from_secs),
+        }
+    }
+}
+
+impl Default for Fanout {
+    fn default() -> Self {
+        Self { workers: Self::workers_for(TARGET_SLOTS_PER_MINUTE), concurrency: 16, budget: std::time::Duration::from_secs(40) }
+    }
 }
 
 impl Default for RunSettings {
@@ -33,6 +79,7 @@ impl Default for RunSettings {
             purge_batch: crate::domain::purge::PURGE_BATCH,
             backfill_step_delay: std::time::Duration::from_secs(crate::domain::backfill::STEP_DELAY_SECONDS as u64),
             webhook_retry_base: std::time::Duration::from_secs(crate::domain::webhook::RETRY_BASE_SECONDS),
+            fanout: Fanout::default(),
         }
     }
 }
@@ -51,6 +98,7 @@ impl RunSettings {
             purge_batch: d.purge_batch,
             backfill_step_delay: d.backfill_step_delay,
             webhook_retry_base: d.webhook_retry_base,
+            fanout: Fanout::from_env(),
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::domain::run::{Run, RunError, RunMessage, Trigger};
 use crate::domain::tenant::TenantId;
 use crate::domain::{now, stamp};
 use crate::idempotency::Claim;
-use crate::store::{CreateRun, IdempotencyRecord, StoreError};
+use crate::store::{CreateRun, IdempotencyRecord, SavedReply, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TriggerError {
@@ -62,25 +62,8 @@ pub async fn trigger(
     claim: Option<&Claim>,
     rerun_of: Option<&Run>,
 ) -> Result<Run, TriggerError> {
-    let config = &pipeline.execution_config;
-    let skip_at = config.max_concurrent_runs.filter(|_| config.overlap() == Overlap::Skip);
-    let mut run = Run::new(pipeline.id.clone(), how, &now());
-    run.pipeline_version = Some(pipeline.revision);
-    if let Some(first) = rerun_of {
-        run.rerun_of = Some(first.id.clone());
-        run.pipeline_version = first.pipeline_version.or(run.pipeline_version);
-    }
     let slot_taken = slot.is_some();
-    let next = slot.as_ref().map(|s| (s.slot, s.next.map(stamp)));
-    run.scheduled_for = next.as_ref().map(|(slot, _)| slot.to_string());
-    let schedule = next.as_ref().map(|(slot, next)| (*slot, next.as_deref()));
-    let saved = claim.map(|c| {
-        let (status, body) = created(&run);
-        c.save(status, body.to_string())
-    });
-    let max_in_flight = app.quotas().runs_in_flight;
-    let created = app.store().create_run(tenant, &run, skip_at, max_in_flight, schedule, saved.as_ref()).await?;
-    made(created, skip_at, max_in_flight)?;
+    let (run, saved) = create(app, tenant, pipeline, how, slot, claim, rerun_of).await?;
     if let Err(e) = app.queue().send(&RunMessage::new(tenant, &run)).await {
         // A schedule's slot has no client to retry it: its run stays pending, and the sweep
         // sends it again (`RUN_PENDING_RESEND_SECONDS`), so the slot is neither lost nor doubled.
@@ -100,6 +83,43 @@ pub async fn trigger(
     Ok(run)
 }
 
+/// Writes the pending run of a schedule's `slot`, claiming the slot, without sending it: the
+/// scheduler sends its runs in batches, and one whose send fails stays pending for the sweep.
+pub async fn schedule(app: &dyn Queues, tenant: &TenantId, pipeline: &Pipeline, slot: Slot<'_>) -> Result<Run, TriggerError> {
+    create(app, tenant, pipeline, Trigger::Schedule, Some(slot), None, None).await.map(|(run, _)| run)
+}
+
+/// Writes the pending run (and the reply under `claim`): [`trigger`] without the send.
+async fn create(
+    app: &dyn Queues,
+    tenant: &TenantId,
+    pipeline: &Pipeline,
+    how: Trigger,
+    slot: Option<Slot<'_>>,
+    claim: Option<&Claim>,
+    rerun_of: Option<&Run>,
+) -> Result<(Run, Option<SavedReply>), TriggerError> {
+    let config = &pipeline.execution_config;
+    let skip_at = config.max_concurrent_runs.filter(|_| config.overlap() == Overlap::Skip);
+    let mut run = Run::new(pipeline.id.clone(), how, &now());
+    run.pipeline_version = Some(pipeline.revision);
+    if let Some(first) = rerun_of {
+        run.rerun_of = Some(first.id.clone());
+        run.pipeline_version = first.pipeline_version.or(run.pipeline_version);
+    }
+    let next = slot.as_ref().map(|s| (s.slot, s.next.map(stamp)));
+    run.scheduled_for = next.as_ref().map(|(slot, _)| slot.to_string());
+    let schedule = next.as_ref().map(|(slot, next)| (*slot, next.as_deref()));
+    let saved = claim.map(|c| {
+        let (status, body) = created(&run);
+        c.save(status, body.to_string())
+    });
+    let max_in_flight = app.quotas().runs_in_flight;
+    let created = app.store().create_run(tenant, &mut run, skip_at, max_in_flight, schedule, saved.as_ref()).await?;
+    made(created, skip_at, max_in_flight)?;
+    Ok((run, saved))
+}
+
 /// A backfill's run of the past slot `slot`, made only while fewer than `window` runs of the
 /// pipeline are pending or running, and only if the slot has no run yet. A run whose message
 /// cannot be sent stays pending for the sweep, as a scheduled one does.
@@ -116,7 +136,7 @@ pub async fn trigger_backfill(
     run.scheduled_for = Some(slot.to_string());
     run.backfill_id = Some(backfill.clone());
     let max_in_flight = app.quotas().runs_in_flight;
-    made(app.store().create_run(tenant, &run, Some(window), max_in_flight, None, None).await?, Some(window), max_in_flight)?;
+    made(app.store().create_run(tenant, &mut run, Some(window), max_in_flight, None, None).await?, Some(window), max_in_flight)?;
     if let Err(e) = app.queue().send(&RunMessage::new(tenant, &run)).await {
         tracing::warn!(run_id = %run.id, cause = %e, "backfill run not queued; the sweep will send it");
     }

@@ -23,7 +23,8 @@ async fn main() -> Result<(), Error> {
     // The worker polls the queue and the scheduler ticks every minute, as in AWS.
     let settings = shared::settings::RunSettings::from_env();
     local::runner::spawn_worker(app.clone(), Arc::new(engine), settings.clone());
-    local::runner::spawn_scheduler(app.clone(), settings);
+    let ticks = local::stack::tick_queue(&app, &format!("{table}-ticks")).await?;
+    local::runner::spawn_scheduler(app.clone(), ticks, settings);
 
     let tenant = TenantId::parse("demo")?;
     let key = issue(&tenant, "make dev".into(), Role::Admin, &shared::domain::now());

@@ -83,7 +83,12 @@ impl Intercept for Recorder {
         let body: Value = request.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
         let calls = match service {
             s if s.starts_with("DynamoDB") => self.dynamodb(operation, &body),
-            "AmazonSQS" => vec![(Resource::RunQueue, format!("sqs:{operation}"))],
+            "AmazonSQS" => {
+                let queue =
+                    if body["QueueUrl"].as_str().is_some_and(|u| u.ends_with("-ticks")) { Resource::TickQueue } else { Resource::RunQueue };
+                // IAM authorizes a batch send as SendMessage.
+                vec![(queue, format!("sqs:{}", operation.trim_end_matches("Batch")))]
+            }
             other => panic!("a call to an unknown service {other}"),
         };
         self.seen.lock().unwrap().extend(calls);
@@ -261,10 +266,26 @@ async fn every_call_of_every_function_is_granted_to_it() {
     // The local runner polls as Lambda's event source mapping does, under SAM's policy for it.
     let polled = |(_, action): &(Resource, String)| !matches!(action.as_str(), "sqs:ReceiveMessage" | "sqs:DeleteMessage");
     seen.insert("worker".into(), recorder.take().into_iter().filter(polled).collect());
+    // The tick fans out over the tick queue, its shard workers take their messages, and (three
+    // minutes on, the slot due) fire the slot.
+    let ticks = local::stack::tick_queue(&recorded, &format!("{table}-ticks")).await.expect("tick queue");
+    recorder.take();
+    let settings = shared::settings::RunSettings::default();
+    let report = shared::scheduler::fan_out(&*recorded, &ticks, &settings, chrono::Utc::now()).await.expect("tick");
+    assert_eq!(report, Default::default(), "every shard message was sent");
+    let mut polled_ticks = 0;
+    while polled_ticks < settings.fanout.workers as usize {
+        let got = local::runner::poll_ticks_once(&*recorded, &ticks, &settings, 1).await.expect("poll ticks");
+        assert!(got > 0, "a shard message for each worker");
+        polled_ticks += got;
+    }
     let later = chrono::Utc::now() + chrono::Duration::minutes(3);
-    let report = shared::scheduler::tick(&*recorded, &shared::settings::RunSettings::default(), later).await.expect("tick");
-    assert!(report.fired >= 1, "{report:?}");
-    seen.insert("scheduler".into(), recorder.take());
+    for worker in 0..settings.fanout.workers {
+        shared::scheduler::shard(&*recorded, &settings, worker, settings.fanout.workers, later).await.expect("shard");
+    }
+    seen.insert("scheduler".into(), recorder.take().into_iter().filter(polled).collect());
+    let runs = recorded.store().list_runs(&app.tenant_id(), &shared::domain::ids::PipelineId::parse(&pid).unwrap(), 10).await.unwrap();
+    assert!(runs.iter().any(|r| r.scheduled_for.is_some()), "the shard workers fired the slot: {runs:?}");
     recorder.take();
     let deleted = app.http.delete(format!("{base}/pipelines?id={pid}")).bearer_auth(&app.key).header("X-Tenant-Id", &app.tenant);
     assert_eq!(deleted.send().await.unwrap().status().as_u16(), 204);

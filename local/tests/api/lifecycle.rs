@@ -231,8 +231,9 @@ async fn cancel_pending_at_once_and_running_at_a_batch_boundary() {
 async fn a_lost_send_is_recovered_by_the_sweep() {
     let app = spawn_isolated_app().await;
     let pid = pipeline(&app, json!({})).await;
-    let run = shared::domain::run::Run::new(PipelineId::parse(&pid).unwrap(), shared::domain::run::Trigger::Manual, &shared::domain::now());
-    app.app.store().create_run(&app.tenant_id(), &run, None, 100, None, None).await.unwrap();
+    let mut run =
+        shared::domain::run::Run::new(PipelineId::parse(&pid).unwrap(), shared::domain::run::Trigger::Manual, &shared::domain::now());
+    app.app.store().create_run(&app.tenant_id(), &mut run, None, 100, None, None).await.unwrap();
     let s = settings(5_000, 3);
     assert_eq!(tick(&app.app, &s, Utc::now()).await.unwrap().resent, 0, "not pending long enough yet");
     let report = tick(&app.app, &s, Utc::now() + Duration::seconds(121)).await.unwrap();

@@ -19,6 +19,7 @@ mod proxy;
 mod purges;
 mod quotas;
 mod runs;
+mod scheduling;
 mod secrets;
 mod support;
 mod versions;

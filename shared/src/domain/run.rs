@@ -249,6 +249,10 @@ pub struct Run {
     /// A partitioned run: how its partitions stand (absent for a run read by one worker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitions: Option<PartitionCounts>,
+    /// Which of the tenant's runs-in-flight counters holds this run (internal; absent on runs
+    /// made before the count was sharded, which shard 0 holds): its end gives its place back there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight_shard: Option<u32>,
 }
 
 /// The run item's part in coordinating partitions: counters only, each moved once per partition
@@ -339,6 +343,7 @@ impl Run {
             checkpoint: None,
             continuation: false,
             partitions: None,
+            in_flight_shard: None,
         }
     }
 
@@ -346,7 +351,7 @@ impl Run {
     pub fn view(&self) -> Value {
         let mut v = serde_json::to_value(self).unwrap_or_default();
         if let Some(obj) = v.as_object_mut() {
-            for internal in ["leaseUntil", "checkpoint", "continuation", "partitions", "webhookQueued"] {
+            for internal in ["leaseUntil", "checkpoint", "continuation", "partitions", "webhookQueued", "inFlightShard"] {
                 obj.remove(internal);
             }
             if let Some(Value::Object(stats)) = obj.remove("stats") {

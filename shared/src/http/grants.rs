@@ -18,6 +18,8 @@ pub enum Resource {
     /// Rows and dead letters.
     RecordsTable,
     RunQueue,
+    /// The scheduler's shard messages.
+    TickQueue,
     /// Objects of the deployment's source bucket.
     SourceObjects,
     /// The source bucket itself (listing a folder).
@@ -37,6 +39,7 @@ impl Resource {
             Self::AuthTable | Self::RequestWindows => "AuthTable.Arn",
             Self::RecordsTable => "RecordsTable.Arn",
             Self::RunQueue => "RunQueue.Arn",
+            Self::TickQueue => "TickQueue.Arn",
             Self::SourceObjects => "${SourceBucket.Arn}/*",
             Self::SourceBucket => "SourceBucket.Arn",
             Self::ExternalRoles => "arn:${AWS::Partition}:iam::*:role/*",
@@ -84,8 +87,9 @@ pub fn grants(function: &str) -> Option<&'static [Grant]> {
         // GetItem: a refused delete reads the connector to tell 409 (in use) from 404.
         "delete-connector" => &[(Table, &["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"])],
         // DeleteItem: a trigger whose message could not be queued deletes its idempotency record.
+        // BatchGetItem: the tenant's runs-in-flight shards, read when the run's first is full.
         "trigger-run" | "rerun-run" => &[
-            (Table, &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]),
+            (Table, &["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]),
             (RunQueue, &["sqs:SendMessage"]),
         ],
         // Tenants' sources, as the worker reads them; nothing written.
@@ -113,11 +117,13 @@ pub fn grants(function: &str) -> Option<&'static [Grant]> {
         }
         // Polling the queue (ReceiveMessage, DeleteMessage) is the event source mapping's, whose
         // policy SAM adds for the SQS event.
+        // BatchGetItem: a backfill's runs-in-flight shards, read when a run's first is full.
         "worker" => &[
             (
                 Table,
                 &[
                     "dynamodb:GetItem",
+                    "dynamodb:BatchGetItem",
                     "dynamodb:Query",
                     "dynamodb:PutItem",
                     "dynamodb:UpdateItem",
@@ -143,10 +149,13 @@ pub fn grants(function: &str) -> Option<&'static [Grant]> {
             (ExternalRoles, &["sts:AssumeRole"]),
             (EventBus, &["events:PutEvents"]),
         ],
+        // The tick sends one shard message per worker; polling the tick queue is its event
+        // source mapping's. SendMessage also grants SendMessageBatch.
         "scheduler" => &[
-            (Table, &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]),
+            (Table, &["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]),
             (TableIndex, &["dynamodb:Query"]),
             (RunQueue, &["sqs:SendMessage"]),
+            (TickQueue, &["sqs:SendMessage"]),
         ],
         _ => return None,
     };

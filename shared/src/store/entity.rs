@@ -41,7 +41,7 @@ pub(super) fn sk<E: Entity>(id: &str) -> String {
     format!("{}#{id}", E::KIND)
 }
 
-fn count_key(tenant: &TenantId, kind: &str) -> Item {
+pub(super) fn count_key(tenant: &TenantId, kind: &str) -> Item {
     Store::key(tenant_pk(tenant), format!("COUNT#{kind}"))
 }
 

@@ -57,6 +57,7 @@ pub(crate) mod batch;
 mod catalog;
 pub(crate) mod entity;
 mod idempotency;
+mod in_flight;
 pub mod index;
 pub mod limits;
 mod pager;

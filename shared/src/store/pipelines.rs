@@ -213,7 +213,7 @@ impl Store {
     /// purge that the caller queued first.
     pub async fn delete_pipeline(&self, tenant: &TenantId, p: &Pipeline) -> Result<Result<(), PipelineConflict>, StoreError> {
         for _ in 0..3 {
-            let active = self.active_runs(tenant, &p.id).await?;
+            let (active, per_shard) = self.active_runs(tenant, &p.id).await?;
             let mut items = vec![
                 self.delete_existing::<Pipeline>(tenant, p.id.as_str(), Some(("version = :v", ":v", n(p.version as i64))))?,
                 self.count_delta::<Pipeline>(tenant, -1)?,
@@ -221,9 +221,7 @@ impl Store {
                 self.use_delta::<Schema>(tenant, p.schema_id.as_str(), -1)?,
                 self.drop_slots(tenant, &p.id, active)?,
             ];
-            if active != 0 {
-                items.push(self.tenant_count(&self.table, tenant, ACTIVE, -active, None)?);
-            }
+            items.extend(self.give_pipeline_in_flight(tenant, active, &per_shard)?);
             if p.is_frequent() {
                 items.push(self.frequent_delta(tenant, -1, 0)?);
             }

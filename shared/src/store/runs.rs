@@ -4,6 +4,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 
 use super::entity::{from_item, sk};
+use super::in_flight;
 use super::{index, n, s, tenant_pk, written, IdempotencyRecord, Item, Pager, SavedReply, Store, StoreError};
 use crate::domain::backfill::SLOT_MEMORY_DAYS;
 use crate::domain::ids::{PipelineId, RunId};
@@ -140,28 +141,32 @@ impl Store {
     pub(super) fn slots_delta(
         &self,
         tenant: &TenantId,
-        pipeline: &PipelineId,
+        run: &Run,
         active: i64,
         running: i64,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let slots = tx_update(
-            Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(slots_key(tenant, pipeline)))
-                .update_expression("ADD active :a, running :r")
-                .condition_expression("attribute_exists(PK)")
-                .expression_attribute_values(":a", n(active))
-                .expression_attribute_values(":r", n(running)),
-        )?;
-        let mut items = vec![slots];
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(slots_key(tenant, &run.pipeline_id)))
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":a", n(active))
+            .expression_attribute_values(":r", n(running));
+        update = match run.in_flight_shard.filter(|_| active != 0) {
+            Some(k) => {
+                update.update_expression("ADD active :a, running :r, #q :a").expression_attribute_names("#q", in_flight::slots_attribute(k))
+            }
+            None => update.update_expression("ADD active :a, running :r"),
+        };
+        let mut items = vec![tx_update(update)?];
         if active != 0 {
-            items.push(self.tenant_count(&self.table, tenant, super::pipelines::ACTIVE, active, None)?);
+            items.push(self.give_in_flight(tenant, run.in_flight_shard, active)?);
         }
         Ok(items)
     }
 
-    /// How many runs of the pipeline are pending or running (its `SLOTS`).
-    pub(super) async fn active_runs(&self, tenant: &TenantId, pipeline: &PipelineId) -> Result<i64, StoreError> {
+    /// How many runs of the pipeline are pending or running (its `SLOTS`), and how many of them
+    /// each runs-in-flight shard holds.
+    pub(super) async fn active_runs(&self, tenant: &TenantId, pipeline: &PipelineId) -> Result<(i64, Vec<(u32, i64)>), StoreError> {
         let out = self
             .client
             .get_item()
@@ -171,7 +176,10 @@ impl Store {
             .send()
             .await
             .map_err(|e| StoreError::dynamo("GetItem", e))?;
-        Ok(out.item.as_ref().and_then(|i| i.get("active")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0))
+        let item = out.item.unwrap_or_default();
+        let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        let per_shard = (0..in_flight::SHARDS).map(|k| (k, number(&in_flight::slots_attribute(k)))).filter(|(_, c)| *c != 0).collect();
+        Ok((number("active"), per_shard))
     }
 
     /// The transaction item that deletes a pipeline's `SLOTS`, if `active` runs are still
@@ -191,18 +199,23 @@ impl Store {
     /// `active` or `running`), refused once `max` are counted. A run writes its pipeline's
     /// `SLOTS` (`active`); taking a `running` slot needs it still there, so a claim made after
     /// its pipeline was deleted cannot bring back the `SLOTS` the delete gave back.
+    /// With `shard`, also counts the run in that runs-in-flight shard's `q<k>`.
     fn take_slot(
         &self,
         tenant: &TenantId,
         pipeline: &PipelineId,
         counter: &str,
         max: Option<u32>,
+        shard: Option<u32>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let mut slots = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(slots_key(tenant, pipeline)))
-            .update_expression(format!("ADD {counter} :one"))
-            .expression_attribute_values(":one", n(1));
+        let mut slots =
+            Update::builder().table_name(&self.table).set_key(Some(slots_key(tenant, pipeline))).expression_attribute_values(":one", n(1));
+        slots = match shard {
+            Some(k) => slots
+                .update_expression(format!("ADD {counter} :one, #q :one"))
+                .expression_attribute_names("#q", in_flight::slots_attribute(k)),
+            None => slots.update_expression(format!("ADD {counter} :one")),
+        };
         if let Some(max) = max {
             slots = slots.expression_attribute_values(":max", n(max as i64));
         }
@@ -224,7 +237,32 @@ impl Store {
     /// pending or running. With `slot`, also claims the schedule slot `slot.0`
     /// (the pipeline's `nextRunAt` must still be it) and moves the schedule to `slot.1`. With
     /// `saved`, also saves the reply under its idempotency key, in the same transaction.
+    ///
+    /// The run takes its place in one of the tenant's runs-in-flight shards ([`in_flight`]),
+    /// recorded on it: the one its id picks, or, when that one is full, one with room.
     pub async fn create_run(
+        &self,
+        tenant: &TenantId,
+        run: &mut Run,
+        skip_at: Option<u32>,
+        max_in_flight: u32,
+        slot: Option<(&str, Option<&str>)>,
+        saved: Option<&SavedReply>,
+    ) -> Result<CreateRun, StoreError> {
+        run.in_flight_shard = Some(in_flight::first(&run.id, max_in_flight));
+        match self.create_run_in(tenant, run, skip_at, max_in_flight, slot, saved).await? {
+            CreateRun::TenantAtQuota => match self.in_flight_room(tenant, max_in_flight).await? {
+                Some(k) => {
+                    run.in_flight_shard = Some(k);
+                    self.create_run_in(tenant, run, skip_at, max_in_flight, slot, saved).await
+                }
+                None => Ok(CreateRun::TenantAtQuota),
+            },
+            created => Ok(created),
+        }
+    }
+
+    async fn create_run_in(
         &self,
         tenant: &TenantId,
         run: &Run,
@@ -260,8 +298,9 @@ impl Store {
                 latest.update_expression(moved).condition_expression("nextRunAt = :slot").expression_attribute_values(":slot", s(claimed))
             }
         };
-        let slots = self.take_slot(tenant, &run.pipeline_id, "active", skip_at)?;
-        let in_flight = self.tenant_count(&self.table, tenant, super::pipelines::ACTIVE, 1, Some(max_in_flight))?;
+        let shard = run.in_flight_shard.unwrap_or_default();
+        let slots = self.take_slot(tenant, &run.pipeline_id, "active", skip_at, Some(shard))?;
+        let in_flight = self.take_in_flight(tenant, shard, max_in_flight)?;
         let mut items = vec![put, tx_update(latest)?, slots, in_flight];
         if let Some(saved) = saved {
             items.push(self.save_reply(tenant, saved)?);
@@ -385,7 +424,7 @@ impl Store {
                     .condition_expression("#st = :pending AND attempt = :prev")
                     .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()));
                 items.push(tx_update(update)?);
-                items.push(self.take_slot(tenant, pipeline, "running", max_running)?);
+                items.push(self.take_slot(tenant, pipeline, "running", max_running, None)?);
             }
             match self.transact("TransactWriteItems", items).await {
                 Ok(()) => {
@@ -549,7 +588,7 @@ impl Store {
         update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
     ) -> Result<bool, StoreError> {
         let mut items = vec![tx_update(update)?];
-        items.extend(self.slots_delta(tenant, &run.pipeline_id, -1, -1)?);
+        items.extend(self.slots_delta(tenant, run, -1, -1)?);
         match self.transact("TransactWriteItems", items).await {
             Ok(()) => Ok(true),
             // The run changed, or its pipeline was deleted (its `SLOTS` with it).
@@ -577,7 +616,7 @@ impl Store {
             .expression_attribute_values(":empty", AttributeValue::L(vec![]))
             .expression_attribute_values(":entries", value(&vec![LogEntry::new("failed", error.message.clone())])?);
         let mut items = vec![tx_update(update)?];
-        items.extend(self.slots_delta(tenant, &run.pipeline_id, -1, -1)?);
+        items.extend(self.slots_delta(tenant, run, -1, -1)?);
         match self.transact("TransactWriteItems", items).await {
             Ok(()) => {
                 self.set_latest_status(tenant, &run.pipeline_id, &run.id, RunStatus::Failed).await?;
@@ -618,7 +657,7 @@ impl Store {
         }
         let update = update.update_expression(format!("{set} REMOVE GSI1PK, GSI1SK"));
         let mut items = vec![tx_update(update)?];
-        items.extend(self.slots_delta(tenant, &run.pipeline_id, -1, 0)?);
+        items.extend(self.slots_delta(tenant, run, -1, 0)?);
         match self.transact("TransactWriteItems", items).await {
             Ok(()) => {
                 self.set_latest_status(tenant, &run.pipeline_id, &run.id, status).await?;

@@ -1,0 +1,89 @@
+//! A fleet of every-minute schedules over many tenants, all due at once: what the scheduler's
+//! scale test and benchmark fire. Pipelines are created through the store's own transaction
+//! (counts and all); each tenant's one after another (they share its counters), the tenants
+//! side by side.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use shared::context::{App, Stores};
+use shared::domain::ids::{ConnectorId, PipelineId, SchemaId};
+use shared::domain::pipeline::{NewPipeline, Pipeline};
+use shared::domain::run::Run;
+use shared::domain::tenant::TenantId;
+use shared::domain::{connector::NewConnector, schema::NewSchema, stamp};
+use shared::store::PipelineQuotas;
+
+use shared::app::Error;
+
+/// One tenant's share of the fleet.
+pub struct Tenant {
+    pub id: TenantId,
+    pub pipelines: Vec<PipelineId>,
+}
+
+/// Creates, for each size in `sizes`, a tenant (`<prefix>-<i>`) with that many active
+/// every-minute pipelines whose next slot is `due`.
+pub async fn plant(app: &App, prefix: &str, sizes: &[usize], due: DateTime<Utc>) -> Result<Vec<Tenant>, Error> {
+    let planting = sizes.iter().enumerate().map(|(i, &size)| async move {
+        let id = TenantId::parse(&format!("{prefix}-{i}"))?;
+        let now = shared::domain::now();
+        let connector = NewConnector::parse(&json!({"name": "orders", "type": "inline", "config": {"records": [{"x": 1}]}}))?
+            .into_connector(ConnectorId::generate(), &now);
+        let schema = NewSchema::parse(&crate::fixtures::orders_schema())?.into_schema(SchemaId::generate(), &now);
+        app.store().create(&id, &connector).await?;
+        app.store().create(&id, &schema).await?;
+        let mut pipelines = Vec::with_capacity(size);
+        for n in 0..size {
+            let mut body =
+                crate::fixtures::orders_pipeline(&format!("every minute {n}"), connector.id.as_str(), schema.id.as_str(), json!({}));
+            body["schedule"] = json!("* * * * *");
+            let mut pipeline: Pipeline = NewPipeline::parse(&body)?.into_pipeline(PipelineId::generate(), Utc::now());
+            pipeline.next_run_at = Some(stamp(due));
+            let unlimited = PipelineQuotas { pipelines: u32::MAX, frequent_schedules: u32::MAX };
+            if let Err(conflict) = app.store().create_pipeline(&id, &pipeline, unlimited, None).await? {
+                return Err(format!("pipeline not created: {conflict:?}").into());
+            }
+            pipelines.push(pipeline.id);
+        }
+        Ok::<_, Error>(Tenant { id, pipelines })
+    });
+    futures::future::try_join_all(planting).await
+}
+
+/// Each pipeline's run of the slot, once all are made (`None` if `within` passes first).
+pub async fn runs(app: &App, fleet: &[Tenant], within: Duration) -> Result<Option<Vec<(usize, Run)>>, Error> {
+    let deadline = std::time::Instant::now() + within;
+    let total: usize = fleet.iter().map(|t| t.pipelines.len()).sum();
+    loop {
+        let mut found = Vec::with_capacity(total);
+        for (i, tenant) in fleet.iter().enumerate() {
+            let reads = tenant.pipelines.iter().map(|p| app.store().list_runs(&tenant.id, p, 2));
+            for runs in futures::future::try_join_all(reads).await? {
+                found.extend(runs.into_iter().map(|r| (i, r)));
+            }
+        }
+        if found.len() >= total {
+            return Ok(Some(found));
+        }
+        if std::time::Instant::now() > deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// How long after `from` each run was made, in seconds, per tenant of the fleet.
+pub fn lags(runs: &[(usize, Run)], from: DateTime<Utc>, tenants: usize) -> Vec<Vec<f64>> {
+    let mut out = vec![Vec::new(); tenants];
+    for (i, run) in runs {
+        if let Ok(at) = DateTime::parse_from_rfc3339(&run.created_at) {
+            out[*i].push((at.with_timezone(&Utc) - from).num_milliseconds() as f64 / 1000.0);
+        }
+    }
+    for lags in &mut out {
+        lags.sort_by(f64::total_cmp);
+    }
+    out
+}
