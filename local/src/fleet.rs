@@ -1,7 +1,7 @@
 //! A fleet of every-minute schedules over many tenants, all due at once: what the scheduler's
 //! scale test and benchmark fire. Pipelines are created through the store's own transaction
-//! (counts and all); each tenant's one after another (they share its counters), the tenants
-//! side by side.
+//! (counts and all): four at a time per tenant (they share its counters), the tenants side by
+//! side.
 
 use std::time::Duration;
 
@@ -34,19 +34,26 @@ pub async fn plant(app: &App, prefix: &str, sizes: &[usize], due: DateTime<Utc>)
         let schema = NewSchema::parse(&crate::fixtures::orders_schema())?.into_schema(SchemaId::generate(), &now);
         app.store().create(&id, &connector).await?;
         app.store().create(&id, &schema).await?;
-        let mut pipelines = Vec::with_capacity(size);
-        for n in 0..size {
-            let mut body =
-                crate::fixtures::orders_pipeline(&format!("every minute {n}"), connector.id.as_str(), schema.id.as_str(), json!({}));
-            body["schedule"] = json!("* * * * *");
-            let mut pipeline: Pipeline = NewPipeline::parse(&body)?.into_pipeline(PipelineId::generate(), Utc::now());
-            pipeline.next_run_at = Some(stamp(due));
-            let unlimited = PipelineQuotas { pipelines: u32::MAX, frequent_schedules: u32::MAX };
-            if let Err(conflict) = app.store().create_pipeline(&id, &pipeline, unlimited, None).await? {
-                return Err(format!("pipeline not created: {conflict:?}").into());
+        // Four at a time: the tenant's counters take them (a conflict is retried by the store).
+        let (id, connector, schema) = (&id, &connector, &schema);
+        let streams = (0..4).map(|stream| async move {
+            let mut made = Vec::new();
+            for n in (stream..size).step_by(4) {
+                let mut body =
+                    crate::fixtures::orders_pipeline(&format!("every minute {n}"), connector.id.as_str(), schema.id.as_str(), json!({}));
+                body["schedule"] = json!("* * * * *");
+                let mut pipeline: Pipeline = NewPipeline::parse(&body)?.into_pipeline(PipelineId::generate(), Utc::now());
+                pipeline.next_run_at = Some(stamp(due));
+                let unlimited = PipelineQuotas { pipelines: u32::MAX, frequent_schedules: u32::MAX };
+                if let Err(conflict) = app.store().create_pipeline(id, &pipeline, unlimited, None).await? {
+                    return Err(format!("pipeline not created: {conflict:?}").into());
+                }
+                made.push(pipeline.id);
             }
-            pipelines.push(pipeline.id);
-        }
+            Ok::<_, Error>(made)
+        });
+        let pipelines: Vec<PipelineId> = futures::future::try_join_all(streams).await?.into_iter().flatten().collect();
+        let id = id.clone();
         Ok::<_, Error>(Tenant { id, pipelines })
     });
     futures::future::try_join_all(planting).await

@@ -16,19 +16,19 @@ use shared::settings::RunSettings;
 /// Receives up to 10 messages (long poll), runs them through the worker as one batch, and
 /// deletes those that did not fail. Returns how many messages were received.
 pub async fn poll_once(app: &App, engine: &dyn Engine, settings: &RunSettings, wait_seconds: i32) -> Result<usize, shared::app::Error> {
-    deliver(&app.queue, wait_seconds, |event| async move { Ok(worker_batch(app, engine, settings, event).await) }).await
+    deliver(&app.queue, 10, wait_seconds, |event| async move { Ok(worker_batch(app, engine, settings, event).await) }).await
 }
 
-/// One poll of `queue` as an SQS event source mapping does it: up to 10 messages into `handle`
+/// One poll of `queue` as an SQS event source mapping does it: up to `batch` messages into `handle`
 /// as one event, then the deletion of every message it did not report failed. Returns how many
 /// messages were received.
-async fn deliver<F, Fut>(queue: &RunQueue, wait_seconds: i32, handle: F) -> Result<usize, shared::app::Error>
+async fn deliver<F, Fut>(queue: &RunQueue, batch: i32, wait_seconds: i32, handle: F) -> Result<usize, shared::app::Error>
 where
     F: FnOnce(SqsEvent) -> Fut,
     Fut: std::future::Future<Output = Result<SqsBatchResponse, shared::app::Error>>,
 {
     let sqs = queue.client();
-    let out = sqs.receive_message().queue_url(queue.url()).max_number_of_messages(10).wait_time_seconds(wait_seconds).send().await?;
+    let out = sqs.receive_message().queue_url(queue.url()).max_number_of_messages(batch).wait_time_seconds(wait_seconds).send().await?;
     let messages = out.messages.unwrap_or_default();
     if messages.is_empty() {
         return Ok(0);
@@ -61,7 +61,7 @@ pub async fn poll_ticks_once<A: Queues>(
     settings: &RunSettings,
     wait_seconds: i32,
 ) -> Result<usize, shared::app::Error> {
-    deliver(ticks, wait_seconds, |event| async move {
+    deliver(ticks, 1, wait_seconds, |event| async move {
         let value = serde_json::to_value(event)?;
         Ok(serde_json::from_value(shared::app::scheduler_event(app, ticks, settings, value).await?)?)
     })

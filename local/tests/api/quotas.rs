@@ -5,6 +5,7 @@
 use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{json, Value};
+use shared::context::Stores;
 use shared::domain::tenant::Role;
 
 use crate::support::*;
@@ -109,6 +110,34 @@ async fn runs_in_flight_are_held_to_the_quota_across_pipelines() {
     assert_eq!(app.delete(&format!("/pipelines?id={a}")).await.status, 204);
     app.trigger(&b).await;
     assert_quota(&app.post(&format!("/pipelines/{b}/run"), &json!({})).await, "QUOTA_EXCEEDED");
+}
+
+/// The runs-in-flight count is split over shards (`store/in_flight.rs`): concurrent triggers
+/// still make exactly the quota's worth, wherever their ids land, and deleting pipelines gives
+/// each shard back exactly what their runs held.
+#[tokio::test]
+async fn concurrent_triggers_fill_the_sharded_quota_exactly() {
+    let app = spawn_app_with_quotas(quotas(|q| q.runs_in_flight = 20)).await;
+    let body = app.example_body().await;
+    let mut pipelines = Vec::new();
+    for _ in 0..30 {
+        pipelines.push(app.create_pipeline(&body).await["id"].as_str().unwrap().to_string());
+    }
+    let empty = json!({});
+    let paths: Vec<String> = pipelines.iter().map(|p| format!("/pipelines/{p}/run")).collect();
+    let triggers = join_all(paths.iter().map(|path| app.post(path, &empty))).await;
+    let made: Vec<&String> = pipelines.iter().zip(&triggers).filter(|(_, r)| r.status == 201).map(|(p, _)| p).collect();
+    assert_eq!(made.len(), 20, "{:?}", triggers.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert!(triggers.iter().all(|r| r.status == 201 || r.status == 429));
+    let tenant = app.tenant_id();
+    assert_eq!(app.app.store().runs_in_flight(&tenant).await.unwrap(), 20);
+    for p in made.iter().take(5) {
+        assert_eq!(app.delete(&format!("/pipelines?id={p}")).await.status, 204);
+    }
+    assert_eq!(app.app.store().runs_in_flight(&tenant).await.unwrap(), 15, "each deleted pipeline gave its run's place back");
+    let refused: Vec<&String> = paths.iter().zip(&triggers).filter(|(_, r)| r.status == 429).map(|(p, _)| p).collect();
+    let again = join_all(refused.iter().map(|path| app.post(path, &empty))).await;
+    assert_eq!(again.iter().filter(|r| r.status == 201).count(), 5, "exactly the five places given back");
 }
 
 #[tokio::test]

@@ -250,16 +250,17 @@ impl Store {
         saved: Option<&SavedReply>,
     ) -> Result<CreateRun, StoreError> {
         run.in_flight_shard = Some(in_flight::first(&run.id, max_in_flight));
-        match self.create_run_in(tenant, run, skip_at, max_in_flight, slot, saved).await? {
-            CreateRun::TenantAtQuota => match self.in_flight_room(tenant, max_in_flight).await? {
-                Some(k) => {
-                    run.in_flight_shard = Some(k);
-                    self.create_run_in(tenant, run, skip_at, max_in_flight, slot, saved).await
-                }
-                None => Ok(CreateRun::TenantAtQuota),
-            },
-            created => Ok(created),
+        // A shard read with room may be taken before this run gets there: look again, a few times.
+        for _ in 0..4 {
+            match self.create_run_in(tenant, run, skip_at, max_in_flight, slot, saved).await? {
+                CreateRun::TenantAtQuota => match self.in_flight_room(tenant, max_in_flight).await? {
+                    Some(k) => run.in_flight_shard = Some(k),
+                    None => return Ok(CreateRun::TenantAtQuota),
+                },
+                created => return Ok(created),
+            }
         }
+        Ok(CreateRun::TenantAtQuota)
     }
 
     async fn create_run_in(
