@@ -256,7 +256,9 @@ pub struct Run {
 }
 
 /// The run item's part in coordinating partitions: counters only, each moved once per partition
-/// event (written, dispatched, finished), never per batch.
+/// event (written, dispatched, finished), never per batch. A run with `lanes` counts dispatches
+/// and ends in its lanes' items instead (`store::partitions`), so that no item takes every
+/// partition's events; this item then moves only per listing page, on a failure, and at the end.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PartitionCounts {
@@ -273,6 +275,14 @@ pub struct PartitionCounts {
     /// Where listing the source resumes, while it has not ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listing: Option<String>,
+    /// The lanes its partitions are counted in: partition `i` is lane `i % lanes`'s. 0: a run
+    /// from before lanes, counted in `dispatched` and `finished` here.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lanes: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One part of a partitioned run: some of its source's objects, read by worker invocations of
@@ -297,11 +307,15 @@ pub struct Partition {
     pub stats: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RunError>,
+    /// Its run's lanes ([`PartitionCounts::lanes`]): its end is counted in lane `index % lanes`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lanes: u32,
 }
 
 impl Partition {
-    pub fn new(run_id: RunId, index: u32, keys: Vec<String>, bytes: u64) -> Self {
+    pub fn new(run_id: RunId, index: u32, lanes: u32, keys: Vec<String>, bytes: u64) -> Self {
         Partition {
+            lanes,
             run_id,
             index,
             status: RunStatus::Pending,

@@ -16,6 +16,8 @@
 //! | run | `T#<t>#P#<pipelineId>` | `RUN#<runId>` | ids are UUIDv7: SK order is creation order |
 //! | run slots of a pipeline | `T#<t>#P#<pipelineId>` | `SLOTS` | `active` (pending + running), `running`, `q<k>` (active runs per runs-in-flight shard) |
 //! | idempotency record | `T#<t>` | `IDEM#<key>` | first response; `expiresAt` (TTL) |
+//! | partition of a run | `T#<t>#P#<pipelineId>` | `PART#<runId>#<index>` | its own lease, attempts, checkpoint |
+//! | lane of a partitioned run | `T#<t>#P#<pipelineId>` | `LANE#<runId>#<lane>` | `dispatched`, `finished` of its partitions ([`partitions`]) |
 //!
 //! One sparse global index, `GSI1` (`GSI1PK`, `GSI1SK`), finds work without a Scan. Its partition
 //! keys are sharded (`<KIND>#<0..63>`, the shard from the item's id) so that no partition carries
@@ -80,7 +82,7 @@ pub use api_keys::DeleteAdminKey;
 pub use catalog::Refs;
 pub use entity::{Entity, Home, Page};
 pub use idempotency::{IdempotencyRecord, SavedReply};
-pub use partitions::{From as PartFrom, PartBeat, PartClaim, PartEnd};
+pub use partitions::{From as PartFrom, PartBeat, PartClaim, PartEnd, Progress};
 pub use pipelines::{PipelineConflict, PipelineQuotas};
 pub use runs::{CancelRun, Claim, ClaimTerms, CreateRun, Finish};
 

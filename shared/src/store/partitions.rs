@@ -2,11 +2,19 @@
 //! `PART#<runId>#<index>` (5 digits, so they sort by index and never under `RUN#`).
 //!
 //! Each partition has a run's lifecycle (claim with a lease, heartbeats, continuation, finish),
-//! with every step a conditional write on the partition's own item. The run item moves only on
-//! partition events, each once: listing progress (`partitions.written`, `total`), a dispatch
-//! (`partitions.dispatched`), and an end (`partitions.finished`, in the same transaction as the
-//! partition's own end, so a retried end is never counted twice). Counts are read from the
-//! partitions and written to the run once, when the last one ends.
+//! with every step a conditional write on the partition's own item.
+//!
+//! Dispatches and ends are counted in the run's **lanes**, `LANE#<runId>#<lane>` beside it, one per
+//! place of `parallelism`: partition `i` is lane `i % lanes`'s, and a lane sends its partitions in
+//! order (`dispatched`), each partition's end counting there (`finished`, in the same transaction
+//! as the partition's own end, so a retried end is never counted twice). A partition's end sends
+//! the next of its own lane, or of the lane with the most left once its own is done. So each item
+//! takes a lane's events, not the run's: a lane's partition ends at most every few tens of ms,
+//! whatever the number of partitions. The run item moves only per listing page (`written`,
+//! `total`), on a failure (`failed`), and once at the end, when the lanes' consistent read shows
+//! every partition ended; the end is conditioned on the run still running, so it happens once.
+//! Counts are read from the partitions and written to the run then. (A run from before lanes,
+//! `lanes` 0, counts on its own item as it did.)
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, Update, WriteRequest};
 
@@ -16,6 +24,41 @@ use super::{n, s, written, Item, Pager, Store, StoreError};
 use crate::domain::ids::{PipelineId, RunId};
 use crate::domain::run::{attempts_exhausted, claimable, Claimable, Partition, PartitionCounts, Run, RunError, RunStatus};
 use crate::domain::tenant::TenantId;
+
+fn lane_sk(run: &RunId, lane: u32) -> String {
+    format!("LANE#{run}#{lane:02}")
+}
+
+/// How many of the first `written` partitions are lane `lane`'s.
+fn lane_written(written: u32, lanes: u32, lane: u32) -> u32 {
+    written.saturating_sub(lane).div_ceil(lanes.max(1))
+}
+
+/// How a partitioned run's partitions stand: what was sent and what ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub lanes: u32,
+    /// Partitions sent, per lane (one entry, the whole run's, for a run from before lanes).
+    pub dispatched: Vec<u32>,
+    /// Partitions that ended, whatever their end.
+    pub finished: u32,
+}
+
+impl Progress {
+    /// Whether partition `index` was sent.
+    pub fn sent(&self, index: u32) -> bool {
+        let (lane, nth) = match self.lanes {
+            0 => (0, index),
+            lanes => (index % lanes, index / lanes),
+        };
+        nth < self.dispatched.get(lane as usize).copied().unwrap_or(0)
+    }
+
+    /// Partitions sent and not ended.
+    pub fn out(&self) -> u32 {
+        self.dispatched.iter().sum::<u32>().saturating_sub(self.finished)
+    }
+}
 
 fn part_sk(run: &RunId, index: u32) -> String {
     format!("PART#{run}#{index:05}")
@@ -113,9 +156,78 @@ impl Store {
         Self::update_if(update).await
     }
 
-    /// Takes the next partition to send, if one is written and not yet sent, and the run neither
-    /// cancelled nor failing: its index.
-    pub async fn dispatch_partition(&self, tenant: &TenantId, pipeline: &PipelineId, run: &RunId) -> Result<Option<u32>, StoreError> {
+    /// How `run`'s partitions stand: its lanes, one consistent Query (its own counts for a run
+    /// from before lanes).
+    pub async fn partition_progress(&self, tenant: &TenantId, run: &Run) -> Result<Progress, StoreError> {
+        let counts = run.partitions.clone().unwrap_or_default();
+        if counts.lanes == 0 {
+            return Ok(Progress { lanes: 0, dispatched: vec![counts.dispatched], finished: counts.finished });
+        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :lane)")
+            .expression_attribute_values(":pk", s(runs_pk(tenant, &run.pipeline_id)))
+            .expression_attribute_values(":lane", s(format!("LANE#{}#", run.id)))
+            .consistent_read(true);
+        let mut progress = Progress { lanes: counts.lanes, dispatched: vec![0; counts.lanes as usize], finished: 0 };
+        let mut pages = Pager::new(query, None);
+        while let Some(items) = pages.next(None).await.map_err(|e| StoreError::dynamo("Query", e))? {
+            for item in items {
+                let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+                let lane = item.get("SK").and_then(|v| v.as_s().ok()).and_then(|sk| sk.rsplit('#').next()?.parse::<usize>().ok());
+                if let Some(sent) = lane.and_then(|lane| progress.dispatched.get_mut(lane)) {
+                    *sent = number("dispatched");
+                }
+                progress.finished += number("finished");
+            }
+        }
+        Ok(progress)
+    }
+
+    /// Takes the next partition to send, if one is written and not yet sent, and `run` (as last
+    /// read) neither cancelled nor failing: its index. From lane `prefer` first, else the lane
+    /// with the most left.
+    pub async fn dispatch_partition(&self, tenant: &TenantId, run: &Run, prefer: Option<u32>) -> Result<Option<u32>, StoreError> {
+        let counts = run.partitions.clone().unwrap_or_default();
+        if counts.lanes == 0 {
+            return self.dispatch_on_run(tenant, &run.pipeline_id, &run.id).await;
+        }
+        if run.status != RunStatus::Running || run.cancel_requested || counts.failed {
+            return Ok(None);
+        }
+        let lanes = counts.lanes;
+        // Another partition's end may take the lane read first: read again, a few times.
+        for _ in 0..4 {
+            let progress = self.partition_progress(tenant, run).await?;
+            let left = |lane: u32| lane_written(counts.written, lanes, lane).saturating_sub(progress.dispatched[lane as usize]);
+            let Some(lane) = (0..lanes).filter(|&l| left(l) > 0).max_by_key(|&l| (Some(l) == prefer, left(l), std::cmp::Reverse(l)))
+            else {
+                return Ok(None);
+            };
+            let out = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(runs_pk(tenant, &run.pipeline_id), lane_sk(&run.id, lane))))
+                .update_expression("ADD dispatched :one")
+                .condition_expression("attribute_not_exists(dispatched) OR dispatched < :written")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":written", n(lane_written(counts.written, lanes, lane) as i64))
+                .return_values(ReturnValue::UpdatedNew)
+                .send()
+                .await;
+            if let Some(out) = written("UpdateItem", out)? {
+                let sent = out.attributes.as_ref().and_then(|a| a.get("dispatched")?.as_n().ok()?.parse::<u32>().ok()).unwrap_or(1);
+                return Ok(Some(lane + (sent - 1) * lanes));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A run from before lanes: the next partition, counted on the run item.
+    async fn dispatch_on_run(&self, tenant: &TenantId, pipeline: &PipelineId, run: &RunId) -> Result<Option<u32>, StoreError> {
         let out = self
             .client
             .update_item()
@@ -353,32 +465,49 @@ impl Store {
             own = own.expression_attribute_names("#err", "error").expression_attribute_values(":err", value(error)?);
         }
         let own = own.update_expression(format!("{set} REMOVE leaseUntil"));
-        let mut counted = Update::builder()
+        let on_run = Update::builder()
             .table_name(&self.table)
             .set_key(Some(run_key(tenant, pipeline, &part.run_id)))
             .condition_expression("attribute_exists(#p)")
-            .expression_attribute_names("#p", "partitions")
-            .expression_attribute_values(":one", n(1));
-        counted = if end.status == RunStatus::Failed {
-            counted
-                .update_expression("SET #p.finished = #p.finished + :one, #p.failed = :yes")
-                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_names("#p", "partitions");
+        let failed = end.status == RunStatus::Failed;
+        let yes = AttributeValue::Bool(true);
+        let mut items = vec![tx_update(own)?];
+        if part.lanes > 0 {
+            // Counted in its lane; the run item moves only when the partition failed.
+            let lane = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(runs_pk(tenant, pipeline), lane_sk(&part.run_id, part.index % part.lanes))))
+                .update_expression("ADD finished :one")
+                .expression_attribute_values(":one", n(1));
+            items.push(tx_update(lane)?);
+            if failed {
+                items.push(tx_update(on_run.update_expression("SET #p.failed = :yes").expression_attribute_values(":yes", yes))?);
+            }
         } else {
-            counted.update_expression("SET #p.finished = #p.finished + :one")
-        };
-        match self.transact("TransactWriteItems", vec![tx_update(own)?, tx_update(counted)?]).await {
+            let counted = on_run.expression_attribute_values(":one", n(1));
+            items.push(tx_update(match failed {
+                true => counted
+                    .update_expression("SET #p.finished = #p.finished + :one, #p.failed = :yes")
+                    .expression_attribute_values(":yes", yes),
+                false => counted.update_expression("SET #p.finished = #p.finished + :one"),
+            })?);
+        }
+        match self.transact("TransactWriteItems", items).await {
             Ok(()) => Ok(true),
             Err(e) if e.reason(0).is_some() => Ok(false),
             Err(e) => Err(e),
         }
     }
 
-    /// Ends a partitioned run once every partition has ended: the condition makes it happen
-    /// once, whichever partition (or sweep) gets there first. `false`: not yet, or already done.
+    /// Ends a partitioned run once every partition has ended (for a run with lanes, the caller
+    /// has read so): the condition makes it happen once, whichever partition (or sweep) gets
+    /// there first. `false`: not yet, or already done.
     pub async fn finish_partitioned_run(&self, tenant: &TenantId, run: &Run, finish: &super::Finish) -> Result<bool, StoreError> {
         let update = self
             .finish_update(tenant, run, finish)?
-            .condition_expression("#st = :running AND #p.finished = #p.#total")
+            // With lanes, the caller read every lane's end (consistently) first.
+            .condition_expression("#st = :running AND (attribute_exists(#p.lanes) OR #p.finished = #p.#total)")
             .expression_attribute_names("#p", "partitions")
             .expression_attribute_names("#total", "total");
         self.end_running(tenant, run, update).await

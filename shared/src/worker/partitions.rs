@@ -12,9 +12,13 @@
 //!
 //! - Each partition is its own message, lease, attempts and checkpoint (`store::partitions`).
 //! - At most `parallelism` partitions are out at once: a partition's end dispatches the next.
-//! - The run ends once: a partition's end and its count on the run are one transaction, and
-//!   the run's end is conditioned on every partition being counted. Its counts are the sum of
-//!   its partitions', read once at the end.
+//! - No item takes every partition's events: dispatches and ends are counted in the run's lanes
+//!   (one per place of `parallelism`, `store::partitions`), and a partition's end sends the next
+//!   of its own lane. The run item moves per listing page, on a failure, and at the end.
+//! - The run ends once: a partition's end and its count in its lane are one transaction, the
+//!   run ends when a consistent read of its lanes counts every partition ended, and that end is
+//!   conditioned on the run still running. Its counts are the sum of its partitions', read once
+//!   at the end.
 //! - Cancel stops running partitions at their next heartbeat and pending ones at the next
 //!   partition end or sweep. A failed partition fails the run and halts the others.
 //! - Lost messages: a partitioned run keeps a watchdog in its lease; when nothing moves it, the
@@ -60,7 +64,9 @@ pub(super) async fn fan_out(
     if listing.next.is_none() && listing.groups.len() <= 1 {
         return Ok(None);
     }
-    list_on(app, engine, settings, tenant, pipeline, run, &connector, PartitionCounts::default(), listing, message).await.map(Some)
+    // One lane per place of `parallelism`: each lane's item takes only its own partitions' events.
+    let counts = PartitionCounts { lanes: pipeline.execution_config.parallelism.max(1), ..PartitionCounts::default() };
+    list_on(app, engine, settings, tenant, pipeline, run, &connector, counts, listing, message).await.map(Some)
 }
 
 /// Writes the partitions of `listing`, dispatches what `parallelism` allows, and lists on
@@ -86,7 +92,7 @@ async fn list_on(
             .groups
             .into_iter()
             .enumerate()
-            .map(|(i, (keys, bytes))| Partition::new(run.id.clone(), before + i as u32, keys, bytes))
+            .map(|(i, (keys, bytes))| Partition::new(run.id.clone(), before + i as u32, counts.lanes, keys, bytes))
             .collect();
         app.store().put_partitions(tenant, &pipeline.id, &parts).await?;
         counts.written += parts.len() as u32;
@@ -95,8 +101,9 @@ async fn list_on(
         if !app.store().record_listing(tenant, run, before, &counts, &watchdog(settings)).await? {
             return Ok(Outcome::Ignored("another worker is listing the run's partitions"));
         }
-        let latest = app.store().get_run(tenant, &pipeline.id, &run.id).await?.and_then(|r| r.partitions).unwrap_or(counts.clone());
-        dispatch(app, tenant, pipeline, message, &latest).await?;
+        if let Some(latest) = app.store().get_run(tenant, &pipeline.id, &run.id).await? {
+            dispatch(app, tenant, pipeline, &latest, message).await?;
+        }
         let Some(token) = counts.listing.clone() else { break };
         if std::time::Instant::now() >= deadline {
             // The run message lists on from the saved token; if it is lost, the sweep sends it.
@@ -116,17 +123,11 @@ async fn list_on(
 }
 
 /// Sends partitions until `parallelism` are out (or none is left to send).
-async fn dispatch(
-    app: &App,
-    tenant: &TenantId,
-    pipeline: &Pipeline,
-    message: &RunMessage,
-    counts: &PartitionCounts,
-) -> Result<(), StoreError> {
+async fn dispatch(app: &App, tenant: &TenantId, pipeline: &Pipeline, run: &Run, message: &RunMessage) -> Result<(), StoreError> {
     let parallelism = pipeline.execution_config.parallelism.max(1);
-    let mut out = counts.dispatched.saturating_sub(counts.finished);
+    let mut out = app.store().partition_progress(tenant, run).await?.out();
     while out < parallelism {
-        let Some(index) = app.store().dispatch_partition(tenant, &pipeline.id, &message.run_id).await? else { break };
+        let Some(index) = app.store().dispatch_partition(tenant, run, None).await? else { break };
         send(app, &message.for_partition(index)).await;
         out += 1;
     }
@@ -150,7 +151,7 @@ async fn fail_listing(
 ) -> Result<Outcome, WorkerError> {
     // Recorded as the failure of a partition of its own, so that the run ends the one way.
     let counts = app.store().get_run(tenant, &pipeline.id, &run.id).await?.and_then(|r| r.partitions).unwrap_or_default();
-    let failed = Partition { status: RunStatus::Running, ..Partition::new(run.id.clone(), counts.written, Vec::new(), 0) };
+    let failed = Partition { status: RunStatus::Running, ..Partition::new(run.id.clone(), counts.written, counts.lanes, Vec::new(), 0) };
     app.store().put_partitions(tenant, &pipeline.id, std::slice::from_ref(&failed)).await?;
     let mut done = counts.clone();
     done.written += 1;
@@ -188,16 +189,17 @@ pub(super) async fn coordinate(
     }
     app.store().watch_run(tenant, run, &watchdog(settings)).await?;
     let parts = app.store().list_partitions(tenant, &pipeline.id, &run.id).await?;
+    let progress = app.store().partition_progress(tenant, run).await?;
     let now = stamp(Utc::now());
     for part in &parts {
-        let sent = part.index < counts.dispatched;
+        let sent = progress.sent(part.index);
         let lapsed = part.status == RunStatus::Running && part.lease_until.as_deref().is_some_and(|l| l <= now.as_str());
         // Sent but never taken (a lost message), or held by a worker that died: send it again.
         if sent && (part.status == RunStatus::Pending || lapsed) && !counts.failed && !run.cancel_requested {
             send(app, &message.for_partition(part.index)).await;
         }
     }
-    dispatch(app, tenant, pipeline, message, &counts).await?;
+    dispatch(app, tenant, pipeline, run, message).await?;
     settle(app, tenant, pipeline, &run.id).await?;
     Ok(Outcome::Coordinated)
 }
@@ -284,7 +286,11 @@ async fn execute(
 
 /// After a partition ended: the next one goes out, and the run ends if this was its last.
 async fn after_end(app: &App, tenant: &TenantId, pipeline: &Pipeline, message: &RunMessage) -> Result<(), WorkerError> {
-    if let Some(index) = app.store().dispatch_partition(tenant, &pipeline.id, &message.run_id).await? {
+    let Some(run) = app.store().get_run(tenant, &pipeline.id, &message.run_id).await? else { return Ok(()) };
+    // The next of this partition's own lane, so that lanes go on side by side.
+    let lanes = run.partitions.as_ref().map_or(0, |p| p.lanes);
+    let lane = message.partition.filter(|_| lanes > 0).map(|index| index % lanes);
+    if let Some(index) = app.store().dispatch_partition(tenant, &run, lane).await? {
         send(app, &message.for_partition(index)).await;
     }
     settle(app, tenant, pipeline, &message.run_id).await?;
@@ -303,9 +309,10 @@ async fn settle(app: &App, tenant: &TenantId, pipeline: &Pipeline, run_id: &crat
             app.store().finish_partition(tenant, &pipeline.id, part, &end, PartFrom::Pending).await?;
         }
     }
-    let counts = app.store().get_run(tenant, &pipeline.id, run_id).await?.and_then(|r| r.partitions).unwrap_or(counts);
-    if counts.total == Some(counts.finished) {
-        finish_run(app, tenant, pipeline, &run).await?;
+    let latest = app.store().get_run(tenant, &pipeline.id, run_id).await?.unwrap_or(run);
+    let total = latest.partitions.as_ref().and_then(|p| p.total);
+    if total.is_some() && total == Some(app.store().partition_progress(tenant, &latest).await?.finished) {
+        finish_run(app, tenant, pipeline, &latest).await?;
     }
     Ok(())
 }
