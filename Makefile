@@ -69,7 +69,7 @@ bench:
 	cargo build --release --workspace --exclude local
 	cargo build --release -p local --example hello_lambda
 	$(STACK) run env $(LOCAL_ENV) sh -c 'cargo bench -p local --bench local_run && cargo bench -p local --bench partitioned_run && \
-		cargo bench -p local --bench memory && cargo bench -p local --bench scheduler && cargo run -q --release -p local --example cold_start'
+		cargo bench -p local --bench memory && cargo bench -p local --bench scheduler && cargo bench -p local --bench coordination && cargo run -q --release -p local --example cold_start'
 
 stack-start:
 	$(STACK) start

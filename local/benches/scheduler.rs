@@ -38,29 +38,21 @@ async fn main() -> Result<(), shared::app::Error> {
     let settings = RunSettings::from_env();
     let (workers, concurrency) = (settings.fanout.workers, settings.fanout.concurrency);
     let ticks = local::stack::tick_queue(&app, &format!("bench-{suffix}-ticks")).await?;
-    for _ in 0..workers {
-        let (app, ticks, settings) = (app.clone(), ticks.clone(), settings.clone());
-        tokio::spawn(async move {
-            loop {
-                let _ = local::runner::poll_ticks_once(&*app, &ticks, &settings, 1).await;
-            }
-        });
-    }
+    local::runner::spawn_shard_workers(app.clone(), ticks.clone(), settings.clone());
+    let _drains = local::fleet::drain(&app);
     let tick = chrono::Utc::now();
     // The budget (40 s by default) may end a worker's firing before all are fired: the next
     // tick takes the rest, as in AWS, a minute later.
     let mut ticked = 1;
     shared::scheduler::fan_out(&*app, &ticks, &settings, tick).await?;
-    let runs = loop {
-        if let Some(runs) = local::fleet::runs(&app, &fleet, Duration::from_secs(55)).await? {
-            break runs;
-        }
+    while !local::fleet::fired(&app, &fleet, Duration::from_secs(60)).await? {
         ticked += 1;
         if ticked > 5 {
             return Err("slots still unfired after 5 ticks".into());
         }
         shared::scheduler::fan_out(&*app, &ticks, &settings, chrono::Utc::now()).await?;
-    };
+    }
+    let runs = local::fleet::runs(&app, &fleet).await?;
     let lags = local::fleet::lags(&runs, tick, sizes.len());
     let last = lags.iter().flatten().copied().fold(0.0, f64::max);
     let mut small: Vec<f64> = lags[1..].iter().flatten().copied().collect();

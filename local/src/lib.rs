@@ -9,9 +9,11 @@
 //! - [`fixtures`]: the orders pipeline the benchmarks run.
 //! - [`fleet`]: many tenants' every-minute schedules, due at once, for the scheduler's scale
 //!   test and benchmark.
+//! - [`writes`]: DynamoDB writes counted per item, for the hot-item benchmark.
 
 pub mod fixtures;
 pub mod fleet;
 pub mod gateway;
 pub mod runner;
 pub mod stack;
+pub mod writes;

@@ -81,20 +81,9 @@ pub fn spawn_worker(app: Arc<App>, engine: Arc<dyn Engine>, settings: RunSetting
 }
 
 /// The scheduler, as in AWS: a tick at the start of every minute, as the `rate(1 minute)` rule
-/// would, fanning out over the tick queue; and one poller per shard worker on that queue, as
-/// its event source mapping would run that many invocations at once.
+/// would, fanning out over the tick queue, with its shard workers ([`spawn_shard_workers`]).
 pub fn spawn_scheduler(app: Arc<App>, ticks: RunQueue, settings: RunSettings) {
-    for _ in 0..settings.fanout.workers {
-        let (app, ticks, settings) = (app.clone(), ticks.clone(), settings.clone());
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = poll_ticks_once(&*app, &ticks, &settings, 5).await {
-                    tracing::warn!(cause = %e, "polling the tick queue failed");
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-            }
-        });
-    }
+    spawn_shard_workers(app.clone(), ticks.clone(), settings.clone());
     tokio::spawn(async move {
         loop {
             let now = chrono::Utc::now();
@@ -105,4 +94,27 @@ pub fn spawn_scheduler(app: Arc<App>, ticks: RunQueue, settings: RunSettings) {
             }
         }
     });
+}
+
+/// One poller per shard worker on the tick queue, as its event source mapping would run that
+/// many invocations at once. They poll short and rest a second when the queue is empty: moto
+/// serves a long poll by looping, and dozens of them would take its CPU from the fire path.
+pub fn spawn_shard_workers(app: Arc<App>, ticks: RunQueue, settings: RunSettings) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..settings.fanout.workers)
+        .map(|_| {
+            let (app, ticks, settings) = (app.clone(), ticks.clone(), settings.clone());
+            tokio::spawn(async move {
+                loop {
+                    match poll_ticks_once(&*app, &ticks, &settings, 0).await {
+                        Ok(0) => tokio::time::sleep(Duration::from_secs(1)).await,
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(cause = %e, "polling the tick queue failed");
+                            tokio::time::sleep(Duration::from_secs(2)).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
 }

@@ -145,7 +145,32 @@ enum Fired {
     Nothing,
 }
 
+/// Fires what is due, in passes: a slot whose fire met a passing storage error (its transaction
+/// cancelled by conflicts or throttling past the store's retries) is still due, and the next pass
+/// takes it while the budget lasts. The error is reported only if slots are still left so.
 async fn fire_due(app: &impl Queues, fanout: &Fanout, partitions: &[u32], now: DateTime<Utc>) -> Result<TickReport, StoreError> {
+    let deadline = Instant::now() + fanout.budget;
+    let mut report = TickReport::default();
+    for pass in 1..=3 {
+        let (fired, error) = fire_pass(app, fanout, partitions, now, deadline).await?;
+        report += fired;
+        match error {
+            Some(e) if pass == 3 || Instant::now() >= deadline => return Err(e),
+            Some(e) => tracing::warn!(cause = %e, pass, "some fires failed; firing what is still due again"),
+            None => break,
+        }
+    }
+    Ok(report)
+}
+
+/// One pass over the due entries: what it fired, and the first fire's error, if any.
+async fn fire_pass(
+    app: &impl Queues,
+    fanout: &Fanout,
+    partitions: &[u32],
+    now: DateTime<Utc>,
+    deadline: Instant,
+) -> Result<(TickReport, Option<StoreError>), StoreError> {
     let upto = stamp(now);
     let reads =
         futures::future::join_all(partitions.iter().map(|&p| app.store().index_upto(index::DUE, p, &upto, DUE_PER_PARTITION))).await;
@@ -154,7 +179,6 @@ async fn fire_due(app: &impl Queues, fanout: &Fanout, partitions: &[u32], now: D
         due.extend(read?.into_iter().filter_map(decode::<Pipeline>));
     }
     due.sort_by(|a, b| a.1.next_run_at.cmp(&b.1.next_run_at));
-    let deadline = Instant::now() + fanout.budget;
     let at_quota = Mutex::new(HashSet::new());
 
     // Fires run `concurrency` at a time; their messages go out 10 to a call as they come.
@@ -179,7 +203,7 @@ async fn fire_due(app: &impl Queues, fanout: &Fanout, partitions: &[u32], now: D
             }
         }
         outbox.close_channel();
-        first_error.map_or(Ok(report), Err)
+        (report, first_error)
     };
     let sending = async move {
         let mut batches = sent.ready_chunks(10);
@@ -189,7 +213,7 @@ async fn fire_due(app: &impl Queues, fanout: &Fanout, partitions: &[u32], now: D
             }
         }
     };
-    futures::future::join(firing, sending).await.0
+    Ok(futures::future::join(firing, sending).await.0)
 }
 
 async fn fire(

@@ -27,23 +27,17 @@ async fn three_thousand_schedules_fire_within_the_minute_and_fairly() {
 
     let settings = RunSettings::default();
     let ticks = local::stack::tick_queue(&app.app, &format!("{}-ticks", app.app.store().table())).await.expect("tick queue");
-    let workers: Vec<_> = (0..settings.fanout.workers)
-        .map(|_| {
-            let (app, ticks, settings) = (app.app.clone(), ticks.clone(), settings.clone());
-            tokio::spawn(async move {
-                loop {
-                    let _ = local::runner::poll_ticks_once(&*app, &ticks, &settings, 1).await;
-                }
-            })
-        })
-        .collect();
+    let workers = local::runner::spawn_shard_workers(app.app.clone(), ticks.clone(), settings.clone());
+    let drains = local::fleet::drain(&app.app);
     let tick = chrono::Utc::now();
     let report = shared::scheduler::fan_out(&*app.app, &ticks, &settings, tick).await.expect("tick");
     assert_eq!(report, Default::default(), "every shard message was sent, none worked in the tick");
-    let runs = local::fleet::runs(&app.app, &fleet, Duration::from_secs(90)).await.expect("runs").expect("every slot has a run");
-    for w in workers {
-        w.abort();
+    let all_fired = local::fleet::fired(&app.app, &fleet, Duration::from_secs(90)).await.expect("counts");
+    for task in workers.into_iter().chain(drains) {
+        task.abort();
     }
+    let runs = local::fleet::runs(&app.app, &fleet).await.expect("runs");
+    assert!(all_fired, "every slot fired within 90 s: {} runs", runs.len());
 
     assert_eq!(runs.len(), 3_000, "one run per slot");
     let pipelines: std::collections::HashSet<_> = runs.iter().map(|(_, r)| r.pipeline_id.clone()).collect();

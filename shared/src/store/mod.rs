@@ -12,7 +12,7 @@
 //! | schema | `T#<t>` | `SCHEMA#<schemaId>` | `useCount`: pipelines using it |
 //! | API key (auth table) | `T#<t>` | `KEY#<keyId>` | SHA-256 of the secret, never the secret |
 //! | count of a kind | `T#<t>` | `COUNT#<KIND>` | `n`, kept exact by the transactions that create and delete; the keys' count in the auth table |
-//! | runs in flight | `T#<t>` | `COUNT#ACTIVE`, `COUNT#ACTIVE#<1..15>` | `n`, split over 16 items ([`in_flight`]) |
+//! | runs in flight | `T#<t>` | `COUNT#ACTIVE`, `COUNT#ACTIVE#<1..63>` | `n`, split over 64 items ([`in_flight`]) |
 //! | run | `T#<t>#P#<pipelineId>` | `RUN#<runId>` | ids are UUIDv7: SK order is creation order |
 //! | run slots of a pipeline | `T#<t>#P#<pipelineId>` | `SLOTS` | `active` (pending + running), `running`, `q<k>` (active runs per runs-in-flight shard) |
 //! | idempotency record | `T#<t>` | `IDEM#<key>` | first response; `expiresAt` (TTL) |

@@ -202,8 +202,7 @@ impl Store {
         for _ in 0..4 {
             let progress = self.partition_progress(tenant, run).await?;
             let left = |lane: u32| lane_written(counts.written, lanes, lane).saturating_sub(progress.dispatched[lane as usize]);
-            let Some(lane) = (0..lanes).filter(|&l| left(l) > 0).max_by_key(|&l| (Some(l) == prefer, left(l), std::cmp::Reverse(l)))
-            else {
+            let Some(lane) = (0..lanes).filter(|&l| left(l) > 0).max_by_key(|&l| (Some(l) == prefer, left(l), std::cmp::Reverse(l))) else {
                 return Ok(None);
             };
             let out = self
@@ -546,4 +545,28 @@ pub enum From {
     Running,
     /// Never started: the run was cancelled or failed first.
     Pending,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_lane_holds_every_lanes_th_partition() {
+        // 10 partitions over 4 lanes: lanes 0 and 1 hold 3, lanes 2 and 3 hold 2.
+        assert_eq!((0..4).map(|l| lane_written(10, 4, l)).collect::<Vec<_>>(), [3, 3, 2, 2]);
+        assert_eq!(lane_written(2, 4, 3), 0);
+        assert_eq!((0..64).map(|l| lane_written(2_000, 64, l)).sum::<u32>(), 2_000);
+    }
+
+    #[test]
+    fn progress_knows_what_was_sent_and_what_is_out() {
+        let progress = Progress { lanes: 4, dispatched: vec![2, 1, 0, 1], finished: 3 };
+        let sent: Vec<u32> = (0..10).filter(|&i| progress.sent(i)).collect();
+        assert_eq!(sent, [0, 1, 3, 4]);
+        assert_eq!(progress.out(), 1);
+        let before_lanes = Progress { lanes: 0, dispatched: vec![5], finished: 5 };
+        assert!(before_lanes.sent(4) && !before_lanes.sent(5));
+        assert_eq!(before_lanes.out(), 0);
+    }
 }
