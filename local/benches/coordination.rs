@@ -74,9 +74,13 @@ async fn main() -> Result<(), shared::app::Error> {
     for i in 0..POLLERS {
         let (app, engine, settings) = (app.clone(), engine.clone(), settings.clone());
         tokio::spawn(async move {
+            // Short polls, resting when empty: moto serves a long poll by looping, and 16 of
+            // them would take its CPU from the run.
             loop {
-                if let Err(e) = local::runner::poll_once(&app, engine.as_ref(), &settings, 1).await {
-                    eprintln!("poller {i}: {e}");
+                match local::runner::poll_once(&app, engine.as_ref(), &settings, 0).await {
+                    Ok(0) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    Ok(_) => {}
+                    Err(e) => eprintln!("poller {i}: {e}"),
                 }
             }
         });

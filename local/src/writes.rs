@@ -132,7 +132,8 @@ mod tests {
     #[test]
     fn the_busiest_second_slides() {
         assert_eq!(busiest_second(&[]), 0);
-        assert_eq!(busiest_second(&[0, 10, 999, 1000, 1500, 1999]), 4);
+        assert_eq!(busiest_second(&[0, 10, 999, 1000, 1500, 1999]), 3);
+        assert_eq!(busiest_second(&[0, 10, 20, 999]), 4);
         assert_eq!(busiest_second(&[0, 2000, 4000]), 1);
     }
 
