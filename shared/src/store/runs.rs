@@ -250,8 +250,10 @@ impl Store {
         saved: Option<&SavedReply>,
     ) -> Result<CreateRun, StoreError> {
         run.in_flight_shard = Some(in_flight::first(&run.id, max_in_flight));
-        // A shard read with room may be taken before this run gets there: look again, a few times.
-        for _ in 0..4 {
+        // A shard read with room may be taken before this run gets there: look again. Each miss
+        // means another run took a place, so at most one look per shard is ever needed before
+        // the shards are full or this run has its place: the quota is exact, never a false 429.
+        for _ in 0..=in_flight::SHARDS {
             match self.create_run_in(tenant, run, skip_at, max_in_flight, slot, saved).await? {
                 CreateRun::TenantAtQuota => match self.in_flight_room(tenant, max_in_flight).await? {
                     Some(k) => run.in_flight_shard = Some(k),
