@@ -28,12 +28,12 @@ async fn three_thousand_schedules_fire_within_the_minute_and_fairly() {
     let settings = RunSettings::default();
     let ticks = local::stack::tick_queue(&app.app, &format!("{}-ticks", app.app.store().table())).await.expect("tick queue");
     let workers = local::runner::spawn_shard_workers(app.app.clone(), ticks.clone(), settings.clone());
-    let drains = local::fleet::drain(&app.app);
+    let drain = local::fleet::drain(&app.app);
     let tick = chrono::Utc::now();
     let report = shared::scheduler::fan_out(&*app.app, &ticks, &settings, tick).await.expect("tick");
     assert_eq!(report, Default::default(), "every shard message was sent, none worked in the tick");
     let all_fired = local::fleet::fired(&app.app, &fleet, Duration::from_secs(90)).await.expect("counts");
-    for task in workers.into_iter().chain(drains) {
+    for task in workers.into_iter().chain([drain]) {
         task.abort();
     }
     let runs = local::fleet::runs(&app.app, &fleet).await.expect("runs");
