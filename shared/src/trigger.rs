@@ -101,8 +101,7 @@ async fn create(
 ) -> Result<(Run, Option<SavedReply>), TriggerError> {
     let config = &pipeline.execution_config;
     let skip_at = config.max_concurrent_runs.filter(|_| config.overlap() == Overlap::Skip);
-    let mut run = Run::new(pipeline.id.clone(), how, &now());
-    run.pipeline_version = Some(pipeline.revision);
+    let mut run = pending(pipeline, how);
     if let Some(first) = rerun_of {
         run.rerun_of = Some(first.id.clone());
         run.pipeline_version = first.pipeline_version.or(run.pipeline_version);
@@ -114,9 +113,7 @@ async fn create(
         let (status, body) = created(&run);
         c.save(status, body.to_string())
     });
-    let max_in_flight = app.quotas().runs_in_flight;
-    let created = app.store().create_run(tenant, &mut run, skip_at, max_in_flight, schedule, saved.as_ref()).await?;
-    made(created, skip_at, max_in_flight)?;
+    write(app, tenant, &mut run, skip_at, schedule, saved.as_ref()).await?;
     Ok((run, saved))
 }
 
@@ -131,21 +128,35 @@ pub async fn trigger_backfill(
     slot: &str,
     window: u32,
 ) -> Result<Run, TriggerError> {
-    let mut run = Run::new(pipeline.id.clone(), Trigger::Backfill, &now());
-    run.pipeline_version = Some(pipeline.revision);
+    let mut run = pending(pipeline, Trigger::Backfill);
     run.scheduled_for = Some(slot.to_string());
     run.backfill_id = Some(backfill.clone());
-    let max_in_flight = app.quotas().runs_in_flight;
-    made(app.store().create_run(tenant, &mut run, Some(window), max_in_flight, None, None).await?, Some(window), max_in_flight)?;
+    write(app, tenant, &mut run, Some(window), None, None).await?;
     if let Err(e) = app.queue().send(&RunMessage::new(tenant, &run)).await {
         tracing::warn!(run_id = %run.id, cause = %e, "backfill run not queued; the sweep will send it");
     }
     Ok(run)
 }
 
-/// A run's creation as the trigger's answer.
-fn made(created: CreateRun, skip_at: Option<u32>, max_in_flight: u32) -> Result<(), TriggerError> {
-    match created {
+/// A new pending run of the pipeline's current version.
+fn pending(pipeline: &Pipeline, how: Trigger) -> Run {
+    let mut run = Run::new(pipeline.id.clone(), how, &now());
+    run.pipeline_version = Some(pipeline.revision);
+    run
+}
+
+/// Writes `run` pending: refused with `skip_at` of the pipeline's runs live, at the tenant's
+/// runs-in-flight quota, or on a taken slot or key.
+async fn write(
+    app: &dyn Queues,
+    tenant: &TenantId,
+    run: &mut Run,
+    skip_at: Option<u32>,
+    schedule: Option<(&str, Option<&str>)>,
+    saved: Option<&SavedReply>,
+) -> Result<(), TriggerError> {
+    let max_in_flight = app.quotas().runs_in_flight;
+    match app.store().create_run(tenant, run, skip_at, max_in_flight, schedule, saved).await? {
         CreateRun::Created => Ok(()),
         CreateRun::PipelineGone => Err(TriggerError::PipelineGone),
         CreateRun::AtCapacity => Err(TriggerError::AtCapacity(skip_at.unwrap_or_default())),
