@@ -10,10 +10,13 @@
 //! - [`fleet`]: many tenants' every-minute schedules, due at once, for the scheduler's scale
 //!   test and benchmark.
 //! - [`writes`]: DynamoDB writes counted per item, for the hot-item benchmark.
+//! - [`requests`]: an SDK request's operation and body, as the interceptors of the tests and of
+//!   [`writes`] read it.
 
 pub mod fixtures;
 pub mod fleet;
 pub mod gateway;
+pub mod requests;
 pub mod runner;
 pub mod stack;
 pub mod writes;

@@ -114,12 +114,8 @@ impl Intercept for WriteCounter {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let request = context.request();
-        let target = request.headers().get("x-amz-target").unwrap_or_default();
-        let operation = target.rsplit('.').next().unwrap_or_default();
-        if let Some(body) = request.body().bytes().and_then(|b| serde_json::from_slice::<Value>(b).ok()) {
-            self.record(written(operation, &body));
-        }
+        let request = crate::requests::Request::read(context);
+        self.record(written(&request.operation, &request.body));
         Ok(())
     }
 }

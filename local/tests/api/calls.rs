@@ -44,8 +44,7 @@ impl Intercept for Counter {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let target = context.request().headers().get("x-amz-target").unwrap_or_default();
-        let operation = target.rsplit('.').next().unwrap_or(target).to_string();
+        let operation = local::requests::Request::read(context).operation;
         let mut tally = self.0.lock().unwrap();
         if tally.in_flight == 0 {
             tally.sequential += 1;

@@ -42,8 +42,7 @@ impl Intercept for Throttled {
         _: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let target = context.request().headers().get("x-amz-target").unwrap_or_default();
-        if self.spare_get_item && target.ends_with(".GetItem") {
+        if self.spare_get_item && local::requests::Request::read(context).operation == "GetItem" {
             cfg.interceptor_state().store_put(Spared);
         }
         Ok(())

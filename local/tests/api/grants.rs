@@ -77,12 +77,9 @@ impl Intercept for Recorder {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let request = context.request();
-        let target = request.headers().get("x-amz-target").unwrap_or_default();
-        let (service, operation) = target.split_once('.').unwrap_or(("", target));
-        let body: Value = request.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
-        let calls = match service {
-            s if s.starts_with("DynamoDB") => self.dynamodb(operation, &body),
+        let local::requests::Request { service, operation, body } = local::requests::Request::read(context);
+        let calls = match service.as_str() {
+            s if s.starts_with("DynamoDB") => self.dynamodb(&operation, &body),
             "AmazonSQS" => {
                 let queue =
                     if body["QueueUrl"].as_str().is_some_and(|u| u.ends_with("-ticks")) { Resource::TickQueue } else { Resource::RunQueue };
