@@ -8,12 +8,8 @@ use shared::context::Stores;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use shared::context::App;
-use shared::domain::ids::PipelineId;
-use shared::domain::pipeline::NewPipeline;
 use shared::domain::run::{Run, RunStatus, Trigger};
 use shared::domain::tenant::TenantId;
-use shared::domain::{connector::NewConnector, ids::ConnectorId, ids::SchemaId, schema::NewSchema};
 use shared::engine::execute::DataEngine;
 use shared::settings::RunSettings;
 use shared::trigger::trigger;
@@ -23,38 +19,17 @@ const RUNS: usize = 3;
 
 #[tokio::main]
 async fn main() -> Result<(), shared::app::Error> {
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let table = format!("bench-{suffix}");
-    let clients = local::stack::clients().await;
-    local::stack::ensure_table(&clients.dynamodb, &table).await?;
-    local::stack::ensure_records_table(&clients.dynamodb, &local::stack::records_table(&table)).await?;
-    let queue = local::stack::ensure_queue(&clients.sqs, &format!("bench-{suffix}")).await?;
-    let app = App::new(clients.dynamodb.clone(), clients.sqs.clone(), &table, &queue, &local::stack::records_table(&table));
-    let bucket = format!("bench-{suffix}");
-    let engine = DataEngine::new(app.records.clone(), local::stack::sources(&clients, &bucket));
-
-    clients.s3.create_bucket().bucket(&bucket).send().await?;
+    let scratch = local::stack::Scratch::new().await?;
+    let app = scratch.app(scratch.clients.dynamodb.clone());
+    let engine = DataEngine::new(app.records.clone(), scratch.sources());
     let body: String = (0..ROWS).map(|i| local::fixtures::order(i).to_string() + "\n").collect();
-    clients.s3.put_object().bucket(&bucket).key("tenants/bench/orders.jsonl").body(body.into_bytes().into()).send().await?;
+    scratch.clients.s3.put_object().bucket(&scratch.name).key("tenants/bench/orders.jsonl").body(body.into_bytes().into()).send().await?;
 
     let tenant = TenantId::parse("bench")?;
-    let now = shared::domain::now();
-    let connector =
-        NewConnector::parse(&json!({"name": "orders", "type": "s3", "config": {"bucket": bucket, "key": "tenants/bench/orders.jsonl"}}))?
-            .into_connector(ConnectorId::generate(), &now);
-    let schema = NewSchema::parse(&local::fixtures::orders_schema())?.into_schema(SchemaId::generate(), &now);
-    app.store().create(&tenant, &connector).await?;
-    app.store().create(&tenant, &schema).await?;
+    let source = json!({"name": "orders", "type": "s3", "config": {"bucket": scratch.name, "key": "tenants/bench/orders.jsonl"}});
+    let catalog = local::fixtures::create_catalog(&app, &tenant, &source).await?;
     let config = json!({"batchSize": 1000, "parallelism": 4});
-    let pipeline = NewPipeline::parse(&local::fixtures::orders_pipeline("bench", connector.id.as_str(), schema.id.as_str(), config))?
-        .into_pipeline(PipelineId::generate(), chrono::Utc::now());
-    if let Err(e) = app
-        .store()
-        .create_pipeline(&tenant, &pipeline, shared::store::PipelineQuotas { pipelines: u32::MAX, frequent_schedules: u32::MAX }, None)
-        .await?
-    {
-        return Err(format!("pipeline not created: {e:?}").into());
-    }
+    let pipeline = local::fixtures::create_orders_pipeline(&app, &tenant, "bench", (&catalog.0, &catalog.1), config).await?;
 
     let settings = RunSettings { time_budget: Duration::from_secs(3600), ..RunSettings::default() };
     let mut rates = Vec::new();

@@ -12,12 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use shared::context::App;
-use shared::domain::ids::{ConnectorId, PipelineId, SchemaId};
-use shared::domain::pipeline::NewPipeline;
 use shared::domain::run::{RunStatus, Trigger};
 use shared::domain::tenant::TenantId;
-use shared::domain::{connector::NewConnector, schema::NewSchema};
 use shared::engine::execute::DataEngine;
 use shared::engine::sink::CountingSink;
 use shared::settings::RunSettings;
@@ -28,31 +24,21 @@ const POLLERS: usize = 8;
 #[tokio::main]
 async fn main() -> Result<(), shared::app::Error> {
     let rows: usize = std::env::var("BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let table = format!("bench-{suffix}");
-    let clients = local::stack::clients().await;
-    local::stack::ensure_table(&clients.dynamodb, &table).await?;
-    local::stack::ensure_records_table(&clients.dynamodb, &local::stack::records_table(&table)).await?;
-    let queue = local::stack::ensure_queue(&clients.sqs, &format!("bench-{suffix}")).await?;
-    let bucket = format!("bench-{suffix}");
-    local::stack::ensure_bucket(&clients.s3, &bucket).await?;
-    let app = Arc::new(
-        App::new(clients.dynamodb.clone(), clients.sqs.clone(), &table, &queue, &local::stack::records_table(&table))
-            .with_source_bucket(&bucket),
-    );
+    let scratch = local::stack::Scratch::new().await?;
+    let app = Arc::new(scratch.app(scratch.clients.dynamodb.clone()));
     let sink = Arc::new(CountingSink::default());
-    let engine =
-        Arc::new(DataEngine { sink: Some(sink.clone()), ..DataEngine::new(app.records.clone(), local::stack::sources(&clients, &bucket)) });
+    let engine = Arc::new(DataEngine { sink: Some(sink.clone()), ..DataEngine::new(app.records.clone(), scratch.sources()) });
 
     let per = rows / OBJECTS;
     let mut bytes = 0;
     for o in 0..OBJECTS {
         let body: String = (o * per..(o + 1) * per).map(|i| local::fixtures::order(i).to_string() + "\n").collect();
         bytes += body.len();
-        clients
+        scratch
+            .clients
             .s3
             .put_object()
-            .bucket(&bucket)
+            .bucket(&scratch.name)
             .key(format!("tenants/bench/orders/{o}.jsonl"))
             .body(body.into_bytes().into())
             .send()
@@ -61,12 +47,12 @@ async fn main() -> Result<(), shared::app::Error> {
     println!("source: {} rows in {OBJECTS} objects, {:.0} MB", per * OBJECTS, bytes as f64 / 1e6);
 
     let tenant = TenantId::parse("bench")?;
-    let now = shared::domain::now();
-    let connector = NewConnector::parse(&json!({"name": "orders", "type": "s3", "config": {"prefix": "tenants/bench/orders/"}}))?
-        .into_connector(ConnectorId::generate(), &now);
-    let schema = NewSchema::parse(&local::fixtures::orders_schema())?.into_schema(SchemaId::generate(), &now);
-    app.store().create(&tenant, &connector).await?;
-    app.store().create(&tenant, &schema).await?;
+    let catalog = local::fixtures::create_catalog(
+        &app,
+        &tenant,
+        &json!({"name": "orders", "type": "s3", "config": {"prefix": "tenants/bench/orders/"}}),
+    )
+    .await?;
 
     let settings = RunSettings { time_budget: Duration::from_secs(3600), ..RunSettings::default() };
     for i in 0..POLLERS {
@@ -82,15 +68,7 @@ async fn main() -> Result<(), shared::app::Error> {
     let mut seconds = Vec::new();
     for (name, partitioning) in [("1 partition", json!("none")), ("8 partitions", json!({"by": "objects", "groupBytes": 1}))] {
         let config = json!({"batchSize": 1000, "parallelism": 8, "partitioning": partitioning});
-        let pipeline = NewPipeline::parse(&local::fixtures::orders_pipeline(name, connector.id.as_str(), schema.id.as_str(), config))?
-            .into_pipeline(PipelineId::generate(), chrono::Utc::now());
-        if let Err(e) = app
-            .store()
-            .create_pipeline(&tenant, &pipeline, shared::store::PipelineQuotas { pipelines: u32::MAX, frequent_schedules: u32::MAX }, None)
-            .await?
-        {
-            return Err(format!("pipeline not created: {e:?}").into());
-        }
+        let pipeline = local::fixtures::create_orders_pipeline(&app, &tenant, name, (&catalog.0, &catalog.1), config).await?;
         let written = sink.rows.load(Ordering::Relaxed);
         let started = Instant::now();
         let run =

@@ -11,22 +11,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::context::App;
 use shared::settings::{Quotas, RunSettings};
 
 #[tokio::main]
 async fn main() -> Result<(), shared::app::Error> {
     let total: usize = std::env::var("BENCH_PIPELINES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let table = format!("bench-{suffix}");
-    let clients = local::stack::clients().await;
-    local::stack::ensure_table(&clients.dynamodb, &table).await?;
-    local::stack::ensure_records_table(&clients.dynamodb, &local::stack::records_table(&table)).await?;
-    let queue = local::stack::ensure_queue(&clients.sqs, &format!("bench-{suffix}")).await?;
-    let app = Arc::new(
-        App::new(clients.dynamodb.clone(), clients.sqs.clone(), &table, &queue, &local::stack::records_table(&table))
-            .with_quotas(Quotas { runs_in_flight: 1_000_000, ..Quotas::default() }),
-    );
+    let scratch = local::stack::Scratch::new().await?;
+    let app =
+        Arc::new(scratch.app(scratch.clients.dynamodb.clone()).with_quotas(Quotas { runs_in_flight: 1_000_000, ..Quotas::default() }));
     let big = total / 2;
     let mut sizes = vec![big];
     sizes.extend((0..99).map(|i| (total - big) / 99 + usize::from(i < (total - big) % 99)));
@@ -37,9 +29,9 @@ async fn main() -> Result<(), shared::app::Error> {
 
     let settings = RunSettings::from_env();
     let (workers, concurrency) = (settings.fanout.workers, settings.fanout.concurrency);
-    let ticks = local::stack::tick_queue(&app, &format!("bench-{suffix}-ticks")).await?;
+    let ticks = local::stack::tick_queue(&app, &format!("{}-ticks", scratch.name)).await?;
     local::runner::spawn_shard_workers(app.clone(), ticks.clone(), settings.clone());
-    let _drains = local::fleet::drain(&app);
+    let _drain = local::fleet::drain(&app);
     let tick = chrono::Utc::now();
     // The budget (40 s by default) may end a worker's firing before all are fired: the next
     // tick takes the rest, as in AWS, a minute later.

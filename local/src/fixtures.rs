@@ -2,6 +2,14 @@
 //! pass) → mask_pii → target, into a schema of four fields keyed by `id`.
 
 use serde_json::{json, Value};
+use shared::app::Error;
+use shared::context::{App, Stores};
+use shared::domain::connector::{Connector, NewConnector};
+use shared::domain::ids::{ConnectorId, PipelineId, SchemaId};
+use shared::domain::pipeline::{NewPipeline, Pipeline};
+use shared::domain::schema::{NewSchema, Schema};
+use shared::domain::tenant::TenantId;
+use shared::store::PipelineQuotas;
 
 /// `NewSchema` input for the orders schema.
 pub fn orders_schema() -> Value {
@@ -29,4 +37,37 @@ pub fn orders_pipeline(name: &str, connector: &str, schema: &str, execution_conf
 /// Order `i` as the source carries it.
 pub fn order(i: usize) -> Value {
     json!({"OrderId": i, "Email": format!("c{i}@example.com"), "status": if i.is_multiple_of(10) { "refunded" } else { "paid" }, "total": format!("{}.50", i % 900)})
+}
+
+/// Creates, in `tenant`, the connector `connector` (`NewConnector` input) and the orders schema.
+pub async fn create_catalog(app: &App, tenant: &TenantId, connector: &Value) -> Result<(Connector, Schema), Error> {
+    let now = shared::domain::now();
+    let connector = NewConnector::parse(connector)?.into_connector(ConnectorId::generate(), &now);
+    let schema = NewSchema::parse(&orders_schema())?.into_schema(SchemaId::generate(), &now);
+    app.store().create(tenant, &connector).await?;
+    app.store().create(tenant, &schema).await?;
+    Ok((connector, schema))
+}
+
+/// Creates `pipeline` in `tenant` through the store's own transaction, with no quota.
+pub async fn create_pipeline(app: &App, tenant: &TenantId, pipeline: &Pipeline) -> Result<(), Error> {
+    let unlimited = PipelineQuotas { pipelines: u32::MAX, frequent_schedules: u32::MAX };
+    match app.store().create_pipeline(tenant, pipeline, unlimited, None).await? {
+        Ok(()) => Ok(()),
+        Err(conflict) => Err(format!("pipeline not created: {conflict:?}").into()),
+    }
+}
+
+/// Creates the orders pipeline `name` over `connector` into `schema`, with `execution_config`.
+pub async fn create_orders_pipeline(
+    app: &App,
+    tenant: &TenantId,
+    name: &str,
+    (connector, schema): (&Connector, &Schema),
+    execution_config: Value,
+) -> Result<Pipeline, Error> {
+    let body = orders_pipeline(name, connector.id.as_str(), schema.id.as_str(), execution_config);
+    let pipeline = NewPipeline::parse(&body)?.into_pipeline(PipelineId::generate(), chrono::Utc::now());
+    create_pipeline(app, tenant, &pipeline).await?;
+    Ok(pipeline)
 }

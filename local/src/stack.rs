@@ -206,3 +206,35 @@ pub async fn app(table: &str, queue: &str) -> Result<(App, DataEngine), Error> {
     let engine = DataEngine::new(app.records.clone(), app.sources.clone());
     Ok((app, engine))
 }
+
+/// A benchmark's own corner of the local stack: a table (with its records and auth tables), a
+/// queue and a bucket, all named `bench-<uuid>`, so that no run meets an earlier run's items.
+pub struct Scratch {
+    pub clients: Clients,
+    /// The table's name, also the queue's and the bucket's.
+    pub name: String,
+    pub queue_url: String,
+}
+
+impl Scratch {
+    pub async fn new() -> Result<Self, Error> {
+        let clients = clients().await;
+        let name = format!("bench-{}", uuid::Uuid::new_v4().simple());
+        ensure_table(&clients.dynamodb, &name).await?;
+        ensure_records_table(&clients.dynamodb, &records_table(&name)).await?;
+        let queue_url = ensure_queue(&clients.sqs, &name).await?;
+        ensure_bucket(&clients.s3, &name).await?;
+        Ok(Self { clients, name, queue_url })
+    }
+
+    /// An [`App`] over these resources through `dynamodb`: the stack's client, or one with an
+    /// interceptor that counts.
+    pub fn app(&self, dynamodb: aws_sdk_dynamodb::Client) -> App {
+        App::new(dynamodb, self.clients.sqs.clone(), &self.name, &self.queue_url, &records_table(&self.name)).with_source_bucket(&self.name)
+    }
+
+    /// Sources in this bucket.
+    pub fn sources(&self) -> SourceContext {
+        sources(&self.clients, &self.name)
+    }
+}
