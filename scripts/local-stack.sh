@@ -87,6 +87,10 @@ stop() {
     if [ -f "$pidfile" ]; then
       kill "$(cat "$pidfile")" 2>/dev/null || true
       rm -f "$pidfile"
+      # Until its port closes: a `run` right after would otherwise find the dying emulator still
+      # answering, use it, and lose it a moment later (CI's console test did).
+      port=$ddb_port; [ "$name" = moto ] && port=$moto_port
+      for _ in $(seq 1 150); do listening "$port" || break; sleep 0.1; done
     fi
   done
 }
