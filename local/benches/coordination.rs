@@ -57,7 +57,7 @@ async fn main() -> Result<(), shared::app::Error> {
     )
     .await?;
     let config = json!({"batchSize": 1000, "parallelism": 64, "partitioning": {"by": "objects", "groupBytes": 1}});
-    let pipeline = local::fixtures::create_orders_pipeline(&app, &tenant, "coordination", (&catalog.0, &catalog.1), config).await?;
+    let pipeline = local::fixtures::create_orders_pipeline(&app, &tenant, "coordination", &catalog, config).await?;
 
     let settings = RunSettings { time_budget: Duration::from_secs(3600), ..RunSettings::default() };
     for i in 0..POLLERS {

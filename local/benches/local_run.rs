@@ -29,7 +29,7 @@ async fn main() -> Result<(), shared::app::Error> {
     let source = json!({"name": "orders", "type": "s3", "config": {"bucket": scratch.name, "key": "tenants/bench/orders.jsonl"}});
     let catalog = local::fixtures::create_catalog(&app, &tenant, &source).await?;
     let config = json!({"batchSize": 1000, "parallelism": 4});
-    let pipeline = local::fixtures::create_orders_pipeline(&app, &tenant, "bench", (&catalog.0, &catalog.1), config).await?;
+    let pipeline = local::fixtures::create_orders_pipeline(&app, &tenant, "bench", &catalog, config).await?;
 
     let settings = RunSettings { time_budget: Duration::from_secs(3600), ..RunSettings::default() };
     let mut rates = Vec::new();

@@ -68,7 +68,7 @@ async fn main() -> Result<(), shared::app::Error> {
     let mut seconds = Vec::new();
     for (name, partitioning) in [("1 partition", json!("none")), ("8 partitions", json!({"by": "objects", "groupBytes": 1}))] {
         let config = json!({"batchSize": 1000, "parallelism": 8, "partitioning": partitioning});
-        let pipeline = local::fixtures::create_orders_pipeline(&app, &tenant, name, (&catalog.0, &catalog.1), config).await?;
+        let pipeline = local::fixtures::create_orders_pipeline(&app, &tenant, name, &catalog, config).await?;
         let written = sink.rows.load(Ordering::Relaxed);
         let started = Instant::now();
         let run =

@@ -39,14 +39,20 @@ pub fn order(i: usize) -> Value {
     json!({"OrderId": i, "Email": format!("c{i}@example.com"), "status": if i.is_multiple_of(10) { "refunded" } else { "paid" }, "total": format!("{}.50", i % 900)})
 }
 
+/// A connector and the orders schema, in one tenant.
+pub struct Catalog {
+    pub connector: Connector,
+    pub schema: Schema,
+}
+
 /// Creates, in `tenant`, the connector `connector` (`NewConnector` input) and the orders schema.
-pub async fn create_catalog(app: &App, tenant: &TenantId, connector: &Value) -> Result<(Connector, Schema), Error> {
+pub async fn create_catalog(app: &App, tenant: &TenantId, connector: &Value) -> Result<Catalog, Error> {
     let now = shared::domain::now();
     let connector = NewConnector::parse(connector)?.into_connector(ConnectorId::generate(), &now);
     let schema = NewSchema::parse(&orders_schema())?.into_schema(SchemaId::generate(), &now);
     app.store().create(tenant, &connector).await?;
     app.store().create(tenant, &schema).await?;
-    Ok((connector, schema))
+    Ok(Catalog { connector, schema })
 }
 
 /// Creates `pipeline` in `tenant` through the store's own transaction, with no quota.
@@ -58,15 +64,16 @@ pub async fn create_pipeline(app: &App, tenant: &TenantId, pipeline: &Pipeline) 
     }
 }
 
-/// Creates the orders pipeline `name` over `connector` into `schema`, with `execution_config`.
+/// Creates the orders pipeline `name` over the catalog's connector into its schema, with
+/// `execution_config`.
 pub async fn create_orders_pipeline(
     app: &App,
     tenant: &TenantId,
     name: &str,
-    (connector, schema): (&Connector, &Schema),
+    catalog: &Catalog,
     execution_config: Value,
 ) -> Result<Pipeline, Error> {
-    let body = orders_pipeline(name, connector.id.as_str(), schema.id.as_str(), execution_config);
+    let body = orders_pipeline(name, catalog.connector.id.as_str(), catalog.schema.id.as_str(), execution_config);
     let pipeline = NewPipeline::parse(&body)?.into_pipeline(PipelineId::generate(), chrono::Utc::now());
     create_pipeline(app, tenant, &pipeline).await?;
     Ok(pipeline)

@@ -28,7 +28,7 @@ pub async fn plant(app: &App, prefix: &str, sizes: &[usize], due: DateTime<Utc>)
     let planting = sizes.iter().enumerate().map(|(i, &size)| async move {
         let id = TenantId::parse(&format!("{prefix}-{i}"))?;
         let records = json!({"name": "orders", "type": "inline", "config": {"records": [{"x": 1}]}});
-        let (connector, schema) = crate::fixtures::create_catalog(app, &id, &records).await?;
+        let crate::fixtures::Catalog { connector, schema } = crate::fixtures::create_catalog(app, &id, &records).await?;
         // Four at a time: the tenant's counters take them (a conflict is retried by the store).
         let (id, connector, schema) = (&id, &connector, &schema);
         let streams = (0..4).map(|stream| async move {
