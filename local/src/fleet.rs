@@ -62,31 +62,13 @@ pub fn drain(app: &App) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             if queue.client().purge_queue().queue_url(queue.url()).send().await.is_err() {
-                take(&queue).await;
+                // Taken as the worker's event source mapping takes them, and handled by no one.
+                let nobody = |_| async { Ok(aws_lambda_events::sqs::SqsBatchResponse::default()) };
+                let _ = crate::runner::deliver(&queue, 10, 0, nobody).await;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
-}
-
-/// Receives up to 10 messages and deletes them.
-async fn take(queue: &shared::queue::RunQueue) {
-    let Ok(out) = queue.client().receive_message().queue_url(queue.url()).max_number_of_messages(10).send().await else { return };
-    let messages = out.messages.unwrap_or_default();
-    if messages.is_empty() {
-        return;
-    }
-    let mut delete = queue.client().delete_message_batch().queue_url(queue.url());
-    for (i, m) in messages.iter().enumerate() {
-        let entry = aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
-            .id(i.to_string())
-            .receipt_handle(m.receipt_handle().unwrap_or_default())
-            .build();
-        if let Ok(entry) = entry {
-            delete = delete.entries(entry);
-        }
-    }
-    let _ = delete.send().await;
 }
 
 /// Waits until every pipeline of the fleet has its run, at most `within`: whether they did. It

@@ -22,7 +22,7 @@ pub async fn poll_once(app: &App, engine: &dyn Engine, settings: &RunSettings, w
 /// One poll of `queue` as an SQS event source mapping does it: up to `batch` messages into `handle`
 /// as one event, then the deletion of every message it did not report failed. Returns how many
 /// messages were received.
-async fn deliver<F, Fut>(queue: &RunQueue, batch: i32, wait_seconds: i32, handle: F) -> Result<usize, shared::app::Error>
+pub(crate) async fn deliver<F, Fut>(queue: &RunQueue, batch: i32, wait_seconds: i32, handle: F) -> Result<usize, shared::app::Error>
 where
     F: FnOnce(SqsEvent) -> Fut,
     Fut: std::future::Future<Output = Result<SqsBatchResponse, shared::app::Error>>,
